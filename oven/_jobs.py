@@ -1,4 +1,4 @@
-"""Job lifecycle: the states a grab goes through, the same words in the store, the API and metrics."""
+"""Job lifecycle: a grab's states, the same words in the store, the API and metrics."""
 
 from __future__ import annotations
 
@@ -24,8 +24,13 @@ _FINAL = frozenset({JobState.COMPLETE, JobState.FAILED, JobState.CANCELLED})
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.QUEUED: frozenset({JobState.RUNNING, JobState.CANCELLED, JobState.FAILED}),
     JobState.RUNNING: frozenset(
-        {JobState.QUEUED, JobState.UPLOAD_PENDING, JobState.COMPLETE, JobState.FAILED,
-         JobState.CANCELLED}
+        {
+            JobState.QUEUED,
+            JobState.UPLOAD_PENDING,
+            JobState.COMPLETE,
+            JobState.FAILED,
+            JobState.CANCELLED,
+        }
     ),
     JobState.UPLOAD_PENDING: frozenset({JobState.COMPLETE, JobState.FAILED, JobState.CANCELLED}),
     JobState.COMPLETE: frozenset(),

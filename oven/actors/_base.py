@@ -1,0 +1,213 @@
+"""The actor base every oven actor stands on: bounded inbox, liveness ping, crash reporting."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Protocol
+
+import pykka
+from pykka import ThreadingActor, ThreadingFuture
+
+from oven.actors._mailbox import BoundedInbox, ControlMessage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Ping(ControlMessage):
+    """Liveness probe from the supervisor; answered with "pong" by the actor's own thread."""
+
+
+@dataclass(frozen=True)
+class Reconfigure(ControlMessage):
+    """New settings after a reload; actors apply what they can change live."""
+
+    settings: Any
+
+
+class Lookup(Protocol):
+    """Resolves a sibling by name at send time (never a cached ref)."""
+
+    def ref(self, name: str) -> pykka.ActorRef[Any]: ...
+
+
+class ExitNotice(Protocol):
+    def __call__(self, name: str, urn: str, reason: str, detail: str) -> None: ...
+
+
+class ProcessGroups:
+    """The OS process groups an actor owns, killable from any thread.
+
+    The supervisor keeps this object, not the actor: a hung actor cannot be asked to clean up,
+    and a Python thread cannot be killed, so its processes are killed from outside.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pgids: set[int] = set()
+
+    def add(self, pgid: int) -> None:
+        with self._lock:
+            self._pgids.add(pgid)
+
+    def discard(self, pgid: int) -> None:
+        with self._lock:
+            self._pgids.discard(pgid)
+
+    def snapshot(self) -> set[int]:
+        with self._lock:
+            return set(self._pgids)
+
+    def kill_all(self) -> int:
+        """SIGKILL every owned group; returns how many groups were signalled."""
+        killed = 0
+        for pgid in self.snapshot():
+            try:
+                # The whole group: Chromium and ffmpeg fork helpers that a pid kill would orphan.
+                os.killpg(pgid, signal.SIGKILL)
+                killed += 1
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                log.warning("cannot kill process group %d: permission denied", pgid)
+            self.discard(pgid)
+        return killed
+
+
+@dataclass
+class ActorContext:
+    """What a supervisor hands an actor it starts."""
+
+    name: str
+    mailbox_capacity: int | None
+    lookup: Lookup
+    on_exit: ExitNotice
+    processes: ProcessGroups = field(default_factory=ProcessGroups)
+
+
+class OvenFuture(ThreadingFuture[Any]):
+    """A Pykka future that can also notify callbacks, so asyncio can await it without a thread."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._callbacks: list[Callable[[OvenFuture], None]] = []
+        self._done = False
+
+    def add_done_callback(self, callback: Callable[[OvenFuture], None]) -> None:
+        with self._condition:
+            if not self._done:
+                self._callbacks.append(callback)
+                return
+        callback(self)
+
+    def _fire(self) -> None:
+        with self._condition:
+            self._done = True
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback(self)
+
+    def set(self, value: Any | None = None) -> None:
+        super().set(value)
+        self._fire()
+
+    def set_exception(self, exc_info: Any = None) -> None:
+        if exc_info is None:
+            exc_info = sys.exc_info()
+        super().set_exception(exc_info)
+        self._fire()
+
+
+class OvenActor(ThreadingActor):
+    """Base for every oven actor.
+
+    - its inbox is bounded (capacity from config); a full one raises MailboxFull to the sender;
+    - `Ping` is answered here, so a supervisor can tell a hung actor from a busy one;
+    - a crash (exception in a told message) or a failing `setup()` is reported to the supervisor;
+    - subclasses implement `setup()`, `teardown()` and `receive(message)`.
+    """
+
+    # Actor threads are daemons so a hung actor can never keep the process alive at exit;
+    # orderly shutdown is the supervisor's job, not the interpreter's.
+    use_daemon_thread = True
+
+    def __init__(self, ctx: ActorContext) -> None:
+        self.ctx = ctx
+        self.name = ctx.name
+        super().__init__()
+
+    def _create_actor_inbox(self) -> BoundedInbox:  # type: ignore[override]
+        # Pykka declares this hook static; it is called as self._create_actor_inbox() in
+        # Actor.__init__, so an instance method can read this actor's configured capacity.
+        return BoundedInbox(self.ctx.name, self.ctx.mailbox_capacity)
+
+    @staticmethod
+    def _create_future() -> OvenFuture:
+        return OvenFuture()
+
+    @property
+    def inbox(self) -> BoundedInbox:
+        inbox = self.actor_inbox
+        assert isinstance(inbox, BoundedInbox)
+        return inbox
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Acquire resources; runs in the actor's thread before any message."""
+
+    def teardown(self) -> None:
+        """Release resources on an orderly stop; kill owned process groups here."""
+
+    def receive(self, message: Any) -> Any:
+        raise TypeError(f"{self.name} does not understand {type(message).__name__}")
+
+    def reconfigure(self, settings: Any) -> None:
+        """Apply live-tunable settings; the default ignores them."""
+
+    def on_start(self) -> None:
+        threading.current_thread().name = self.name
+        try:
+            self.setup()
+        except Exception as exc:
+            # Pykka stops an actor whose on_start fails without calling on_failure or on_stop,
+            # so report it here or the supervisor would only learn of it from a ping.
+            self.ctx.processes.kill_all()
+            self.ctx.on_exit(self.name, self.actor_urn, "start_failed", repr(exc))
+            raise
+
+    def on_stop(self) -> None:
+        try:
+            self.teardown()
+        finally:
+            self.ctx.processes.kill_all()
+            self.ctx.on_exit(self.name, self.actor_urn, "stopped", "")
+
+    def on_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            self.teardown()
+        except Exception:
+            log.exception("%s: teardown after a crash failed", self.name)
+        finally:
+            self.ctx.processes.kill_all()
+            self.ctx.on_exit(self.name, self.actor_urn, "crash", repr(exception_value))
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Ping):
+            return "pong"
+        if isinstance(message, Reconfigure):
+            self.reconfigure(message.settings)
+            return None
+        return self.receive(message)

@@ -1,0 +1,35 @@
+"""Supervision: child specs, restart strategies, intensity/period, backoff, escalation."""
+
+from oven.supervisor._spec import (
+    ActorUnavailable,
+    ChildSpec,
+    Registry,
+    Restart,
+    RestartPolicy,
+    StartFailed,
+    Strategy,
+)
+from oven.supervisor._supervisor import (
+    ChildStatus,
+    GetStatus,
+    StartChildren,
+    StopChildren,
+    Supervisor,
+    SupervisorState,
+)
+
+__all__ = [
+    "ActorUnavailable",
+    "ChildSpec",
+    "ChildStatus",
+    "GetStatus",
+    "Registry",
+    "Restart",
+    "RestartPolicy",
+    "StartChildren",
+    "StartFailed",
+    "StopChildren",
+    "Strategy",
+    "Supervisor",
+    "SupervisorState",
+]

@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pykka
+import pytest
+from actors_for_tests import Block, Crash, Echo, FailingStart, Worker
+from prometheus_client import REGISTRY
+
+from oven.actors import ActorContext
+from oven.supervisor import (
+    ActorUnavailable,
+    ChildSpec,
+    GetStatus,
+    Registry,
+    RestartPolicy,
+    StartChildren,
+    StartFailed,
+    Strategy,
+    Supervisor,
+)
+
+FAST = RestartPolicy(intensity=3, period_s=10, backoff_initial_s=0.05, backoff_max_s=0.2,
+                     ping_interval_s=0.05, ping_timeout_s=0.5)
+
+
+class Tree:
+    def __init__(self, specs: list[ChildSpec], policy: RestartPolicy = FAST,
+                 strategy: Strategy = Strategy.ONE_FOR_ONE) -> None:
+        self.registry = Registry()
+        self.escalated = threading.Event()
+        self.why = ""
+        ctx = ActorContext(name="test-root", mailbox_capacity=None, lookup=self.registry,
+                           on_exit=lambda *a: None)
+        self.ref = Supervisor.start(ctx, children=specs, registry=self.registry, policy=policy,
+                                    strategy=strategy, on_escalate=self._escalate)
+
+    def _escalate(self, why: str) -> None:
+        self.why = why
+        self.escalated.set()
+
+    def wait_for_new(self, name: str, old_urn: str, timeout: float = 5) -> pykka.ActorRef[Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                ref = self.registry.ref(name)
+                if ref.actor_urn != old_urn:
+                    return ref
+            except ActorUnavailable:
+                pass
+            time.sleep(0.005)  # polling the registry: there is no event for "restarted"
+        raise AssertionError(f"{name} was not restarted within {timeout} s")
+
+
+def worker(name: str, **kw: Any) -> ChildSpec:
+    return ChildSpec(id=name, start=Worker.start, mailbox_capacity=100, **kw)
+
+
+@pytest.fixture
+def tree() -> Iterator[Tree]:
+    made: list[Tree] = []
+
+    def make(*a: Any, **kw: Any) -> Tree:
+        t = Tree(*a, **kw)
+        made.append(t)
+        return t
+
+    yield make  # type: ignore[misc]
+    for t in made:
+        if t.ref.is_alive():
+            t.ref.stop(timeout=10)
+
+
+def restarts(actor: str, reason: str) -> float:
+    return REGISTRY.get_sample_value("oven_actor_restarts_total",
+                                     {"actor": actor, "reason": reason}) or 0.0
+
+
+def test_children_start_in_order_and_answer_by_name(tree: Any) -> None:
+    order: list[str] = []
+
+    def starting(name: str) -> ChildSpec:
+        def start(ctx: ActorContext) -> pykka.ActorRef[Any]:
+            order.append(name)
+            return Worker.start(ctx)
+        return ChildSpec(id=name, start=start)
+
+    t = tree([starting("a1"), starting("b1"), starting("c1")])
+    t.ref.ask(StartChildren(), timeout=10)
+    assert order == ["a1", "b1", "c1"]
+    assert t.registry.ref("b1").ask(Echo(7), timeout=2) == 7
+    states = {c["name"]: c["state"] for c in t.ref.ask(GetStatus(), timeout=2)}
+    assert states == {"a1": "running", "b1": "running", "c1": "running"}
+
+
+def test_a_crashing_child_is_restarted_and_its_pending_asks_fail_fast(tree: Any) -> None:
+    t = tree([worker("crashy")])
+    t.ref.ask(StartChildren(), timeout=10)
+    ref = t.registry.ref("crashy")
+    release, started = threading.Event(), threading.Event()
+    before = restarts("crashy", "crash")
+    ref.tell(Block(release, started, crash_after=True))
+    assert started.wait(5)
+    pending = ref.ask(Echo("never"), block=False)
+    crashed_at = time.monotonic()
+    release.set()
+    with pytest.raises(pykka.ActorDeadError):
+        pending.get(timeout=2)
+    assert time.monotonic() - crashed_at < 1.0
+    new = t.wait_for_new("crashy", ref.actor_urn)
+    restart_latency = time.monotonic() - crashed_at
+    assert restart_latency < FAST.backoff_max_s * 1.2 + 1.0
+    assert new.ask(Echo("back"), timeout=2) == "back"
+    assert restarts("crashy", "crash") == before + 1
+
+
+def test_a_hung_child_is_detected_by_pings_and_restarted(tree: Any) -> None:
+    t = tree([worker("hangs")])
+    t.ref.ask(StartChildren(), timeout=10)
+    ref = t.registry.ref("hangs")
+    release, started = threading.Event(), threading.Event()
+    before = restarts("hangs", "hung")
+    try:
+        ref.tell(Block(release, started))
+        assert started.wait(5)
+        pending = ref.ask(Echo("stuck"), block=False)
+        new = t.wait_for_new("hangs", ref.actor_urn, timeout=5)
+        with pytest.raises(pykka.ActorDeadError):
+            pending.get(timeout=1)
+        assert new.ask(Echo("fresh"), timeout=2) == "fresh"
+        assert restarts("hangs", "hung") == before + 1
+    finally:
+        release.set()  # let the abandoned thread finish
+
+
+def test_exceeding_the_restart_intensity_escalates(tree: Any) -> None:
+    t = tree([worker("first"), worker("doomed")])
+    t.ref.ask(StartChildren(), timeout=10)
+    for _ in range(FAST.intensity + 1):
+        ref = t.registry.ref("doomed")
+        ref.tell(Crash())
+        if t.escalated.wait(0.01):
+            break
+        try:
+            t.wait_for_new("doomed", ref.actor_urn)
+        except AssertionError:
+            break
+    assert t.escalated.wait(5)
+    assert "restarts within" in t.why
+    # every child is stopped when the budget is spent
+    with pytest.raises(ActorUnavailable):
+        t.registry.ref("first")
+
+
+def test_rest_for_one_restarts_the_failed_child_and_those_after_it(tree: Any) -> None:
+    t = tree([worker("r1"), worker("r2"), worker("r3")], strategy=Strategy.REST_FOR_ONE)
+    t.ref.ask(StartChildren(), timeout=10)
+    r1, r2, r3 = (t.registry.ref(n) for n in ("r1", "r2", "r3"))
+    r2.tell(Crash())
+    t.wait_for_new("r2", r2.actor_urn)
+    t.wait_for_new("r3", r3.actor_urn)
+    assert t.registry.ref("r1").actor_urn == r1.actor_urn
+
+
+def test_a_child_whose_setup_fails_fails_the_start(tree: Any) -> None:
+    t = tree([ChildSpec(id="bad", start=FailingStart.start, start_timeout_s=2)])
+    with pytest.raises(StartFailed, match="bad"):
+        t.ref.ask(StartChildren(), timeout=10)
+
+
+def test_temporary_children_are_not_restarted(tree: Any) -> None:
+    from oven.supervisor import Restart
+
+    t = tree([worker("once", restart=Restart.TEMPORARY)])
+    t.ref.ask(StartChildren(), timeout=10)
+    t.registry.ref("once").tell(Crash())
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        states = {c["name"]: c["state"] for c in t.ref.ask(GetStatus(), timeout=2)}
+        if states["once"] == "stopped":
+            break
+        time.sleep(0.01)
+    assert states["once"] == "stopped"
