@@ -12,6 +12,7 @@ from oven.supervisor._spec import (
 from oven.supervisor._supervisor import (
     ChildStatus,
     GetStatus,
+    SetPolicy,
     StartChildren,
     StopChildren,
     Supervisor,
@@ -26,6 +27,7 @@ __all__ = [
     "Registry",
     "Restart",
     "RestartPolicy",
+    "SetPolicy",
     "StartChildren",
     "StartFailed",
     "StopChildren",

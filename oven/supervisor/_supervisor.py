@@ -76,6 +76,13 @@ class Tick(ControlMessage):
 
 
 @dataclass(frozen=True)
+class SetPolicy(ControlMessage):
+    """A reloaded restart policy; applies to restarts from now on."""
+
+    policy: RestartPolicy
+
+
+@dataclass(frozen=True)
 class GetStatus(ControlMessage):
     """Ask: a snapshot of every child."""
 
@@ -163,6 +170,8 @@ class Supervisor(OvenActor):
                 self._tick()
             case GetStatus():
                 return self._status()
+            case SetPolicy(policy=policy):
+                self.policy = policy
             case _:
                 return super().receive(message)
         return None

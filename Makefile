@@ -1,0 +1,57 @@
+# oven: two commands.  `make run` sets everything up and starts the service;
+# `make test` sets up what the tests need and runs lint, types and the whole suite.
+# Both are idempotent: a second run only checks stamps and starts.
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+APT_RUN := chromium ffmpeg
+APT_TEST := prometheus webp
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run test lint typecheck pytest bench system-deps system-test-deps clean
+
+run: $(VENV)/.run-installed system-deps
+	$(VENV)/bin/oven serve $(ARGS)
+
+test: $(VENV)/.test-installed system-deps system-test-deps lint typecheck pytest
+
+lint: $(VENV)/.test-installed
+	$(VENV)/bin/ruff check oven tests bench
+
+typecheck: $(VENV)/.test-installed
+	$(VENV)/bin/mypy
+
+pytest: $(VENV)/.test-installed system-deps system-test-deps
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.test-installed system-deps
+	$(PY) bench/capture.py
+
+# Debian packages, installed only when missing (apt-get update once, then install).
+system-deps:
+	@missing=""; for p in $(APT_RUN); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	python3 -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; fi
+
+system-test-deps:
+	@missing=""; for p in $(APT_TEST); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; fi
+
+$(PY): | system-deps
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.run-installed: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
+	@touch $@
+
+$(VENV)/.test-installed: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@ $(VENV)/.run-installed
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

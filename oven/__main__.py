@@ -1,0 +1,3 @@
+from oven._cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,143 @@
+"""The `oven` command: serve, config show|check, doctor."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from oven import __version__
+from oven._logging import setup_logging
+from oven.config import ConfigError, LoadedConfig, load
+
+log = logging.getLogger("oven.cli")
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_ESCALATED = 0, 1, 2, 3
+
+
+def _load(args: argparse.Namespace) -> LoadedConfig:
+    try:
+        return load(Path(args.config) if args.config else None)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from oven._service import Service
+    from oven.supervisor import StartFailed
+
+    config = _load(args)
+    server_settings = config.settings.server
+    if args.host:
+        server_settings.host = args.host
+    if args.port is not None:
+        server_settings.port = args.port
+    setup_logging(config.settings.log.level)
+    service = Service(config)
+    try:
+        service.start()
+    except StartFailed as exc:
+        log.error("oven could not start: %s", exc)
+        return EXIT_FAILED
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        # SIGHUP reloads the config; the reload asks actors, so it runs off the event loop.
+        loop.add_signal_handler(
+            signal.SIGHUP, lambda: loop.create_task(asyncio.to_thread(service.reload_quietly))
+        )
+        yield
+
+    server = uvicorn.Server(uvicorn.Config(
+        service.asgi_app(lifespan=lifespan), host=server_settings.host, port=server_settings.port,
+        log_config=None, access_log=False, lifespan="on",
+        timeout_graceful_shutdown=int(server_settings.shutdown_grace_s) or None,
+    ))
+
+    def escalated(why: str) -> None:
+        # Called from the root supervisor's thread; uvicorn polls should_exit on its loop.
+        server.should_exit = True
+
+    service.system.on_escalate(escalated)
+    log.info("oven %s listening on http://%s:%d", __version__, server_settings.host,
+             server_settings.port)
+    try:
+        server.run()
+    finally:
+        service.stop()
+    if service.system.escalated.is_set():
+        log.error("exiting: %s", service.system.escalation_reason)
+        return EXIT_ESCALATED
+    return EXIT_OK if server.started else EXIT_FAILED
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    if args.action == "check":
+        if not args.file:
+            print("usage: oven config check FILE", file=sys.stderr)
+            return EXIT_CONFIG
+        try:
+            load(Path(args.file), env={})
+        except ConfigError as exc:
+            print(f"config error: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+        print(f"{args.file}: ok")
+        return EXIT_OK
+    print(_load(args).show(), end="")
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from oven._doctor import run_checks
+
+    config = _load(args)
+    checks = run_checks(config.settings)
+    for check in checks:
+        print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name:<9} {check.detail}")
+    failed = [c for c in checks if not c.ok]
+    print(f"\n{len(checks) - len(failed)} ok, {len(failed)} failed")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="oven", description="Capture canvas pieces in Chromium.")
+    p.add_argument("--version", action="version", version=f"oven {__version__}")
+    p.add_argument("--config", help="TOML config file (default: $OVEN_CONFIG, else built-in)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(func=cmd_serve)
+
+    config = sub.add_parser("config", help="show or check configuration")
+    config.add_argument("action", choices=["show", "check"])
+    config.add_argument("file", nargs="?", help="file to check (config check)")
+    config.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    config.set_defaults(func=cmd_config)
+
+    doctor = sub.add_parser("doctor", help="check Chromium, ffmpeg, storage and store")
+    doctor.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    doctor.set_defaults(func=cmd_doctor)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

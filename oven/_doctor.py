@@ -1,0 +1,95 @@
+"""`oven doctor`: check each part oven needs and say what to do about each failure."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from oven.config import Settings
+from oven.encode import check_ffmpeg
+from oven.storage import make_storage
+from oven.store import make_store
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def _chromium(settings: Settings) -> Check:
+    path = settings.browser.executable_path
+    if shutil.which(path) is None and not Path(path).is_file():
+        return Check("chromium", False, f"not found at {path!r}: install Debian's chromium "
+                     "(apt-get install chromium) or set [browser] executable_path")
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Check("chromium", False, f"{path} --version failed: {exc}")
+    if out.returncode != 0:
+        return Check("chromium", False, f"{path} --version exited {out.returncode}: "
+                     f"{out.stderr.strip()[-200:]}")
+    return Check("chromium", True, out.stdout.strip())
+
+
+def _ffmpeg(settings: Settings) -> Check:
+    problem = check_ffmpeg(settings.encoder)
+    if problem:
+        return Check("ffmpeg", False, problem)
+    return Check("ffmpeg", True, f"{settings.encoder.ffmpeg_path} usable for every format")
+
+
+def _data_dir(settings: Settings) -> Check:
+    path = settings.server.data_dir
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".doctor-probe"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        return Check("data_dir", False, f"{path} is not writable ({exc.strerror}): "
+                     "set [server] data_dir to a writable directory")
+    free = shutil.disk_usage(path).free
+    return Check("data_dir", True, f"{path.resolve()} writable, {free / 2**30:.1f} GiB free")
+
+
+async def _storage(settings: Settings) -> Check:
+    storage = make_storage(settings.storage, settings.server.data_dir)
+    try:
+        await asyncio.wait_for(storage.start(), 20)
+        await asyncio.wait_for(storage.check(), 20)
+    except Exception as exc:
+        return Check("storage", False, f"{settings.storage.backend}: {exc}")
+    finally:
+        await storage.close()
+    return Check("storage", True, f"{settings.storage.backend} reachable")
+
+
+async def _store(settings: Settings) -> Check:
+    store = make_store(settings.store, settings.server.data_dir)
+    try:
+        await asyncio.wait_for(store.start(), 20)
+        await asyncio.wait_for(store.ping(), 20)
+    except Exception as exc:
+        return Check("store", False, f"{settings.store.backend}: {exc}")
+    finally:
+        await store.close()
+    return Check("store", True, f"{settings.store.backend} reachable")
+
+
+def run_checks(settings: Settings) -> list[Check]:
+    checks = [_data_dir(settings), _chromium(settings), _ffmpeg(settings)]
+
+    async def remote() -> list[Check]:
+        return [await _storage(settings), await _store(settings)]
+
+    checks += asyncio.run(remote())
+    if os.geteuid() == 0 and "--no-sandbox" not in settings.browser.args:
+        checks.append(Check("sandbox", False, "running as root needs --no-sandbox in "
+                            "[browser] args (Chromium refuses to start otherwise)"))
+    return checks

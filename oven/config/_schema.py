@@ -1,0 +1,109 @@
+"""The configuration schema: one section per actor, typed and range-checked.
+
+The defaults here are the embedded defaults; config/oven.toml spells them out (a test keeps the
+two identical). Sections owned by an engine live next to it (browser, encoder, storage, store).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from oven.capture._settings import BrowserSettings
+from oven.encode._settings import EncoderSettings
+from oven.storage._settings import StorageSettings
+from oven.store._settings import StoreSettings
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+class ServerSettings(BaseModel):
+    model_config = _STRICT
+
+    host: str = Field("127.0.0.1", description="Address the HTTP server binds.")
+    port: int = Field(8080, ge=0, le=65535, description="HTTP port (0 picks a free one).")
+    data_dir: Path = Field(Path("var"), description="Where relative data paths are resolved.")
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token for /admin routes; admin routes are refused when unset."
+    )
+    metrics_token: SecretStr | None = Field(
+        None, description="When set, /metrics requires this bearer token."
+    )
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, le=1 << 30, description="Largest request body accepted."
+    )
+    shutdown_grace_s: float = Field(
+        10.0, ge=0, le=300, description="Time running work gets to finish on SIGTERM."
+    )
+
+
+class SupervisorSettings(BaseModel):
+    model_config = _STRICT
+
+    intensity: int = Field(5, ge=0, le=1000, description="Restarts allowed within period_s.")
+    period_s: float = Field(60.0, gt=0, le=86400, description="Sliding window for intensity.")
+    backoff_initial_s: float = Field(0.1, ge=0, le=60, description="First restart delay.")
+    backoff_max_s: float = Field(5.0, ge=0, le=600, description="Longest restart delay.")
+    jitter: float = Field(0.2, ge=0, le=1, description="Random spread of restart delays (±).")
+    ping_interval_s: float = Field(2.0, gt=0, le=600, description="Liveness ping interval.")
+    ping_timeout_s: float = Field(
+        10.0, gt=0, le=3600, description="An actor silent this long is hung and restarted."
+    )
+    ask_timeout_s: float = Field(10.0, gt=0, le=600, description="Default timeout of an ask.")
+
+
+class MailboxSettings(BaseModel):
+    """Mailbox capacities (messages) per actor: a full mailbox answers 429, never waits."""
+
+    model_config = _STRICT
+
+    store: int = Field(2000, ge=1, le=1_000_000)
+    uploader: int = Field(500, ge=1, le=1_000_000)
+    encoder: int = Field(500, ge=1, le=1_000_000)
+    browser: int = Field(500, ge=1, le=1_000_000)
+    grab_queue: int = Field(1000, ge=1, le=1_000_000)
+
+
+class LogSettings(BaseModel):
+    model_config = _STRICT
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
+
+
+class Settings(BaseModel):
+    model_config = _STRICT
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    supervisor: SupervisorSettings = Field(default_factory=SupervisorSettings)
+    mailboxes: MailboxSettings = Field(default_factory=MailboxSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    browser: BrowserSettings = Field(default_factory=BrowserSettings)
+    encoder: EncoderSettings = Field(default_factory=EncoderSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+
+    def resolve(self, path: Path) -> Path:
+        """A data path as used at run time: relative ones live under server.data_dir."""
+        return path if path.is_absolute() else self.server.data_dir / path
+
+
+# Keys that take effect on reload (SIGHUP, POST /admin/reload) without a restart. A trailing
+# ".*" covers a whole section. Anything else changed by a reload is reported as needing a restart.
+LIVE_KEYS = (
+    "supervisor.*",
+    "mailboxes.*",
+    "log.level",
+    "browser.pages",
+    "browser.restart_after",
+    "browser.ready_timeout_s",
+    "browser.navigation_timeout_s",
+    "encoder.concurrency",
+    "encoder.timeout_s",
+    "server.shutdown_grace_s",
+)
+
+
+def is_live(key: str) -> bool:
+    return any(key == k or (k.endswith(".*") and key.startswith(k[:-1])) for k in LIVE_KEYS)

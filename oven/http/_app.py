@@ -1,0 +1,71 @@
+"""The Starlette application: routes from each room, JSON errors, a request body limit."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from oven._system import ActorSystem
+from oven.http._errors import EXCEPTION_HANDLERS, error_response
+from oven.http._ops import ROUTES as OPS_ROUTES
+
+StatusSection = Callable[[], Awaitable[Any]]
+
+
+class BodyLimit:
+    """Refuse bodies over the limit with 413 before they are read into memory."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            response = error_response(413, f"request body over {self.limit} bytes")
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge(self.limit)
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await error_response(413, f"request body over {self.limit} bytes")(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"body over {limit} bytes")
+
+
+def create_app(
+    system: ActorSystem,
+    *,
+    routes: list[BaseRoute] | None = None,
+    status_sections: dict[str, StatusSection] | None = None,
+    lifespan: Any = None,
+) -> ASGIApp:
+    app = Starlette(
+        routes=[*OPS_ROUTES, *(routes or [])],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+    app.state.system = system
+    app.state.status_sections = status_sections or {}
+    return BodyLimit(app, system.settings.server.max_body_bytes)
