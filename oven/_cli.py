@@ -16,7 +16,7 @@ import uvicorn
 
 from oven import __version__
 from oven._logging import setup_logging
-from oven.config import ConfigError, LoadedConfig, load
+from oven.config import ConfigError, LoadedConfig, defaults_toml, load
 
 log = logging.getLogger("oven.cli")
 
@@ -81,7 +81,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK if server.started else EXIT_FAILED
 
 
+DEFAULTS_HEADER = """\
+# oven: the embedded defaults, spelled out. Copy this file and change what you need;
+# every key can also be set as OVEN_<SECTION>__<KEY> in the environment.
+# Regenerate with `oven config defaults > config/oven.toml`; a test keeps the two identical.
+
+"""
+
+
 def cmd_config(args: argparse.Namespace) -> int:
+    if args.action == "defaults":
+        print(DEFAULTS_HEADER + defaults_toml(), end="")
+        return EXIT_OK
     if args.action == "check":
         if not args.file:
             print("usage: oven config check FILE", file=sys.stderr)
@@ -122,7 +133,7 @@ def parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     config = sub.add_parser("config", help="show or check configuration")
-    config.add_argument("action", choices=["show", "check"])
+    config.add_argument("action", choices=["show", "check", "defaults"])
     config.add_argument("file", nargs="?", help="file to check (config check)")
     config.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     config.set_defaults(func=cmd_config)

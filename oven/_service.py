@@ -7,10 +7,13 @@ from typing import Any
 
 from starlette.types import ASGIApp
 
+from oven._readiness import ReadinessBoard
 from oven._system import ActorSystem
 from oven._tree import children
+from oven.actors._grab_queue import QueueStatus
 from oven.config import ConfigError, LoadedConfig
 from oven.http import create_app
+from oven.http._grabs import grab_routes
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +21,12 @@ log = logging.getLogger(__name__)
 class Service:
     def __init__(self, config: LoadedConfig) -> None:
         self.config = config
-        self.system = ActorSystem(config, children(config.settings))
+        self.board = ReadinessBoard()
+        self.system = ActorSystem(config, children(config.settings, self.board))
+        self.system.readiness_checks.append(self._board_reason)
+
+    def _board_reason(self) -> list[str]:
+        return list(self.board.reasons())
 
     def start(self) -> None:
         self.system.start()
@@ -27,7 +35,11 @@ class Service:
         self.system.stop()
 
     def asgi_app(self, *, lifespan: Any = None) -> ASGIApp:
-        return create_app(self.system, lifespan=lifespan)
+        return create_app(self.system, routes=grab_routes(), lifespan=lifespan,
+                          status_sections={"grabs": self._grab_status})
+
+    async def _grab_status(self) -> Any:
+        return await self.system.ask_async("grab_queue", QueueStatus())
 
     def reload_quietly(self) -> None:
         """SIGHUP: reload, logging instead of raising (there is no caller to answer)."""

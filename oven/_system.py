@@ -24,7 +24,7 @@ from oven.supervisor import (
 
 log = logging.getLogger(__name__)
 
-ReadinessCheck = Callable[[], str | None]
+ReadinessCheck = Callable[[], list[str]]
 
 
 def restart_policy(settings: Settings) -> RestartPolicy:
@@ -113,7 +113,7 @@ class ActorSystem:
     def not_ready_reasons(self) -> list[str]:
         if not self.healthy:
             return ["supervisor"]
-        return [r for check in self.readiness_checks if (r := check()) is not None]
+        return sorted({r for check in self.readiness_checks for r in check()})
 
     # -- messaging ------------------------------------------------------------------------------
 

@@ -1,10 +1,37 @@
-"""The supervision tree oven serve runs, in start order (stopped in reverse)."""
+"""The supervision tree oven serve runs, in start order (stopped in reverse).
+
+    root (one_for_one)
+     ├─ store        metadata + durable job queue
+     ├─ uploader     result storage
+     ├─ encoder      ffmpeg, bounded concurrency
+     ├─ browser      Playwright + one Chromium, N pages
+     └─ grab_queue   admission, lanes, single-flight, cache, dispatch, retries
+"""
 
 from __future__ import annotations
 
+from oven._readiness import ReadinessBoard
+from oven.actors._browser_pool import BrowserPool
+from oven.actors._encoder import Encoder
+from oven.actors._grab_queue import GrabQueue
+from oven.actors._store import StoreActor
+from oven.actors._uploader import Uploader
 from oven.config import Settings
 from oven.supervisor import ChildSpec
 
 
-def children(settings: Settings) -> list[ChildSpec]:
-    return []
+def children(settings: Settings, board: ReadinessBoard) -> list[ChildSpec]:
+    boxes = settings.mailboxes
+    return [
+        ChildSpec(id="store", start=lambda ctx: StoreActor.start(ctx, settings, board),
+                  mailbox_capacity=boxes.store, start_timeout_s=30, shutdown_timeout_s=10),
+        ChildSpec(id="uploader", start=lambda ctx: Uploader.start(ctx, settings),
+                  mailbox_capacity=boxes.uploader, start_timeout_s=30, shutdown_timeout_s=10),
+        ChildSpec(id="encoder", start=lambda ctx: Encoder.start(ctx, settings),
+                  mailbox_capacity=boxes.encoder, shutdown_timeout_s=10),
+        ChildSpec(id="browser", start=lambda ctx: BrowserPool.start(ctx, settings, board),
+                  mailbox_capacity=boxes.browser, start_timeout_s=70, shutdown_timeout_s=20),
+        ChildSpec(id="grab_queue", start=lambda ctx: GrabQueue.start(ctx, settings, board),
+                  mailbox_capacity=boxes.grab_queue, start_timeout_s=40,
+                  shutdown_timeout_s=15),
+    ]

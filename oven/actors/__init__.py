@@ -1,7 +1,9 @@
 """oven's actors and the bounded-mailbox base they stand on."""
 
+from oven.actors._async import AsyncActor
 from oven.actors._base import (
     ActorContext,
+    Deferred,
     OvenActor,
     OvenFuture,
     Ping,
@@ -14,8 +16,10 @@ from oven.actors._mailbox import BoundedInbox, ControlMessage, MailboxFull
 __all__ = [
     "ActorContext",
     "AskTimeout",
+    "AsyncActor",
     "BoundedInbox",
     "ControlMessage",
+    "Deferred",
     "LoopThread",
     "MailboxFull",
     "OvenActor",

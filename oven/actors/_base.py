@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol
@@ -52,6 +53,18 @@ class ProcessGroups:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pgids: set[int] = set()
+        self._providers: list[Callable[[], Iterable[int]]] = []
+        self._killers: list[Callable[[], None]] = []
+
+    def add_killer(self, killer: Callable[[], None]) -> None:
+        """Register a thread-safe callable that kills processes not tracked by group here."""
+        with self._lock:
+            self._killers.append(killer)
+
+    def add_provider(self, provider: Callable[[], Iterable[int]]) -> None:
+        """Register a callable listing process groups that come and go (e.g. ffmpeg runs)."""
+        with self._lock:
+            self._providers.append(provider)
 
     def add(self, pgid: int) -> None:
         with self._lock:
@@ -63,12 +76,21 @@ class ProcessGroups:
 
     def snapshot(self) -> set[int]:
         with self._lock:
-            return set(self._pgids)
+            pgids, providers = set(self._pgids), list(self._providers)
+        for provider in providers:
+            try:
+                pgids.update(provider())
+            except Exception:
+                log.exception("process group provider failed")
+        return pgids
 
     def kill_all(self) -> int:
         """SIGKILL every owned group; returns how many groups were signalled."""
         killed = 0
+        own = os.getpgrp()
         for pgid in self.snapshot():
+            if pgid == own:  # never our own group: that would kill oven itself
+                continue
             try:
                 # The whole group: Chromium and ffmpeg fork helpers that a pid kill would orphan.
                 os.killpg(pgid, signal.SIGKILL)
@@ -78,6 +100,14 @@ class ProcessGroups:
             except PermissionError:
                 log.warning("cannot kill process group %d: permission denied", pgid)
             self.discard(pgid)
+        with self._lock:
+            killers = list(self._killers)
+        for killer in killers:
+            try:
+                killer()
+                killed += 1
+            except Exception:
+                log.exception("process killer failed")
         return killed
 
 
@@ -92,8 +122,21 @@ class ActorContext:
     processes: ProcessGroups = field(default_factory=ProcessGroups)
 
 
+class Deferred:
+    """A reply that is not ready yet: a handler returns it and the asker is answered later.
+
+    The actor thread hands the work to its loop and moves on to the next message; the asker's
+    future resolves when `future` does (value or exception).
+    """
+
+    def __init__(self, future: concurrent.futures.Future[Any]) -> None:
+        self.future = future
+
+
 class OvenFuture(ThreadingFuture[Any]):
-    """A Pykka future that can also notify callbacks, so asyncio can await it without a thread."""
+    """A Pykka future that can notify callbacks (so asyncio can await it without a thread) and
+    that resolves Deferred replies when their work finishes.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -115,8 +158,22 @@ class OvenFuture(ThreadingFuture[Any]):
             callback(self)
 
     def set(self, value: Any | None = None) -> None:
+        if isinstance(value, Deferred):
+            value.future.add_done_callback(self._settle)
+            return
         super().set(value)
         self._fire()
+
+    def _settle(self, done: concurrent.futures.Future[Any]) -> None:
+        if done.cancelled():
+            error: BaseException = pykka.ActorDeadError("the actor cancelled this request")
+        else:
+            maybe = done.exception()
+            if maybe is None:
+                self.set(done.result())
+                return
+            error = maybe
+        self.set_exception((type(error), error, error.__traceback__))
 
     def set_exception(self, exc_info: Any = None) -> None:
         if exc_info is None:

@@ -1,0 +1,174 @@
+"""One job through the pipeline: capture (BrowserPool) → encode (Encoder) → store (Uploader).
+
+Runs on the GrabQueue's loop; every hop is an ask with a timeout to the actor looked up by name
+at send time. Failures are sorted here into transient (retry) and permanent (fail, count toward
+freezing the piece); storage outages park the job in upload_pending with its file kept.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pykka
+
+from oven import _metrics as metrics
+from oven.actors._bridge import AskTimeout, ask_async
+from oven.actors._browser_pool import Capture, CaptureTimeout
+from oven.actors._encoder import Encode
+from oven.actors._mailbox import MailboxFull
+from oven.actors._uploader import Upload
+from oven.capture import BrowserGone, CaptureRequest, PieceError
+from oven.config import Settings
+from oven.encode import EncodeError, EncodeRequest, Format
+from oven.grabs import GrabRequest
+from oven.storage import StorageError
+from oven.store import StoreUnavailable
+from oven.supervisor import ActorUnavailable
+
+# Failures a retry can fix: the browser died or was recycled, a peer was restarting or busy.
+TRANSIENT = (BrowserGone, MailboxFull, ActorUnavailable, AskTimeout, pykka.ActorDeadError,
+             StoreUnavailable)
+
+
+class Transient(Exception):
+    """Retry the job (if attempts and deadline allow)."""
+
+
+class Permanent(Exception):
+    """Fail the job with this message; a retry would fail the same way."""
+
+
+class UploadPending(Exception):
+    """The file is encoded and kept; storage is unavailable. Retry the upload later."""
+
+    def __init__(self, message: str, path: Path) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+@dataclass
+class Outcome:
+    result: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def storage_key(capture_key: str, fmt: str) -> str:
+    return f"grabs/{capture_key[:2]}/{capture_key}.{Format(fmt).extension}"
+
+
+
+
+def result_record(stored_key: str, size: int, content_type: str, url: str | None,
+                  frames: int, frozen: bool, ready: str) -> dict[str, Any]:
+    return {"storage_key": stored_key, "size": size, "content_type": content_type, "url": url,
+            "frames": frames, "frozen": frozen, "ready": ready}
+
+
+class Pipeline:
+    """The three hops of one job, with the lookups and timeouts they need."""
+
+    def __init__(self, lookup: Any, settings: Settings) -> None:
+        self.lookup = lookup
+        self.settings = settings
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.settings.resolve(Path("jobs")) / job_id
+
+    def pending_path(self, job_id: str, fmt: str) -> Path:
+        return self.settings.resolve(Path("pending")) / f"{job_id}.{Format(fmt).extension}"
+
+    async def run(self, job_id: str, key: str, grab: GrabRequest, target_url: str,
+                  deadline_at: float, stage: Callable[[str], None],
+                  page_free: Callable[[], None]) -> Outcome:
+        """Capture, encode and upload.
+
+        `stage(name)` is called as each hop begins; `page_free()` once the page slot is free
+        (after capture, or on failure), so the queue can start the next capture while this job
+        encodes. It must be idempotent.
+        """
+        timings: dict[str, float] = {}
+        work = self.job_dir(job_id)
+        shutil.rmtree(work, ignore_errors=True)
+        frames_dir = work / "frames"
+        frames_dir.mkdir(parents=True)
+        try:
+            remaining = deadline_at - time.time()
+            if remaining <= 0:
+                raise Permanent("deadline passed while the job was queued")
+            stage("navigate")
+            t0 = time.monotonic()
+            request = CaptureRequest(url=target_url, width=grab.width, height=grab.height,
+                                     density=grab.density, frames=grab.frames, fps=grab.fps,
+                                     clock=grab.clock)
+            try:
+                captured = await ask_async(
+                    self.lookup.ref("browser"), Capture(job_id, request, frames_dir, remaining),
+                    timeout=remaining + 10)
+            except PieceError as exc:
+                raise Permanent(str(exc)) from None
+            except CaptureTimeout as exc:
+                raise Permanent(f"{exc}; the job's deadline has passed") from None
+            except TRANSIENT as exc:
+                raise Transient(f"capture: {exc}") from None
+            timings["capture_total"] = time.monotonic() - t0
+            for name, seconds in captured.timings.items():
+                timings[name] = seconds
+                metrics.STAGE_SECONDS.labels(stage=name).observe(seconds)
+            page_free()
+
+            stage("encode")
+            t0 = time.monotonic()
+            out = work / f"result.{Format(grab.format.value).extension}"
+            encode = EncodeRequest(frames=captured.frames, fps=grab.fps,
+                                   format=Format(grab.format.value), out_path=out)
+            try:
+                encoded = await ask_async(
+                    self.lookup.ref("encoder"), Encode(job_id, encode),
+                    timeout=self.settings.encoder.timeout_s * 3 + 30)
+            except EncodeError as exc:
+                if exc.transient:
+                    raise Transient(f"encode: {exc}") from None
+                raise Permanent(f"encode: {exc}") from None
+            except TRANSIENT as exc:
+                raise Transient(f"encode: {exc}") from None
+            timings["encode"] = time.monotonic() - t0
+            metrics.STAGE_SECONDS.labels(stage="encode").observe(timings["encode"])
+
+            stage("upload")
+            result = await self.upload(job_id, key, grab.format.value, encoded.path,
+                                       encoded.content_type, timings)
+            result.update(frames=encoded.frames, frozen=captured.frozen, ready=captured.ready)
+            return Outcome(result=result, timings=timings)
+        finally:
+            page_free()
+            shutil.rmtree(work, ignore_errors=True)
+
+    async def upload(self, job_id: str, key: str, fmt: str, path: Path, content_type: str,
+                     timings: dict[str, float]) -> dict[str, Any]:
+        t0 = time.monotonic()
+        stored_key = storage_key(key, fmt)
+        try:
+            stored = await ask_async(
+                self.lookup.ref("uploader"), Upload(job_id, stored_key, path, content_type),
+                timeout=120)
+        except StorageError as exc:
+            if not exc.transient:
+                raise Permanent(f"upload: {exc}") from None
+            raise UploadPending(f"upload: {exc}", self.keep_for_retry(job_id, fmt, path)) from None
+        except TRANSIENT as exc:
+            raise UploadPending(f"upload: {exc}", self.keep_for_retry(job_id, fmt, path)) from None
+        timings["upload"] = time.monotonic() - t0
+        metrics.STAGE_SECONDS.labels(stage="upload").observe(timings["upload"])
+        return result_record(stored.key, stored.size, content_type, stored.url, 0, False, "ok")
+
+    def keep_for_retry(self, job_id: str, fmt: str, path: Path) -> Path:
+        keep = self.pending_path(job_id, fmt)
+        if path != keep:
+            keep.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(path, keep)
+        return keep

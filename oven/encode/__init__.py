@@ -1,0 +1,23 @@
+"""Async ffmpeg encoding: frames in a job dir to PNG, JPEG, WebP, GIF or MP4.
+
+Plain async code; the Encoder actor runs it on its loop thread and bounds concurrency.
+"""
+
+from ._encode import encode
+from ._errors import EncodeError, EncodeTimeout
+from ._request import EncodeRequest, EncodeResult, Format
+from ._run import check_ffmpeg, ffmpeg_version, running_pids
+from ._settings import EncoderSettings
+
+__all__ = [
+    "EncodeError",
+    "EncodeRequest",
+    "EncodeResult",
+    "EncodeTimeout",
+    "EncoderSettings",
+    "Format",
+    "check_ffmpeg",
+    "encode",
+    "ffmpeg_version",
+    "running_pids",
+]

@@ -1,0 +1,126 @@
+"""Pure functions that turn an EncodeRequest and the settings into an ffmpeg argv."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+from ._request import EncodeRequest, Format, frame_index
+from ._settings import EncoderSettings
+
+# -xerror: without it a corrupt frame is skipped with a message and ffmpeg exits 0, so the
+# output silently loses frames. -nostdin: ffmpeg otherwise reads the terminal for keys.
+_GLOBAL = ["-nostdin", "-hide_banner", "-nostats", "-loglevel", "error", "-xerror", "-y"]
+
+
+def build_command(request: EncodeRequest, settings: EncoderSettings, out_path: Path) -> list[str]:
+    """The full argv: ffmpeg, global options, frame input, format options, output file."""
+    return [
+        settings.ffmpeg_path,
+        *_GLOBAL,
+        *input_args(request),
+        *output_args(request, settings),
+        str(out_path.absolute()),
+    ]
+
+
+def input_args(request: EncodeRequest) -> list[str]:
+    """Read the frames from the job dir with the image2 demuxer: no bytes pass through Python."""
+    first = request.frames[0].absolute()
+    # The dir is taken literally; only the file name part is an image2 pattern.
+    pattern = str(first.parent).replace("%", "%%") + f"/frame-%05d{first.suffix}"
+    return [
+        "-f", "image2",
+        "-pattern_type", "sequence",
+        "-framerate", fps_arg(request.fps),
+        "-start_number", str(frame_index(first)),
+        "-i", pattern,
+    ]  # fmt: skip
+
+
+def output_args(request: EncodeRequest, settings: EncoderSettings) -> list[str]:
+    fmt = request.format
+    if fmt is Format.PNG:
+        return [
+            *_filter_args(upscale_filters(request.upscale)),
+            "-frames:v", "1",
+            "-c:v", "png",
+            "-compression_level", str(settings.png_compression),
+            "-f", "image2", "-update", "1",
+        ]  # fmt: skip
+    if fmt is Format.JPEG:
+        return [
+            *_filter_args(upscale_filters(request.upscale)),
+            "-frames:v", "1",
+            "-c:v", "mjpeg",
+            "-q:v", str(settings.jpeg_qscale()),
+            # 4:2:0 like browsers' own JPEG output: smaller files, decoded everywhere.
+            "-pix_fmt", "yuvj420p",
+            "-f", "image2", "-update", "1",
+        ]  # fmt: skip
+    if fmt is Format.WEBP:
+        return [
+            *_filter_args(upscale_filters(request.upscale)),
+            "-frames:v", str(len(request.frames)),
+            *_webp_codec_args(request, settings),
+            "-f", "webp",
+        ]  # fmt: skip
+    if fmt is Format.GIF:
+        return [
+            "-filter_complex", gif_graph(request.upscale, settings),
+            "-frames:v", str(len(request.frames)),
+            "-loop", "0",
+            "-f", "gif",
+        ]  # fmt: skip
+    if fmt is Format.MP4:
+        return [
+            # yuv420p needs even width and height: pad one black row/column rather than
+            # resample every pixel.
+            *_filter_args([*upscale_filters(request.upscale), "pad=ceil(iw/2)*2:ceil(ih/2)*2"]),
+            "-frames:v", str(len(request.frames)),
+            "-c:v", "libx264",
+            "-preset", settings.mp4_preset,
+            "-crf", str(settings.mp4_crf),
+            "-pix_fmt", "yuv420p",
+            # moov before mdat so browsers can start playing before the whole file arrives.
+            "-movflags", "+faststart",
+            "-f", "mp4",
+        ]  # fmt: skip
+    raise AssertionError(f"unhandled format {fmt}")
+
+
+def _webp_codec_args(request: EncodeRequest, settings: EncoderSettings) -> list[str]:
+    # libwebp for a still; libwebp_anim builds one animated file with proper frame deltas.
+    animated = not request.still
+    return [
+        "-c:v", "libwebp_anim" if animated else "libwebp",
+        "-quality", str(settings.webp_quality),
+        "-lossless", "1" if settings.webp_lossless else "0",
+        "-compression_level", str(settings.webp_compression_level),
+        *(["-loop", "0"] if animated else []),
+    ]  # fmt: skip
+
+
+def gif_graph(upscale: int, settings: EncoderSettings) -> str:
+    """One graph, two uses of the frames: build the palette from all of them, then map them."""
+    pre = ",".join([*upscale_filters(upscale), "split"])
+    return (
+        f"[0:v]{pre}[a][b];"
+        f"[a]palettegen=max_colors={settings.gif_max_colors}[p];"
+        f"[b][p]paletteuse=dither={settings.gif_dither}"
+    )
+
+
+def upscale_filters(factor: int) -> list[str]:
+    if factor == 1:
+        return []
+    return [f"scale=iw*{factor}:ih*{factor}:flags=neighbor"]
+
+
+def fps_arg(fps: float) -> str:
+    """fps as an exact rational for ffmpeg: 16.0 -> 16, 12.5 -> 25/2."""
+    return str(Fraction(fps).limit_denominator(1001))
+
+
+def _filter_args(filters: list[str]) -> list[str]:
+    return ["-vf", ",".join(filters)] if filters else []

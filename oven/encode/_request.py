@@ -1,0 +1,99 @@
+"""What an encode is asked to do and what it answers: formats, the request, the result."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# The capture step writes frames as frame-00000.png (or .jpg), numbered without gaps, so
+# ffmpeg's image2 demuxer can read them straight from the job dir with one pattern.
+FRAME_NAME = re.compile(r"frame-(?P<index>\d{5,})\.(?P<ext>png|jpg|jpeg)")
+
+
+class Format(enum.StrEnum):
+    PNG = "png"
+    JPEG = "jpeg"
+    WEBP = "webp"
+    GIF = "gif"
+    MP4 = "mp4"
+
+    @property
+    def content_type(self) -> str:
+        return _CONTENT_TYPES[self]
+
+    @property
+    def extension(self) -> str:
+        """File name extension without the dot (`jpg` for JPEG)."""
+        return "jpg" if self is Format.JPEG else self.value
+
+    @property
+    def animates(self) -> bool:
+        """Whether the format can hold more than one frame."""
+        return self in (Format.WEBP, Format.GIF, Format.MP4)
+
+
+_CONTENT_TYPES = {
+    Format.PNG: "image/png",
+    Format.JPEG: "image/jpeg",
+    Format.WEBP: "image/webp",
+    Format.GIF: "image/gif",
+    Format.MP4: "video/mp4",
+}
+
+
+class EncodeRequest(BaseModel):
+    """Frames already on disk in one job dir, and where the encoded file should go."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    frames: list[Path] = Field(min_length=1, description="frame-NNNNN.png|jpg files, in order.")
+    fps: float = Field(gt=0, le=240, description="Frames per second of the animation.")
+    format: Format
+    out_path: Path
+    upscale: int = Field(1, ge=1, le=8, description="Nearest-neighbour scale factor.")
+
+    @model_validator(mode="after")
+    def _frames_form_one_sequence(self) -> EncodeRequest:
+        if not self.format.animates and len(self.frames) != 1:
+            raise ValueError(f"{self.format} is a still format: give exactly one frame, "
+                             f"not {len(self.frames)}")
+        first = self.frames[0]
+        start = frame_index(first)
+        for offset, frame in enumerate(self.frames):
+            if frame.parent != first.parent or frame.suffix != first.suffix:
+                raise ValueError(f"frames must share one dir and extension: {first} vs {frame}")
+            if frame_index(frame) != start + offset:
+                raise ValueError(f"frames must be numbered without gaps: {frame.name} "
+                                 f"follows frame {start + offset - 1}")
+        return self
+
+    @property
+    def still(self) -> bool:
+        """One picture out: PNG, JPEG, or WebP from a single frame."""
+        if self.format is Format.WEBP:
+            return len(self.frames) == 1
+        return not self.format.animates
+
+
+def frame_index(frame: Path) -> int:
+    """The number in `frame-00042.png`; ValueError for any other name."""
+    match = FRAME_NAME.fullmatch(frame.name)
+    if match is None:
+        raise ValueError(f"frame file {frame.name!r} is not named frame-NNNNN.png or .jpg")
+    digits = match["index"]
+    if len(digits) > 5 and digits.startswith("0"):
+        raise ValueError(f"frame file {frame.name!r} has more zero padding than %05d")
+    return int(digits)
+
+
+@dataclass(frozen=True, slots=True)
+class EncodeResult:
+    path: Path
+    size: int
+    content_type: str
+    frames: int
+    seconds: float

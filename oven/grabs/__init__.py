@@ -1,0 +1,19 @@
+"""Grab requests: schema, limits, capture keys and target rules."""
+
+from oven.grabs._request import GrabFormat, GrabRequest, Lane, capture_key
+from oven.grabs._settings import LimitsSettings, PiecesSettings, QueueSettings
+from oven.grabs._targets import TargetRefused, is_private, piece_target, url_target
+
+__all__ = [
+    "GrabFormat",
+    "GrabRequest",
+    "Lane",
+    "LimitsSettings",
+    "PiecesSettings",
+    "QueueSettings",
+    "TargetRefused",
+    "capture_key",
+    "is_private",
+    "piece_target",
+    "url_target",
+]

@@ -1,0 +1,105 @@
+"""A grab request as clients send it, validated at the edge, and its capture key."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from oven.grabs._settings import LimitsSettings
+
+PIECE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+ANIMATED = {"webp", "gif", "mp4"}
+
+
+class GrabFormat(enum.StrEnum):
+    PNG = "png"
+    JPEG = "jpeg"
+    WEBP = "webp"
+    GIF = "gif"
+    MP4 = "mp4"
+
+
+class Lane(enum.StrEnum):
+    INTERACTIVE = "interactive"
+    BACKGROUND = "background"
+
+
+class GrabRequest(BaseModel):
+    """POST /grabs body. Exactly one of `piece` and `url`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    piece: str | None = Field(None, description="Name of a piece (lowercase, digits, - and _).")
+    url: str | None = Field(None, description="A page URL from an allowed origin.")
+    format: GrabFormat = Field(GrabFormat.PNG)
+    width: int = Field(640, ge=1, description="Viewport width in CSS pixels.")
+    height: int = Field(360, ge=1, description="Viewport height in CSS pixels.")
+    density: float = Field(1.0, ge=1, description="Device pixel ratio.")
+    frames: int = Field(1, ge=1, description="1 for a still; more for an animation.")
+    fps: float = Field(20.0, gt=0, description="Frames per second of the capture and output.")
+    duration: float | None = Field(
+        None, gt=0, description="Seconds to capture; sets frames = duration * fps."
+    )
+    clock: Literal["real", "virtual"] = Field("real")
+    lane: Lane = Field(Lane.INTERACTIVE)
+
+    @model_validator(mode="after")
+    def _shape(self) -> GrabRequest:
+        if (self.piece is None) == (self.url is None):
+            raise ValueError("give exactly one of 'piece' and 'url'")
+        if self.piece is not None and not PIECE_NAME.match(self.piece):
+            raise ValueError(
+                "piece: names are 1-64 characters of a-z, 0-9, '-' and '_', starting with a "
+                "letter or digit"
+            )
+        if self.duration is not None:
+            self.frames = max(1, round(self.duration * self.fps))
+            self.duration = None
+        if self.frames > 1 and self.format not in ANIMATED:
+            raise ValueError(
+                f"format: {self.format.value} is a still format; "
+                "use webp, gif or mp4 for frames > 1"
+            )
+        return self
+
+    def limit_violations(self, limits: LimitsSettings) -> list[tuple[str, str]]:
+        """(field, message) for each configured limit this request exceeds."""
+        out = []
+        if self.width > limits.max_width:
+            out.append(("width", f"at most {limits.max_width}"))
+        if self.height > limits.max_height:
+            out.append(("height", f"at most {limits.max_height}"))
+        if self.density > limits.max_density:
+            out.append(("density", f"at most {limits.max_density:g}"))
+        if self.frames > limits.max_frames:
+            out.append(("frames", f"at most {limits.max_frames}"))
+        if self.fps > limits.max_fps:
+            out.append(("fps", f"at most {limits.max_fps:g}"))
+        if self.frames / self.fps > limits.max_duration_s:
+            out.append(("duration", f"frames / fps at most {limits.max_duration_s:g} s"))
+        return out
+
+    @property
+    def subject(self) -> str:
+        return self.piece if self.piece is not None else str(self.url)
+
+
+def capture_key(request: GrabRequest, target_url: str, render_version: str) -> str:
+    """Everything that changes the output bytes, hashed: equal keys give identical results."""
+    material = {
+        "url": target_url,
+        "format": request.format.value,
+        "width": request.width,
+        "height": request.height,
+        "density": request.density,
+        "frames": request.frames,
+        "fps": request.fps,
+        "clock": request.clock,
+        "render": render_version,
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:32]

@@ -1,0 +1,59 @@
+"""Settings of the grab queue, request limits and capture targets."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+class QueueSettings(BaseModel):
+    model_config = _STRICT
+
+    max_queued: int = Field(200, ge=1, le=100_000, description="Jobs waiting before 429.")
+    deadline_s: float = Field(
+        120.0, gt=0, le=3600, description="A job's deadline, counted from admission."
+    )
+    max_attempts: int = Field(3, ge=1, le=10, description="Tries for transient failures.")
+    interactive_reserved: int = Field(
+        1, ge=0, le=16, description="Page slots only the interactive lane may use."
+    )
+    freeze_after: int = Field(3, ge=1, le=100, description="Failures in a row that freeze.")
+    freeze_for_s: float = Field(600.0, ge=1, le=7 * 86400, description="How long a freeze lasts.")
+    wait_timeout_s: float = Field(
+        60.0, gt=0, le=600, description="How long GET /grab/... waits before answering 202."
+    )
+    upload_retry_s: float = Field(
+        10.0, gt=0, le=3600, description="Interval between retries of upload_pending jobs."
+    )
+    recent_limit: int = Field(50, ge=1, le=1000, description="Finished jobs kept in memory.")
+
+
+class LimitsSettings(BaseModel):
+    model_config = _STRICT
+
+    max_width: int = Field(1920, ge=16, le=8192)
+    max_height: int = Field(1920, ge=16, le=8192)
+    max_density: float = Field(3.0, ge=1, le=4)
+    max_frames: int = Field(300, ge=1, le=10_000)
+    max_fps: float = Field(60.0, ge=1, le=120)
+    max_duration_s: float = Field(30.0, gt=0, le=600, description="frames / fps at most.")
+
+
+class PiecesSettings(BaseModel):
+    model_config = _STRICT
+
+    url_template: str = Field(
+        "http://pieces.oven.internal/{piece}/",
+        description="URL of a piece by name; the default serves oven's bundled pieces.",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins (scheme://host[:port]) raw URLs may come from; empty = none.",
+    )
+    allow_private: bool = Field(
+        False, description="Let allowed origins resolve to private/loopback addresses."
+    )
+    render_version: str = Field(
+        "1", description="Part of every capture key: change it to invalidate cached results."
+    )

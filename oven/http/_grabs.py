@@ -1,0 +1,327 @@
+"""Grab routes: submit, inspect, wait for, cancel and fetch captures; icons and previews."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from oven._system import ActorSystem
+from oven.actors._grab_queue import (
+    Cancel,
+    GetJob,
+    PieceFrozen,
+    QueueFull,
+    QueueStatus,
+    Submit,
+    Submitted,
+    WaitFor,
+)
+from oven.actors._store import StoreClient
+from oven.actors._uploader import Locate, Location
+from oven.capture import pieces_dir
+from oven.grabs import GrabRequest, TargetRefused, piece_target, url_target
+from oven.http._auth import require_token
+from oven.http._errors import ApiError, validation_message
+from oven.http._openapi import operation
+
+MEDIA = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif",
+         "mp4": "video/mp4"}
+
+
+class GrabAccepted(BaseModel):
+    id: str | None
+    state: str
+    status_url: str | None
+    result_url: str | None
+    position: int | None = None
+    eta_s: float | None = None
+    cached: bool = False
+    attached: bool = False
+
+
+class GrabView(BaseModel):
+    id: str | None
+    state: str
+    stage: str | None = None
+    position: int | None = None
+    eta_s: float | None = None
+    attempts: int | None = None
+    timings: dict[str, float] | None = None
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+
+def _system(request: Request) -> ActorSystem:
+    system: ActorSystem = request.app.state.system
+    return system
+
+
+async def _validated(system: ActorSystem, data: Any) -> tuple[GrabRequest, str]:
+    """Schema, configured limits and target rules: each failure a 4xx naming the field."""
+    try:
+        grab = GrabRequest.model_validate(data)
+    except ValidationError as exc:
+        message, details = validation_message(exc)
+        raise ApiError(422, message, extra={"details": details}) from None
+    violations = grab.limit_violations(system.settings.limits)
+    if violations:
+        field, rule = violations[0]
+        raise ApiError(422, f"{field}: {rule}", extra={"details": [
+            {"field": f, "message": m} for f, m in violations]})
+    try:
+        if grab.piece is not None:
+            target = piece_target(grab.piece, system.settings.pieces)
+        else:
+            target = await url_target(str(grab.url), system.settings.pieces)
+    except TargetRefused as exc:
+        raise ApiError(403, str(exc), code="target_refused") from None
+    return grab, target
+
+
+async def _submit(system: ActorSystem, grab: GrabRequest, target: str) -> Submitted:
+    try:
+        submitted: Submitted = await system.ask_async("grab_queue", Submit(grab, target))
+    except QueueFull as exc:
+        raise ApiError(429, str(exc), retry_after_s=exc.retry_after_s) from None
+    except PieceFrozen as exc:
+        raise ApiError(409, str(exc), code="frozen", retry_after_s=exc.retry_after_s) from None
+    return submitted
+
+
+def _accepted(job: dict[str, Any], submitted: Submitted | None = None) -> dict[str, Any]:
+    job_id = job.get("id")
+    return {
+        "id": job_id,
+        "state": job["state"],
+        "status_url": f"/grabs/{job_id}" if job_id else None,
+        "result_url": (f"/grabs/{job_id}/result" if job_id else
+                       _result_path(job.get("result"))),
+        "position": job.get("position"),
+        "eta_s": job.get("eta_s"),
+        "cached": bool(submitted and submitted.cached),
+        "attached": bool(submitted and submitted.attached),
+    }
+
+
+def _result_path(result: dict[str, Any] | None) -> str | None:
+    if not result:
+        return None
+    return result.get("url") or f"/results/{result['storage_key']}"
+
+
+@operation("Submit a grab", body=GrabRequest, responses={202: GrabAccepted, 200: GrabAccepted},
+           tags=["grabs"])
+async def post_grab(request: Request) -> Response:
+    system = _system(request)
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise ApiError(415, "send the grab as JSON with 'Content-Type: application/json'")
+    raw = await request.body()
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, f"body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(422, "body: expected a JSON object")
+    grab, target = await _validated(system, data)
+    submitted = await _submit(system, grab, target)
+    status = 200 if submitted.cached else 202
+    return JSONResponse(_accepted(submitted.job, submitted), status_code=status)
+
+
+async def _job(request: Request) -> dict[str, Any]:
+    job_id = request.path_params["job_id"]
+    view: dict[str, Any] | None = await _system(request).ask_async("grab_queue", GetJob(job_id))
+    if view is None:
+        raise ApiError(404, f"no grab with id {job_id!r}")
+    return view
+
+
+@operation("A grab's state, stage, queue position, ETA, timings and error",
+           responses={200: GrabView}, tags=["grabs"])
+async def get_grab(request: Request) -> Response:
+    return JSONResponse(await _job(request))
+
+
+@operation("Cancel a grab", responses={200: GrabView}, tags=["grabs"])
+async def delete_grab(request: Request) -> Response:
+    job_id = request.path_params["job_id"]
+    view = await _system(request).ask_async("grab_queue", Cancel(job_id), timeout=30)
+    if view is None:
+        raise ApiError(404, f"no grab with id {job_id!r}")
+    return JSONResponse(view)
+
+
+async def _result_response(system: ActorSystem, result: dict[str, Any]) -> Response:
+    location: Location = await system.ask_async("uploader", Locate(result["storage_key"]))
+    if location.path is not None and location.path.is_file():
+        return FileResponse(location.path, media_type=result["content_type"],
+                            headers={"Cache-Control": "public, max-age=86400"})
+    if location.url is not None:
+        return RedirectResponse(location.url, status_code=302)
+    raise ApiError(404, "the stored result is missing")
+
+
+@operation("The captured file (bytes, or 302 to the public URL)",
+           responses={200: "application/octet-stream"}, tags=["grabs"])
+async def get_grab_result(request: Request) -> Response:
+    view = await _job(request)
+    if view["state"] != "complete":
+        detail = f": {view['error']}" if view.get("error") else ""
+        status = 409 if view["state"] in ("failed", "cancelled") else 425
+        raise ApiError(status if status == 409 else 409,
+                       f"grab is {view['state']}{detail}", code="not_ready",
+                       retry_after_s=view.get("eta_s") or 1)
+    return await _result_response(_system(request), view["result"])
+
+
+async def _grab_and_wait(request: Request, data: dict[str, Any], *, wait: bool) -> Response:
+    system = _system(request)
+    grab, target = await _validated(system, data)
+    submitted = await _submit(system, grab, target)
+    job = submitted.job
+    if job["state"] != "complete" and wait and job.get("id"):
+        timeout = system.settings.queue.wait_timeout_s
+        job = await system.ask_async("grab_queue", WaitFor(job["id"], timeout),
+                                     timeout=timeout + 10)
+    if job["state"] == "complete":
+        return await _result_response(system, job["result"])
+    if job["state"] in ("failed", "cancelled"):
+        raise ApiError(422 if job["state"] == "failed" else 409,
+                       f"grab {job['state']}: {job.get('error')}", code=job["state"])
+    body = _accepted(job, submitted)
+    headers = {"Location": body["status_url"] or ""}
+    if job.get("position") is not None:
+        headers["X-Queue-Position"] = str(job["position"])
+    return JSONResponse(body, status_code=202, headers=headers)
+
+
+def _query_number(request: Request, name: str, kind: type, default: Any) -> Any:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ApiError(422, f"{name}: expected a number, got {raw!r}") from None
+
+
+@operation("Capture a piece and answer its bytes (waits; ?nowait=1 answers 202)",
+           responses={200: "application/octet-stream", 202: GrabAccepted}, tags=["grabs"],
+           query={"nowait": {"type": "string"}, "frames": {"type": "integer"},
+                  "fps": {"type": "number"}, "clock": {"type": "string"}})
+async def get_grab_sync(request: Request) -> Response:
+    p = request.path_params
+    fmt = p["format"]
+    animated = fmt in ("webp", "gif", "mp4")
+    data = {
+        "piece": p["piece"], "format": fmt, "width": p["width"], "height": p["height"],
+        "frames": _query_number(request, "frames", int, 16 if fmt in ("gif", "mp4") else 1),
+        "fps": _query_number(request, "fps", float, 20.0),
+        "clock": request.query_params.get("clock", "real"),
+    }
+    if not animated:
+        data["frames"] = 1
+    wait = request.query_params.get("nowait") not in ("1", "true", "yes")
+    return await _grab_and_wait(request, data, wait=wait)
+
+
+def _split_name(name: str, allowed: tuple[str, ...]) -> tuple[str, str]:
+    piece, dot, ext = name.rpartition(".")
+    if not dot or ext not in allowed:
+        raise ApiError(404, f"expected {{piece}}.{'|'.join(allowed)}, got {name!r}")
+    return piece, ext
+
+
+@operation("A square still of a piece (cached; hits never touch the browser)",
+           responses={200: "image/png"}, tags=["grabs"])
+async def get_icon(request: Request) -> Response:
+    size = request.path_params["size"]
+    piece, ext = _split_name(request.path_params["name"], ("png", "webp"))
+    data = {"piece": piece, "format": ext, "width": size, "height": size, "frames": 1,
+            "lane": "background"}
+    return await _grab_and_wait(request, data, wait=True)
+
+
+@operation("A still preview of a piece at WIDTHxHEIGHT (cached)",
+           responses={200: "image/png"}, tags=["grabs"])
+async def get_preview(request: Request) -> Response:
+    dims = request.path_params["dims"]
+    width, x, height = dims.partition("x")
+    if not x or not width.isdigit() or not height.isdigit():
+        raise ApiError(404, f"expected WIDTHxHEIGHT, got {dims!r}")
+    piece, ext = _split_name(request.path_params["name"], ("png",))
+    data = {"piece": piece, "format": ext, "width": int(width), "height": int(height),
+            "frames": 1, "lane": "background"}
+    return await _grab_and_wait(request, data, wait=True)
+
+
+@operation("Active, queued and recent grabs", tags=["grabs"])
+async def grab_status(request: Request) -> Response:
+    return JSONResponse(await _system(request).ask_async("grab_queue", QueueStatus()))
+
+
+def _store(request: Request) -> StoreClient:
+    system = _system(request)
+    return StoreClient(system.registry, timeout_s=system.settings.supervisor.ask_timeout_s)
+
+
+@operation("Pieces frozen after repeated failures", tags=["grabs"])
+async def list_frozen(request: Request) -> Response:
+    frozen = await _store(request).list_frozen()
+    now = time.time()
+    return JSONResponse({"frozen": [f.model_dump(mode="json") for f in frozen
+                                    if f.frozen_until > now]})
+
+
+@operation("Unfreeze a piece (admin)", tags=["admin"], secured=True)
+async def unfreeze(request: Request) -> Response:
+    system = _system(request)
+    require_token(request, system.settings.server.admin_token, what="admin",
+                  setting="server.admin_token")
+    piece = request.path_params["piece"]
+    if not await _store(request).unfreeze(piece):
+        raise ApiError(404, f"piece {piece!r} is not frozen")
+    return JSONResponse({"piece": piece, "frozen": False})
+
+
+@operation("A stored result file (local storage)", responses={200: "application/octet-stream"},
+           tags=["grabs"])
+async def get_result_file(request: Request) -> Response:
+    key = request.path_params["key"]
+    system = _system(request)
+    try:
+        location: Location = await system.ask_async("uploader", Locate(key))
+    except ValueError as exc:
+        raise ApiError(404, f"no result {key!r}: {exc}") from None
+    path = location.path
+    if path is None or not Path(path).is_file():
+        raise ApiError(404, f"no result {key!r}")
+    ext = Path(path).suffix.lstrip(".")
+    return FileResponse(path, media_type=MEDIA.get("jpeg" if ext == "jpg" else ext))
+
+
+def grab_routes() -> list[BaseRoute]:
+    return [
+        Route("/grabs", post_grab, methods=["POST"]),
+        Route("/grabs/{job_id}", get_grab, methods=["GET"]),
+        Route("/grabs/{job_id}", delete_grab, methods=["DELETE"]),
+        Route("/grabs/{job_id}/result", get_grab_result, methods=["GET"]),
+        Route("/grab/{format}/{width:int}/{height:int}/{piece}", get_grab_sync, methods=["GET"]),
+        Route("/icon/{size:int}/{name}", get_icon, methods=["GET"]),
+        Route("/preview/{dims}/{name}", get_preview, methods=["GET"]),
+        Route("/grab-status", grab_status, methods=["GET"]),
+        Route("/frozen", list_frozen, methods=["GET"]),
+        Route("/frozen/{piece}", unfreeze, methods=["DELETE"]),
+        Route("/results/{key:path}", get_result_file, methods=["GET"]),
+        Mount("/pieces", app=StaticFiles(directory=pieces_dir(), html=True), name="pieces"),
+    ]
+
+

@@ -1,0 +1,30 @@
+"""Metadata + durable job queue: jobs and their history, the result cache, frozen pieces.
+
+Two backends behind one async `Store` protocol: SQLite (default, one file) and MongoDB.
+"""
+
+from oven.store._base import (
+    JobExists,
+    JobNotFound,
+    StaleState,
+    Store,
+    StoreError,
+    StoreUnavailable,
+)
+from oven.store._factory import make_store
+from oven.store._records import FrozenPiece, HistoryEntry, JobRecord
+from oven.store._settings import StoreSettings
+
+__all__ = [
+    "FrozenPiece",
+    "HistoryEntry",
+    "JobExists",
+    "JobNotFound",
+    "JobRecord",
+    "StaleState",
+    "Store",
+    "StoreError",
+    "StoreSettings",
+    "StoreUnavailable",
+    "make_store",
+]

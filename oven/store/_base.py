@@ -1,0 +1,140 @@
+"""The Store contract both backends keep, its errors, and the transition rules they share."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Annotated, Any, Protocol
+
+from pydantic import TypeAdapter, ValidationError
+
+from oven._jobs import JobState, check_transition
+from oven.store._records import FrozenPiece, HistoryEntry, JobRecord
+
+# A job in one of these states owns its capture key: a second request for the key attaches to it.
+ACTIVE_STATES = frozenset({JobState.QUEUED, JobState.RUNNING, JobState.UPLOAD_PENDING})
+
+# Fields only the store writes: state and history move together through `transition`.
+_MANAGED_FIELDS = frozenset({"id", "state", "history", "created_at", "updated_at"})
+
+
+class StoreError(Exception):
+    """Base of everything the store raises on purpose."""
+
+
+class StoreUnavailable(StoreError):
+    """The backend cannot be reached or used; the message says what to check."""
+
+
+class JobNotFound(StoreError):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id}: not found")
+        self.job_id = job_id
+
+
+class JobExists(StoreError):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id}: already exists")
+        self.job_id = job_id
+
+
+class StaleState(StoreError):
+    """The job was not in the state the caller expected (another writer moved it first)."""
+
+    def __init__(self, job_id: str, expected: JobState, actual: JobState | None) -> None:
+        found = "a concurrent change" if actual is None else repr(actual.value)
+        super().__init__(f"job {job_id}: expected state {expected.value!r}, found {found}")
+        self.job_id = job_id
+        self.expected = expected
+        self.actual = actual
+
+
+class Store(Protocol):
+    """Metadata + durable job queue. Plain async methods; the Store actor owns the loop."""
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+    async def ping(self) -> None: ...
+
+    async def insert_job(self, job: JobRecord) -> None: ...
+    async def get_job(self, job_id: str) -> JobRecord | None: ...
+    async def transition(
+        self,
+        job_id: str,
+        to: JobState,
+        *,
+        expect: JobState | None = None,
+        note: str | None = None,
+        **fields: Any,
+    ) -> JobRecord: ...
+    async def update_job(self, job_id: str, **fields: Any) -> JobRecord: ...
+    async def find_active(self, capture_key: str) -> JobRecord | None: ...
+    async def list_jobs(
+        self,
+        states: set[JobState] | None = None,
+        *,
+        limit: int | None = None,
+        newest_first: bool = True,
+    ) -> list[JobRecord]: ...
+    async def count_by_state(self) -> dict[JobState, int]: ...
+
+    async def cache_get(self, key: str) -> dict[str, Any] | None: ...
+    async def cache_put(self, key: str, result: dict[str, Any], ttl_s: float) -> None: ...
+    async def cache_delete(self, key: str) -> bool: ...
+
+    async def record_piece_failure(self, piece: str, reason: str) -> int: ...
+    async def record_piece_success(self, piece: str) -> None: ...
+    async def freeze(self, piece: str, until: float, reason: str) -> None: ...
+    async def frozen_until(self, piece: str) -> float | None: ...
+    async def list_frozen(self) -> list[FrozenPiece]: ...
+    async def unfreeze(self, piece: str) -> bool: ...
+
+
+@cache
+def _field_adapter(name: str) -> TypeAdapter[Any]:
+    info = JobRecord.model_fields[name]
+    annotation: Any = info.annotation
+    if not info.metadata:
+        return TypeAdapter(annotation)
+    # Keep the field's constraints (e.g. attempts >= 0), not just its bare type.
+    return TypeAdapter(Annotated[annotation, *info.metadata])
+
+
+def validate_fields(job_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """Check caller-supplied job fields and return them as JSON-ready values."""
+    unknown = sorted(set(fields) - set(JobRecord.model_fields))
+    if unknown:
+        raise ValueError(f"job {job_id}: unknown field(s) {unknown}")
+    managed = sorted(set(fields) & _MANAGED_FIELDS)
+    if managed:
+        raise ValueError(f"job {job_id}: {managed} are written by the store (use transition)")
+    out: dict[str, Any] = {}
+    for name, value in fields.items():
+        adapter = _field_adapter(name)
+        try:
+            out[name] = adapter.dump_python(adapter.validate_python(value), mode="json")
+        except ValidationError as exc:
+            raise ValueError(f"job {job_id}: bad value for {name!r}: {exc}") from exc
+    return out
+
+
+def plan_transition(
+    job: JobRecord,
+    to: JobState,
+    *,
+    expect: JobState | None,
+    note: str | None,
+    fields: dict[str, Any],
+    now: float,
+) -> dict[str, Any]:
+    """The JSON-ready column values a transition writes, or the error it raises.
+
+    The caller must write them conditionally on `job.state` (and its revision), so a writer
+    that read an older copy loses instead of overwriting.
+    """
+    if expect is not None and job.state != expect:
+        raise StaleState(job.id, expect, job.state)
+    check_transition(job.id, job.state, to)
+    values = validate_fields(job.id, fields)
+    entry = HistoryEntry(state=to, at=now, note=note)
+    history = [h.model_dump(mode="json") for h in (*job.history, entry)]
+    return {**values, "state": to.value, "updated_at": now, "history": history}

@@ -1,0 +1,91 @@
+"""What the store keeps: job records with their history, and frozen pieces."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from oven._jobs import JobState
+
+Lane = Literal["interactive", "background"]
+Stage = Literal["queued", "navigate", "ready", "capture", "encode", "upload"]
+
+
+class HistoryEntry(BaseModel):
+    """One state change of a job: which state, when (epoch seconds), and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state: JobState
+    at: float
+    note: str | None = None
+
+
+class JobRecord(BaseModel):
+    """A grab as the store keeps it; the same words are used by the API and the metrics."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1)
+    capture_key: str = Field(min_length=1)
+    state: JobState
+    lane: Lane
+    piece: str | None = None
+    request: dict[str, Any] = Field(description="The validated grab request.")
+    attempts: int = Field(default=0, ge=0)
+    created_at: float = Field(description="Admission time, epoch seconds.")
+    updated_at: float
+    deadline_at: float = Field(description="Epoch seconds; counts from admission.")
+    stage: Stage | None = None
+    history: list[HistoryEntry] = Field(default_factory=list)
+    timings: dict[str, float] = Field(default_factory=dict, description="Seconds per stage.")
+    result: dict[str, Any] | None = Field(
+        default=None,
+        description="storage_key, url, size, content_type, frames, frozen, ready.",
+    )
+    error: str | None = None
+    owner: str | None = Field(default=None, description="Which worker holds the job.")
+    lease_expires_at: float | None = None
+
+    @classmethod
+    def queued(
+        cls,
+        *,
+        id: str,
+        capture_key: str,
+        lane: Lane,
+        request: dict[str, Any],
+        deadline_s: float,
+        piece: str | None = None,
+        now: float | None = None,
+        note: str | None = "admitted",
+    ) -> JobRecord:
+        """A freshly admitted job: state `queued`, one history entry, deadline from now."""
+        at = time.time() if now is None else now
+        return cls(
+            id=id,
+            capture_key=capture_key,
+            state=JobState.QUEUED,
+            lane=lane,
+            piece=piece,
+            request=request,
+            created_at=at,
+            updated_at=at,
+            deadline_at=at + deadline_s,
+            stage="queued",
+            history=[HistoryEntry(state=JobState.QUEUED, at=at, note=note)],
+        )
+
+
+class FrozenPiece(BaseModel):
+    """A piece that failed too often in a row and is not captured until `frozen_until`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    piece: str
+    frozen_until: float
+    reason: str | None = None
+    frozen_at: float | None = None
+    failures: int = Field(default=0, description="Consecutive failures when it was frozen.")

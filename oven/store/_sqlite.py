@@ -1,0 +1,455 @@
+"""SQLite backend: one file, WAL, safe for several oven processes sharing it.
+
+Threading: every call runs on one dedicated worker thread that owns the connection
+(`ThreadPoolExecutor(max_workers=1)`), not on `asyncio.to_thread`. sqlite3 connections belong
+to the thread that made them; one owner thread keeps `check_same_thread` on as a guard,
+serializes this process's statements without a lock, and never lends the default executor's
+threads (shared with the rest of the process) to a call that may sit in `busy_timeout`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from oven._jobs import JobState
+from oven.store._base import (
+    ACTIVE_STATES,
+    JobExists,
+    JobNotFound,
+    StaleState,
+    StoreUnavailable,
+    plan_transition,
+    validate_fields,
+)
+from oven.store._records import FrozenPiece, JobRecord
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS grabs (
+    id TEXT PRIMARY KEY,
+    capture_key TEXT NOT NULL,
+    state TEXT NOT NULL,
+    lane TEXT NOT NULL,
+    piece TEXT,
+    request TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    deadline_at REAL NOT NULL,
+    stage TEXT,
+    history TEXT NOT NULL,
+    timings TEXT NOT NULL,
+    result TEXT,
+    error TEXT,
+    owner TEXT,
+    lease_expires_at REAL,
+    rev INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS grabs_capture_key_state ON grabs (capture_key, state);
+CREATE INDEX IF NOT EXISTS grabs_state_created_at ON grabs (state, created_at);
+CREATE INDEX IF NOT EXISTS grabs_created_at ON grabs (created_at);
+CREATE TABLE IF NOT EXISTS cache (
+    key TEXT PRIMARY KEY,
+    result TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cache_expires_at ON cache (expires_at);
+CREATE TABLE IF NOT EXISTS frozen (
+    piece TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL DEFAULT 0,
+    last_reason TEXT,
+    last_failure_at REAL,
+    frozen_until REAL,
+    reason TEXT,
+    frozen_at REAL
+);
+CREATE INDEX IF NOT EXISTS frozen_frozen_until ON frozen (frozen_until);
+"""
+
+_JOB_COLUMNS = tuple(JobRecord.model_fields)
+_JSON_COLUMNS = frozenset({"request", "history", "timings", "result"})
+
+
+def _to_row(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: json.dumps(v) if k in _JSON_COLUMNS and v is not None else v for k, v in values.items()
+    }
+
+
+def _to_job(row: sqlite3.Row) -> JobRecord:
+    data = {k: row[k] for k in _JOB_COLUMNS}
+    for k in _JSON_COLUMNS:
+        if data[k] is not None:
+            data[k] = json.loads(data[k])
+    return JobRecord.model_validate(data)
+
+
+class SqliteStore:
+    """The Store protocol on a local SQLite file."""
+
+    def __init__(self, path: Path, *, busy_timeout_s: float, recent_limit: int) -> None:
+        self._path = path
+        self._busy_timeout_s = busy_timeout_s
+        self._recent_limit = recent_limit
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None  # touched only on the executor thread
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self._path)!r})"
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._executor is None:
+            raise StoreUnavailable(f"SQLite store {self._path} is not started (call start())")
+        loop = asyncio.get_running_loop()
+        # Blocking sqlite3 calls (and busy_timeout waits) stay off the event loop.
+        return await loop.run_in_executor(self._executor, functools.partial(self._guard, fn, *args))
+
+    def _guard(self, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            return fn(*args)
+        except sqlite3.OperationalError as exc:
+            hint = (
+                f"another process held the write lock longer than {self._busy_timeout_s:g} s "
+                "(store.timeout_s)"
+                if "locked" in str(exc) or "busy" in str(exc)
+                else "check that the file and its directory exist, are writable and have space"
+            )
+            raise StoreUnavailable(f"SQLite store {self._path}: {exc}; {hint}") from exc
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreUnavailable(f"SQLite store {self._path} is closed")
+        return self._conn
+
+    @contextlib.contextmanager
+    def _write_tx(self) -> Iterator[sqlite3.Connection]:
+        conn = self._db
+        # IMMEDIATE takes the write lock before the first read: a deferred transaction that
+        # reads and then writes gets SQLITE_BUSY at once (no busy_timeout wait) when another
+        # process wrote in between, and it would decide on a stale read.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._executor is not None:
+            return
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="StoreSqlite")
+        try:
+            await self._call(self._open)
+        except BaseException:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+            raise
+
+    def _open(self) -> None:
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailable(
+                f"cannot create the directory for SQLite store {self._path}: {exc}; "
+                "set store.sqlite_path or the data dir to a writable place"
+            ) from exc
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves (sqlite3's implicit
+        # transactions would begin deferred, see _write_tx).
+        conn = sqlite3.connect(self._path, timeout=self._busy_timeout_s, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode != "wal":
+                log.warning("SQLite store %s: journal_mode is %s, not wal", self._path, mode)
+            # FULL: a job acknowledged with 202 must survive power loss, not only a crash;
+            # one fsync per commit is cheap next to a capture.
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            # One write transaction: two processes starting at once apply it in turn.
+            try:
+                conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            elif version > _SCHEMA_VERSION:
+                raise StoreUnavailable(
+                    f"SQLite store {self._path} has schema {version}, newer than this oven "
+                    f"({_SCHEMA_VERSION}); upgrade oven or point store.sqlite_path elsewhere"
+                )
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        log.info("SQLite store open at %s (journal_mode=%s)", self._path, mode)
+
+    async def close(self) -> None:
+        if self._executor is None:
+            return
+        try:
+            await self._call(self._close_conn)
+        finally:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def _close_conn(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    async def ping(self) -> None:
+        await self._call(self._ping)
+
+    def _ping(self) -> None:
+        self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        if not self._path.exists():
+            # The open connection keeps working on an unlinked file; everything written
+            # from now on would vanish with it.
+            raise StoreUnavailable(
+                f"SQLite store {self._path} was removed while open; restart oven to recreate it"
+            )
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    async def insert_job(self, job: JobRecord) -> None:
+        await self._call(self._insert_job, job)
+
+    def _insert_job(self, job: JobRecord) -> None:
+        row = _to_row(job.model_dump(mode="json"))
+        names = ", ".join(_JOB_COLUMNS)
+        marks = ", ".join(f":{k}" for k in _JOB_COLUMNS)
+        try:
+            self._db.execute(f"INSERT INTO grabs ({names}) VALUES ({marks})", row)
+        except sqlite3.IntegrityError as exc:
+            raise JobExists(job.id) from exc
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        return await self._call(self._get_job, job_id)
+
+    def _get_job(self, job_id: str) -> JobRecord | None:
+        row = self._db.execute("SELECT * FROM grabs WHERE id = ?", (job_id,)).fetchone()
+        return None if row is None else _to_job(row)
+
+    async def transition(
+        self,
+        job_id: str,
+        to: JobState,
+        *,
+        expect: JobState | None = None,
+        note: str | None = None,
+        **fields: Any,
+    ) -> JobRecord:
+        return await self._call(self._transition, job_id, to, expect, note, fields)
+
+    def _transition(
+        self,
+        job_id: str,
+        to: JobState,
+        expect: JobState | None,
+        note: str | None,
+        fields: dict[str, Any],
+    ) -> JobRecord:
+        with self._write_tx() as conn:
+            row = conn.execute("SELECT * FROM grabs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise JobNotFound(job_id)
+            job = _to_job(row)
+            values = plan_transition(
+                job, to, expect=expect, note=note, fields=fields, now=time.time()
+            )
+            sets = ", ".join(f"{k} = :{k}" for k in values)
+            # Conditional even under the write lock: it is what makes the rule visible here
+            # and keeps it true if the locking above ever changes.
+            cur = conn.execute(
+                f"UPDATE grabs SET {sets}, rev = rev + 1 "
+                "WHERE id = :_id AND state = :_state AND rev = :_rev",
+                {**_to_row(values), "_id": job_id, "_state": job.state.value, "_rev": row["rev"]},
+            )
+            if cur.rowcount != 1:
+                raise StaleState(job_id, expect or job.state, None)
+        return JobRecord.model_validate({**job.model_dump(mode="json"), **values})
+
+    async def update_job(self, job_id: str, **fields: Any) -> JobRecord:
+        return await self._call(self._update_job, job_id, fields)
+
+    def _update_job(self, job_id: str, fields: dict[str, Any]) -> JobRecord:
+        values = {**validate_fields(job_id, fields), "updated_at": time.time()}
+        sets = ", ".join(f"{k} = :{k}" for k in values)
+        with self._write_tx() as conn:
+            cur = conn.execute(
+                f"UPDATE grabs SET {sets} WHERE id = :_id", {**_to_row(values), "_id": job_id}
+            )
+            if cur.rowcount != 1:
+                raise JobNotFound(job_id)
+            row = conn.execute("SELECT * FROM grabs WHERE id = ?", (job_id,)).fetchone()
+        return _to_job(row)
+
+    async def find_active(self, capture_key: str) -> JobRecord | None:
+        return await self._call(self._find_active, capture_key)
+
+    def _find_active(self, capture_key: str) -> JobRecord | None:
+        states = sorted(s.value for s in ACTIVE_STATES)
+        row = self._db.execute(
+            "SELECT * FROM grabs WHERE capture_key = ? AND state IN (?, ?, ?) "
+            "ORDER BY created_at, id LIMIT 1",
+            (capture_key, *states),
+        ).fetchone()
+        return None if row is None else _to_job(row)
+
+    async def list_jobs(
+        self,
+        states: set[JobState] | None = None,
+        *,
+        limit: int | None = None,
+        newest_first: bool = True,
+    ) -> list[JobRecord]:
+        return await self._call(
+            self._list_jobs, states, self._recent_limit if limit is None else limit, newest_first
+        )
+
+    def _list_jobs(
+        self, states: set[JobState] | None, limit: int, newest_first: bool
+    ) -> list[JobRecord]:
+        if states is not None and not states:
+            return []
+        order = "DESC" if newest_first else "ASC"
+        where = ""
+        args: tuple[str, ...] = ()
+        if states is not None:
+            where = f"WHERE state IN ({', '.join('?' * len(states))})"
+            args = tuple(s.value for s in states)
+        rows = self._db.execute(
+            f"SELECT * FROM grabs {where} ORDER BY created_at {order}, id {order} LIMIT ?",
+            (*args, limit),
+        ).fetchall()
+        return [_to_job(row) for row in rows]
+
+    async def count_by_state(self) -> dict[JobState, int]:
+        return await self._call(self._count_by_state)
+
+    def _count_by_state(self) -> dict[JobState, int]:
+        counts = dict.fromkeys(JobState, 0)
+        for state, n in self._db.execute("SELECT state, count(*) FROM grabs GROUP BY state"):
+            counts[JobState(state)] = n
+        return counts
+
+    # -- result cache ---------------------------------------------------------------------
+
+    async def cache_get(self, key: str) -> dict[str, Any] | None:
+        return await self._call(self._cache_get, key)
+
+    def _cache_get(self, key: str) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT result FROM cache WHERE key = ? AND expires_at > ?", (key, time.time())
+        ).fetchone()
+        return None if row is None else dict(json.loads(row["result"]))
+
+    async def cache_put(self, key: str, result: dict[str, Any], ttl_s: float) -> None:
+        await self._call(self._cache_put, key, json.dumps(result), ttl_s)
+
+    def _cache_put(self, key: str, result: str, ttl_s: float) -> None:
+        now = time.time()
+        with self._write_tx() as conn:
+            conn.execute(
+                "INSERT INTO cache (key, result, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET "
+                "result = excluded.result, expires_at = excluded.expires_at",
+                (key, result, now + ttl_s),
+            )
+            # Expired rows are never read; drop them here so the table stays small.
+            conn.execute("DELETE FROM cache WHERE expires_at <= ?", (now,))
+
+    async def cache_delete(self, key: str) -> bool:
+        return await self._call(self._cache_delete, key)
+
+    def _cache_delete(self, key: str) -> bool:
+        return self._db.execute("DELETE FROM cache WHERE key = ?", (key,)).rowcount > 0
+
+    # -- frozen pieces --------------------------------------------------------------------
+
+    async def record_piece_failure(self, piece: str, reason: str) -> int:
+        return await self._call(self._record_piece_failure, piece, reason)
+
+    def _record_piece_failure(self, piece: str, reason: str) -> int:
+        with self._write_tx() as conn:
+            row = conn.execute(
+                "INSERT INTO frozen (piece, failures, last_reason, last_failure_at) "
+                "VALUES (?, 1, ?, ?) ON CONFLICT (piece) DO UPDATE SET "
+                "failures = failures + 1, last_reason = excluded.last_reason, "
+                "last_failure_at = excluded.last_failure_at RETURNING failures",
+                (piece, reason, time.time()),
+            ).fetchone()
+        return int(row[0])
+
+    async def record_piece_success(self, piece: str) -> None:
+        await self._call(self._record_piece_success, piece)
+
+    def _record_piece_success(self, piece: str) -> None:
+        self._db.execute("UPDATE frozen SET failures = 0 WHERE piece = ?", (piece,))
+
+    async def freeze(self, piece: str, until: float, reason: str) -> None:
+        await self._call(self._freeze, piece, until, reason)
+
+    def _freeze(self, piece: str, until: float, reason: str) -> None:
+        self._db.execute(
+            "INSERT INTO frozen (piece, frozen_until, reason, frozen_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (piece) DO UPDATE SET frozen_until = excluded.frozen_until, "
+            "reason = excluded.reason, frozen_at = excluded.frozen_at",
+            (piece, until, reason, time.time()),
+        )
+
+    async def frozen_until(self, piece: str) -> float | None:
+        return await self._call(self._frozen_until, piece)
+
+    def _frozen_until(self, piece: str) -> float | None:
+        row = self._db.execute(
+            "SELECT frozen_until FROM frozen WHERE piece = ? AND frozen_until > ?",
+            (piece, time.time()),
+        ).fetchone()
+        return None if row is None else float(row[0])
+
+    async def list_frozen(self) -> list[FrozenPiece]:
+        return await self._call(self._list_frozen)
+
+    def _list_frozen(self) -> list[FrozenPiece]:
+        rows = self._db.execute(
+            "SELECT piece, frozen_until, reason, frozen_at, failures FROM frozen "
+            "WHERE frozen_until > ? ORDER BY frozen_until, piece",
+            (time.time(),),
+        ).fetchall()
+        return [FrozenPiece.model_validate(dict(row)) for row in rows]
+
+    async def unfreeze(self, piece: str) -> bool:
+        return await self._call(self._unfreeze, piece)
+
+    def _unfreeze(self, piece: str) -> bool:
+        cur = self._db.execute(
+            "UPDATE frozen SET frozen_until = NULL, reason = NULL, frozen_at = NULL, "
+            "failures = 0 WHERE piece = ? AND frozen_until > ?",
+            (piece, time.time()),
+        )
+        return cur.rowcount > 0
