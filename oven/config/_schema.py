@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from oven.capture._settings import BrowserSettings
 from oven.encode._settings import EncoderSettings
+from oven.grabs._settings import LimitsSettings, PiecesSettings, QueueSettings
 from oven.storage._settings import StorageSettings
 from oven.store._settings import StoreSettings
 
@@ -83,6 +84,9 @@ class Settings(BaseModel):
     encoder: EncoderSettings = Field(default_factory=EncoderSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    queue: QueueSettings = Field(default_factory=QueueSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    pieces: PiecesSettings = Field(default_factory=PiecesSettings)
 
     def resolve(self, path: Path) -> Path:
         """A data path as used at run time: relative ones live under server.data_dir."""
@@ -102,6 +106,10 @@ LIVE_KEYS = (
     "encoder.concurrency",
     "encoder.timeout_s",
     "server.shutdown_grace_s",
+    "queue.*",
+    "limits.*",
+    "pieces.allowed_origins",
+    "pieces.allow_private",
 )
 
 

@@ -123,7 +123,7 @@ async def test_sqlite_ping_reports_a_database_file_removed_while_open(tmp_path: 
     await store.start()
     await store.ping()
 
-    (tmp_path / "var" / "oven.db").unlink()
+    (tmp_path / "oven.db").unlink()
 
     with pytest.raises(StoreUnavailable, match="removed while open"):
         await store.ping()
