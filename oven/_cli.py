@@ -69,6 +69,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server.should_exit = True
 
     service.system.on_escalate(escalated)
+    # uvicorn handles SIGTERM/SIGINT while it runs, then restores the previous handlers and
+    # re-raises the signal; with the default handler that would kill us before the actors stop.
+    # These handlers make the re-raise a no-op so the orderly stop below always runs.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    signal.signal(signal.SIGINT, lambda signum, frame: None)
     log.info("oven %s listening on http://%s:%d", __version__, server_settings.host,
              server_settings.port)
     try:

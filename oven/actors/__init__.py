@@ -4,6 +4,7 @@ from oven.actors._async import AsyncActor
 from oven.actors._base import (
     ActorContext,
     Deferred,
+    InjectCrash,
     OvenActor,
     OvenFuture,
     Ping,
@@ -20,6 +21,7 @@ __all__ = [
     "BoundedInbox",
     "ControlMessage",
     "Deferred",
+    "InjectCrash",
     "LoopThread",
     "MailboxFull",
     "OvenActor",

@@ -33,6 +33,17 @@ class Reconfigure(ControlMessage):
     settings: Any
 
 
+@dataclass(frozen=True)
+class InjectCrash(ControlMessage):
+    """Fault injection (admin, off by default): crash the actor through its real crash path."""
+
+    why: str = "injected crash"
+
+
+class InjectedCrash(RuntimeError):
+    pass
+
+
 class Lookup(Protocol):
     """Resolves a sibling by name at send time (never a cached ref)."""
 
@@ -264,6 +275,8 @@ class OvenActor(ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Ping):
             return "pong"
+        if isinstance(message, InjectCrash):
+            raise InjectedCrash(message.why)
         if isinstance(message, Reconfigure):
             self.reconfigure(message.settings)
             return None

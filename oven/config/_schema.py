@@ -35,6 +35,9 @@ class ServerSettings(BaseModel):
     max_body_bytes: int = Field(
         1_048_576, ge=1024, le=1 << 30, description="Largest request body accepted."
     )
+    fault_injection: bool = Field(
+        False, description="Enable POST /admin/faults/{actor}/crash (for resilience tests)."
+    )
     shutdown_grace_s: float = Field(
         10.0, ge=0, le=300, description="Time running work gets to finish on SIGTERM."
     )

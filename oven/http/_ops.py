@@ -13,10 +13,12 @@ from starlette.routing import Route
 
 from oven import __version__
 from oven._system import ActorSystem
+from oven.actors import InjectCrash
 from oven.config import ConfigError
 from oven.http._auth import require_token
 from oven.http._errors import ApiError, error_response
 from oven.http._openapi import build_openapi, operation
+from oven.supervisor import ActorUnavailable
 
 
 class HealthOut(BaseModel):
@@ -141,6 +143,23 @@ async def admin_reload(request: Request) -> Response:
     return JSONResponse(result)
 
 
+@operation("Crash an actor through its real crash path (admin; server.fault_injection)",
+           tags=["admin"], secured=True)
+async def admin_crash(request: Request) -> Response:
+    system = system_of(request)
+    require_token(request, system.settings.server.admin_token, what="admin",
+                  setting="server.admin_token")
+    if not system.settings.server.fault_injection:
+        raise ApiError(403, "fault injection is off: set server.fault_injection = true",
+                       code="disabled")
+    actor = request.path_params["actor"]
+    try:
+        system.tell(actor, InjectCrash(f"crash injected over HTTP into {actor}"))
+    except ActorUnavailable as exc:
+        raise ApiError(404, str(exc)) from None
+    return JSONResponse({"actor": actor, "crashed": True})
+
+
 ROUTES = [
     Route("/health", health, methods=["GET"]),
     Route("/ready", ready, methods=["GET"]),
@@ -148,4 +167,5 @@ ROUTES = [
     Route("/metrics", metrics, methods=["GET"]),
     Route("/openapi.json", openapi, methods=["GET"]),
     Route("/admin/reload", admin_reload, methods=["POST"]),
+    Route("/admin/faults/{actor}/crash", admin_crash, methods=["POST"]),
 ]

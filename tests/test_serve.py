@@ -1,0 +1,156 @@
+"""`oven serve` as a user runs it: a real child process, real signals, real HTTP."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from oven_process import OvenProcess, write_config
+
+ADMIN = "test-admin-token"
+
+
+def wait_until(predicate, timeout: float = 30, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)  # polling an HTTP API or a process: no event to wait on
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def oven(tmp_path: Path) -> Iterator[OvenProcess]:
+    process = OvenProcess(tmp_path, config={
+        "server": {"admin_token": ADMIN, "fault_injection": True},
+        "browser": {"pages": 1},
+    })
+    yield process
+    if process.proc is not None and process.proc.poll() is None:
+        process.stop()
+
+
+def metric(text: str, name: str, labels: str = "") -> float | None:
+    prefix = f"{name}{{{labels}}}" if labels else name
+    for line in text.splitlines():
+        if line.startswith(prefix + " "):
+            return float(line.split()[-1])
+    return None
+
+
+def test_sigterm_stops_everything_and_leaves_no_child_process(oven: OvenProcess) -> None:
+    oven.start()
+    body = {"piece": "anim", "format": "webp", "frames": 4, "fps": 20, "width": 320,
+            "height": 180}
+    job = httpx.post(f"{oven.url}/grabs", json=body, timeout=10).json()
+    wait_until(lambda: httpx.get(f"{oven.url}/grabs/{job['id']}").json()["state"] == "complete",
+               what="the grab to complete")
+    oven.remember_children()
+    assert any("chromium" in " ".join(_cmd(p)) for p in oven.descendants)
+    assert oven.stop() == 0  # stop() also asserts every descendant is gone
+
+
+def _cmd(pid: int) -> list[str]:
+    import psutil
+
+    try:
+        return psutil.Process(pid).cmdline()
+    except psutil.NoSuchProcess:
+        return []
+
+
+def test_exceeding_restart_intensity_exits_non_zero(tmp_path: Path) -> None:
+    oven = OvenProcess(tmp_path, config={
+        "server": {"admin_token": ADMIN, "fault_injection": True},
+        "supervisor": {"intensity": 2, "period_s": 60, "backoff_initial_s": 0.05,
+                       "backoff_max_s": 0.1},
+        "browser": {"pages": 1},
+    }).start()
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    for _ in range(3):
+        httpx.post(f"{oven.url}/admin/faults/encoder/crash", headers=headers, timeout=5)
+        time.sleep(0.3)  # let the backoff pass so the next crash hits the restarted actor
+    code = oven.wait(timeout=60)
+    assert code != 0
+    assert "restart budget exceeded" in oven.log
+    oven.assert_no_leftovers()
+
+
+def test_a_crashed_actor_is_restarted_and_counted_in_metrics_that_promtool_accepts(
+    oven: OvenProcess,
+) -> None:
+    oven.start()
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    r = httpx.post(f"{oven.url}/admin/faults/uploader/crash", headers=headers, timeout=5)
+    assert r.status_code == 200
+
+    def restarted() -> bool:
+        actors = {a["name"]: a for a in httpx.get(f"{oven.url}/status").json()["actors"]}
+        return actors["uploader"]["restarts"] == 1 and actors["uploader"]["state"] == "running"
+
+    wait_until(restarted, what="the uploader to be restarted")
+    text = httpx.get(f"{oven.url}/metrics").text
+    assert metric(text, "oven_actor_restarts_total", 'actor="uploader",reason="crash"') == 1
+    assert metric(text, "oven_mailbox_capacity", 'actor="grab_queue"') == 1000
+    assert metric(text, "oven_mailbox_depth", 'actor="store"') is not None
+    assert metric(text, "oven_actor_up", 'actor="uploader"') == 1
+    lint = subprocess.run(["promtool", "check", "metrics"], input=text, text=True,
+                          capture_output=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_sighup_reload_changes_a_live_tunable(oven: OvenProcess) -> None:
+    oven.start()
+    assert metric(httpx.get(f"{oven.url}/metrics").text, "oven_pool_size") == 1
+    config = oven.workdir / "oven.toml"
+    text = config.read_text().replace("pages = 1", "pages = 2")
+    config.write_text(text)
+    oven.signal(signal.SIGHUP)
+    wait_until(lambda: metric(httpx.get(f"{oven.url}/metrics").text, "oven_pool_size") == 2,
+               what="the pool to grow to 2 pages")
+    assert "config reloaded" in oven.log
+
+
+def test_admin_reload_needs_the_token_and_reports_what_changed(oven: OvenProcess) -> None:
+    oven.start()
+    assert httpx.post(f"{oven.url}/admin/reload").status_code == 401
+    wrong = httpx.post(f"{oven.url}/admin/reload", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 403 and wrong.json()["error"]["message"] == "wrong token"
+    config = oven.workdir / "oven.toml"
+    config.write_text(config.read_text().replace("[browser]", "[queue]\nmax_queued = 7\n\n"
+                                                 "[browser]"))
+    r = httpx.post(f"{oven.url}/admin/reload", headers={"Authorization": f"Bearer {ADMIN}"})
+    assert r.status_code == 200
+    assert r.json() == {"applied": ["queue.max_queued"], "restart_required": []}
+    config.write_text(config.read_text() + "\n[bogus]\nx = 1\n")
+    bad = httpx.post(f"{oven.url}/admin/reload", headers={"Authorization": f"Bearer {ADMIN}"})
+    assert bad.status_code == 422 and "bogus" in bad.json()["error"]["message"]
+
+
+def test_serve_with_a_bad_config_exits_with_a_one_line_error(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "bad.toml", {"browser": {"pagez": 2}})
+    out = subprocess.run([sys.executable, "-m", "oven", "serve", "--config", str(config)],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0
+    assert str(config) in out.stderr and "did you mean 'pages'" in out.stderr
+
+
+def test_health_ready_status_and_openapi_answer_on_defaults(oven: OvenProcess) -> None:
+    oven.start()
+    assert httpx.get(f"{oven.url}/health").json() == {"status": "ok"}
+    assert httpx.get(f"{oven.url}/ready").json() == {"ready": True, "reasons": []}
+    status = httpx.get(f"{oven.url}/status").json()
+    names = [a["name"] for a in status["actors"]]
+    assert names == ["store", "uploader", "encoder", "browser", "grab_queue"]
+    assert all(a["state"] == "running" for a in status["actors"])
+    spec = httpx.get(f"{oven.url}/openapi.json").json()
+    assert "/grabs" in spec["paths"] and "post" in spec["paths"]["/grabs"]
+    missing = httpx.get(f"{oven.url}/no/such/route")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
