@@ -118,7 +118,8 @@ class OvenProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)
-            raise AssertionError(f"oven serve ignored SIGTERM for {timeout} s:\n{self.log}")
+            message = f"oven serve ignored SIGTERM for {timeout} s:\n{self.log}"
+            raise AssertionError(message) from None
         self.assert_no_leftovers()
         return code
 
