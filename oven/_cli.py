@@ -143,6 +143,10 @@ def parser() -> argparse.ArgumentParser:
     config.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     config.set_defaults(func=cmd_config)
 
+    from oven._grab_cli import add_parser as add_grab
+
+    add_grab(sub)
+
     doctor = sub.add_parser("doctor", help="check Chromium, ffmpeg, storage and store")
     doctor.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     doctor.set_defaults(func=cmd_doctor)

@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from oven.actors import OvenActor
+from oven.actors import AsyncActor, OvenActor
 
 
 @dataclass(frozen=True)
@@ -48,3 +48,50 @@ class Worker(OvenActor):
 class FailingStart(OvenActor):
     def setup(self) -> None:
         raise RuntimeError("cannot start")
+
+
+@dataclass(frozen=True)
+class SpawnAndHang:
+    """Start a child process in its own group, register it, then block (a hung actor)."""
+
+    release: threading.Event
+    pid_box: list[int]
+
+
+@dataclass(frozen=True)
+class Later:
+    """Answer `value` from the actor's asyncio loop after `delay` seconds."""
+
+    value: Any
+    delay: float
+
+
+class ProcessOwner(OvenActor):
+    def receive(self, message: Any) -> Any:
+        import subprocess
+
+        match message:
+            case SpawnAndHang(release=release, pid_box=pid_box):
+                child = subprocess.Popen(["sleep", "1000"], start_new_session=True)
+                self.ctx.processes.add(child.pid)  # its own group: pgid == pid
+                pid_box.append(child.pid)
+                release.wait(30)
+                child.wait(5)
+                return None
+        return super().receive(message)
+
+
+class Deferring(AsyncActor):
+    def receive(self, message: Any) -> Any:
+        import asyncio
+
+        match message:
+            case Later(value=value, delay=delay):
+                async def answer() -> Any:
+                    await asyncio.sleep(delay)
+                    if isinstance(value, Exception):
+                        raise value
+                    return value
+
+                return self.defer(answer())
+        return super().receive(message)

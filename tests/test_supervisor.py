@@ -184,3 +184,42 @@ def test_temporary_children_are_not_restarted(tree: Any) -> None:
             break
         time.sleep(0.01)
     assert states["once"] == "stopped"
+
+
+def test_a_hung_actors_processes_are_killed_when_it_is_replaced(tree: Any) -> None:
+    import psutil
+    from actors_for_tests import ProcessOwner, SpawnAndHang
+
+    t = tree([ChildSpec(id="owner", start=ProcessOwner.start)])
+    t.ref.ask(StartChildren(), timeout=10)
+    ref = t.registry.ref("owner")
+    release, pids = threading.Event(), []
+    try:
+        ref.tell(SpawnAndHang(release, pids))
+        t.wait_for_new("owner", ref.actor_urn, timeout=5)
+        assert pids, "the child process was never started"
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and psutil.pid_exists(pids[0]):
+            if psutil.Process(pids[0]).status() == psutil.STATUS_ZOMBIE:
+                break
+            time.sleep(0.01)
+        assert (not psutil.pid_exists(pids[0])
+                or psutil.Process(pids[0]).status() == psutil.STATUS_ZOMBIE)
+    finally:
+        release.set()
+
+
+def test_deferred_replies_free_the_actor_thread_and_carry_errors(tree: Any) -> None:
+    from actors_for_tests import Deferring, Later
+
+    t = tree([ChildSpec(id="deferring", start=Deferring.start)])
+    t.ref.ask(StartChildren(), timeout=10)
+    ref = t.registry.ref("deferring")
+    slow = ref.ask(Later("slow", 0.5), block=False)
+    t0 = time.monotonic()
+    assert ref.ask(Later("fast", 0), timeout=2) == "fast"  # not stuck behind the slow one
+    assert time.monotonic() - t0 < 0.4
+    assert slow.get(timeout=2) == "slow"
+    with pytest.raises(ValueError, match="bad"):
+        ref.ask(Later(ValueError("bad"), 0), timeout=2)
+    assert ref.ask(Later("still alive", 0), timeout=2) == "still alive"

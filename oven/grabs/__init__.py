@@ -2,7 +2,13 @@
 
 from oven.grabs._request import GrabFormat, GrabRequest, Lane, capture_key
 from oven.grabs._settings import LimitsSettings, PiecesSettings, QueueSettings
-from oven.grabs._targets import TargetRefused, is_private, piece_target, url_target
+from oven.grabs._targets import (
+    TargetRefused,
+    UnknownPiece,
+    is_private,
+    piece_target,
+    url_target,
+)
 
 __all__ = [
     "GrabFormat",
@@ -12,6 +18,7 @@ __all__ = [
     "PiecesSettings",
     "QueueSettings",
     "TargetRefused",
+    "UnknownPiece",
     "capture_key",
     "is_private",
     "piece_target",

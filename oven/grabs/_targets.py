@@ -14,7 +14,22 @@ class TargetRefused(Exception):
     """The URL may not be captured; the message says why and what setting would allow it."""
 
 
+class UnknownPiece(TargetRefused):
+    """A bundled piece name that does not exist."""
+
+
+BUNDLED_TEMPLATE = "http://pieces.oven.internal/{piece}/"
+
+
 def piece_target(piece: str, settings: PiecesSettings) -> str:
+    """The URL of a piece; bundled pieces are checked here so a typo never reaches Chromium."""
+    if settings.url_template == BUNDLED_TEMPLATE:
+        from oven.capture import piece_names
+
+        known = piece_names()
+        if piece not in known:
+            raise UnknownPiece(f"piece: no piece named {piece!r}; bundled pieces are "
+                               f"{', '.join(known)}")
     return settings.url_template.format(piece=piece)
 
 

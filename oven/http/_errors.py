@@ -70,11 +70,14 @@ def error_response(
 
 def validation_message(exc: ValidationError) -> tuple[str, list[dict[str, Any]]]:
     details = [
-        {"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]}
+        {"field": ".".join(str(p) for p in e["loc"]) or "body",
+         "message": e["msg"].removeprefix("Value error, ")}
         for e in exc.errors()
     ]
     first = details[0]
     more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+    if first["field"] == "body" and ": " in first["message"]:
+        return first["message"] + more, details  # a model-level rule that names its field
     return f"{first['field']}: {first['message']}{more}", details
 
 

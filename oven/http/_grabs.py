@@ -27,7 +27,7 @@ from oven.actors._grab_queue import (
 from oven.actors._store import StoreClient
 from oven.actors._uploader import Locate, Location
 from oven.capture import pieces_dir
-from oven.grabs import GrabRequest, TargetRefused, piece_target, url_target
+from oven.grabs import GrabRequest, TargetRefused, UnknownPiece, piece_target, url_target
 from oven.http._auth import require_token
 from oven.http._errors import ApiError, validation_message
 from oven.http._openapi import operation
@@ -81,6 +81,8 @@ async def _validated(system: ActorSystem, data: Any) -> tuple[GrabRequest, str]:
             target = piece_target(grab.piece, system.settings.pieces)
         else:
             target = await url_target(str(grab.url), system.settings.pieces)
+    except UnknownPiece as exc:
+        raise ApiError(404, str(exc), code="unknown_piece") from None
     except TargetRefused as exc:
         raise ApiError(403, str(exc), code="target_refused") from None
     return grab, target

@@ -1,0 +1,161 @@
+"""`oven grab`: one capture through the same actors as the service, no server needed."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from oven._logging import setup_logging
+from oven.actors._grab_queue import GetJob, PieceFrozen, QueueFull, Submit, Submitted
+from oven.actors._uploader import Locate, Location
+from oven.config import ConfigError, load
+from oven.encode import Format
+from oven.grabs import GrabRequest, TargetRefused, piece_target, url_target
+from oven.http import validation_message
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def add_parser(sub: Any) -> None:
+    grab = sub.add_parser("grab", help="capture one piece or URL to a file (no server needed)")
+    grab.add_argument("target", help="a piece name, or a URL from an allowed origin")
+    grab.add_argument("--format", default="png", choices=[f.value for f in Format])
+    grab.add_argument("--size", default="640x360", help="WIDTHxHEIGHT in CSS pixels")
+    grab.add_argument("--density", type=float, default=1.0)
+    grab.add_argument("--frames", type=int, default=None,
+                      help="frames to capture (default 1 for stills, 16 for animations)")
+    grab.add_argument("--fps", type=float, default=20.0)
+    grab.add_argument("--duration", type=float, default=None, help="seconds (sets frames)")
+    grab.add_argument("--clock", choices=["real", "virtual"], default="real")
+    grab.add_argument("-o", "--output", help="file to write (default: TARGET.EXT here)")
+    grab.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    grab.set_defaults(func=cmd_grab)
+
+
+def _request(args: argparse.Namespace) -> GrabRequest:
+    width, _, height = args.size.partition("x")
+    fmt = Format(args.format)
+    frames = args.frames if args.frames is not None else (16 if fmt.animates else 1)
+    data: dict[str, Any] = {"format": fmt.value, "width": width, "height": height,
+                            "density": args.density, "frames": frames, "fps": args.fps,
+                            "clock": args.clock}
+    if args.duration is not None:
+        data["duration"] = args.duration
+    data["url" if "://" in args.target or args.target.startswith(("javascript:", "data:"))
+         else "piece"] = args.target
+    return GrabRequest.model_validate(data)
+
+
+def cmd_grab(args: argparse.Namespace) -> int:
+    from oven._service import Service
+
+    try:
+        config = load(Path(args.config) if getattr(args, "config", None) else None)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        grab = _request(args)
+    except ValidationError as exc:
+        print(f"oven grab: {validation_message(exc)[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    violations = grab.limit_violations(config.settings.limits)
+    if violations:
+        print("oven grab: " + "; ".join(f"{f}: {m}" for f, m in violations), file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        target = (piece_target(grab.piece, config.settings.pieces) if grab.piece else
+                  asyncio.run(url_target(str(grab.url), config.settings.pieces)))
+    except TargetRefused as exc:
+        print(f"oven grab: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    output = Path(args.output or f"{_stem(args.target)}.{Format(grab.format.value).extension}")
+    setup_logging("WARNING")
+    service = Service(config)
+    progress = Progress(sys.stderr)
+    progress.say("starting chromium and ffmpeg actors")
+    try:
+        service.start()
+        return asyncio.run(_grab(service, grab, target, output, progress))
+    except KeyboardInterrupt:
+        progress.done("interrupted")
+        return EXIT_FAILED
+    finally:
+        service.stop()
+
+
+def _stem(target: str) -> str:
+    if "://" not in target:
+        return target
+    return "".join(c if c.isalnum() else "-" for c in target.split("://", 1)[1])[:40] or "grab"
+
+
+async def _grab(service: Any, grab: GrabRequest, target: str, output: Path,
+                progress: Progress) -> int:
+    system = service.system
+    try:
+        submitted: Submitted = await system.ask_async("grab_queue", Submit(grab, target))
+    except (QueueFull, PieceFrozen) as exc:
+        progress.done(f"refused: {exc}")
+        return EXIT_FAILED
+    job = submitted.job
+    while job["state"] not in ("complete", "failed", "cancelled"):
+        progress.show(job)
+        await asyncio.sleep(0.2)
+        job = await system.ask_async("grab_queue", GetJob(job["id"]))
+    if job["state"] != "complete":
+        progress.done(f"{job['state']}: {job.get('error')}")
+        return EXIT_FAILED
+    result = job["result"]
+    location: Location = await system.ask_async("uploader", Locate(result["storage_key"]))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if location.path is not None:
+        shutil.copyfile(location.path, output)
+    elif location.url is not None:
+        async with httpx.AsyncClient(timeout=60) as client:
+            response = await client.get(location.url)
+            response.raise_for_status()
+            output.write_bytes(response.content)
+    cached = " (from cache)" if submitted.cached else ""
+    progress.done(f"wrote {output} ({result['size']} bytes, {result['content_type']}, "
+                  f"{result.get('frames', 1)} frames){cached}")
+    return EXIT_OK
+
+
+class Progress:
+    """One updating line on a terminal, one line per change otherwise."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.t0 = time.monotonic()
+        self.last = ""
+
+    def _emit(self, text: str, *, final: bool = False) -> None:
+        line = f"[{time.monotonic() - self.t0:5.1f}s] {text}"
+        if self.tty:
+            self.stream.write("\r\033[K" + line + ("\n" if final else ""))
+        elif text != self.last or final:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+        self.last = text
+
+    def say(self, text: str) -> None:
+        self._emit(text)
+
+    def show(self, job: dict[str, Any]) -> None:
+        where = f" position {job['position']}" if job.get("position") else ""
+        stage = job.get("stage")
+        shown = job["state"] if stage in (None, job["state"]) else f"{job['state']}: {stage}"
+        self._emit(f"{shown}{where}")
+
+    def done(self, text: str) -> None:
+        self._emit(text, final=True)
