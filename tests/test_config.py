@@ -67,7 +67,7 @@ def test_env_override_wins_over_the_file_and_is_shown_as_its_source(tmp_path: Pa
 
 
 def test_bad_env_override_names_the_variable() -> None:
-    with pytest.raises(ConfigError, match="environment OVEN_BROWSER__PAGES: .*pages"):
+    with pytest.raises(ConfigError, match=r"environment OVEN_BROWSER__PAGES: .*pages"):
         load(None, env={"OVEN_BROWSER__PAGES": "0"})
 
 
