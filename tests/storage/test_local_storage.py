@@ -1,0 +1,137 @@
+"""LocalStorage: atomic files under one root, nothing outside it."""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from oven.storage import (
+    LocalStorage,
+    StorageError,
+    StorageSettings,
+    StorageUnavailable,
+    make_storage,
+)
+
+
+@pytest.fixture
+async def local(tmp_path: Path) -> LocalStorage:
+    storage = LocalStorage(tmp_path / "results")
+    await storage.start()
+    return storage
+
+
+def leftovers(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.name.startswith(".oven-tmp-")]
+
+
+async def test_put_then_read_back_the_same_bytes(local: LocalStorage, sample_file: Path) -> None:
+    stored = await local.put("grabs/ab/cd.png", sample_file, "image/png")
+
+    assert stored.key == "grabs/ab/cd.png"
+    assert stored.size == sample_file.stat().st_size
+    assert stored.url is None
+    assert await local.url_for("grabs/ab/cd.png") is None
+    path = local.local_path("grabs/ab/cd.png")
+    assert path is not None and path.read_bytes() == sample_file.read_bytes()
+    assert await local.exists("grabs/ab/cd.png")
+
+    await local.delete("grabs/ab/cd.png")
+    await local.delete("grabs/ab/cd.png")  # deleting twice is not an error
+    assert not await local.exists("grabs/ab/cd.png")
+
+
+async def test_overwrite_replaces_the_file_and_leaves_no_temp_files(
+    local: LocalStorage, tmp_path: Path
+) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.write_bytes(b"first")
+    second.write_bytes(b"second version")
+
+    await local.put("x.gif", first, "image/gif")
+    stored = await local.put("x.gif", second, "image/gif")
+
+    assert stored.size == len(b"second version")
+    assert (local.root / "x.gif").read_bytes() == b"second version"
+    assert leftovers(local.root) == []
+
+
+async def test_failed_write_keeps_the_previous_file_and_leaves_no_temp_file(
+    local: LocalStorage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.write_bytes(b"old")
+    new.write_bytes(b"new")
+    await local.put("x.mp4", old, "video/mp4")
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(StorageUnavailable) as error:
+        await local.put("x.mp4", new, "video/mp4")
+
+    assert error.value.transient
+    assert (local.root / "x.mp4").read_bytes() == b"old"
+    assert leftovers(local.root) == []
+
+
+async def test_missing_source_file_is_a_permanent_error(
+    local: LocalStorage, tmp_path: Path
+) -> None:
+    with pytest.raises(StorageError) as error:
+        await local.put("x.png", tmp_path / "nope.png", "image/png")
+    assert not error.value.transient
+    assert "does not exist" in str(error.value)
+
+
+@pytest.mark.parametrize("key", ["../x", "a/../../x", "/abs", "a\x00b", "", "a//b", "./a"])
+async def test_unsafe_keys_are_refused(local: LocalStorage, sample_file: Path, key: str) -> None:
+    with pytest.raises(ValueError):
+        await local.put(key, sample_file, "image/png")
+    with pytest.raises(ValueError):
+        local.local_path(key)
+    assert not (local.root.parent / "x").exists()
+
+
+async def test_symlink_out_of_the_root_is_not_followed(
+    local: LocalStorage, tmp_path: Path, sample_file: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (local.root / "link").symlink_to(outside)
+
+    with pytest.raises(ValueError, match="outside the storage root"):
+        await local.put("link/x.png", sample_file, "image/png")
+    assert list(outside.iterdir()) == []
+
+
+async def test_check_passes_on_a_writable_dir_and_names_the_dir_when_not(
+    local: LocalStorage,
+) -> None:
+    await local.check()
+    assert leftovers(local.root) == []
+
+    local.root.rmdir()
+    local.root.write_bytes(b"a file where the directory should be")
+    with pytest.raises(StorageUnavailable, match=re.escape(str(local.root))):
+        await local.check()
+
+
+async def test_make_storage_puts_a_relative_local_dir_under_the_data_dir(tmp_path: Path) -> None:
+    storage = make_storage(StorageSettings(local_dir=Path("out")), tmp_path)
+    assert isinstance(storage, LocalStorage)
+    await storage.start()
+    assert storage.root == (tmp_path / "out").resolve()
+    assert (tmp_path / "out").is_dir()
+    await storage.close()
+
+
+async def test_calls_before_start_are_loud_errors(tmp_path: Path, sample_file: Path) -> None:
+    storage = LocalStorage(tmp_path / "r")
+    with pytest.raises(RuntimeError, match="before start"):
+        await storage.put("x.png", sample_file, "image/png")
