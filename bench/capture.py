@@ -26,7 +26,9 @@ import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from oven_process import OvenProcess  # noqa: E402
+import contextlib
+
+from oven_process import OvenProcess
 
 ORIGIN = "http://pieces.oven.internal"
 
@@ -63,10 +65,8 @@ class PssSampler(threading.Thread):
         while not self.stop_event.wait(0.25):
             total = 0
             for proc in tree(self.pid):
-                try:
+                with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
                     total += proc.memory_full_info().pss
-                except (psutil.NoSuchProcess, psutil.AccessDenied):
-                    pass
             self.peak = max(self.peak, total)
 
 
