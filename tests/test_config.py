@@ -88,3 +88,10 @@ def test_reload_diff_separates_live_keys_from_restart_keys() -> None:
     live, restart = diff(old, new)
     assert live == ["browser.pages"]
     assert restart == ["server.port"]
+
+
+def test_the_production_example_is_a_valid_config() -> None:
+    loaded = load(ROOT / "config" / "production.example.toml", env={})
+    assert loaded.settings.storage.backend == "s3"
+    assert loaded.settings.store.backend == "mongodb"
+    assert "secret" not in loaded.show()
