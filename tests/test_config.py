@@ -94,4 +94,5 @@ def test_the_production_example_is_a_valid_config() -> None:
     loaded = load(ROOT / "config" / "production.example.toml", env={})
     assert loaded.settings.storage.backend == "s3"
     assert loaded.settings.store.backend == "mongodb"
-    assert "secret" not in loaded.show()
+    shown = loaded.show()
+    assert "oven:secret@" not in shown and "change-me" not in shown
