@@ -89,6 +89,12 @@ class QueueStatus:
 
 
 @dataclass
+class _KeyLock:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+@dataclass
 class _Active:
     record: JobRecord
     grab: GrabRequest
@@ -118,6 +124,7 @@ class GrabQueue(AsyncActor):
         self.pending_uploads: dict[str, _Active] = {}
         self._upload_retry: asyncio.Task[None] | None = None
         self._stopping = False
+        self._admitting: dict[str, _KeyLock] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -184,12 +191,29 @@ class GrabQueue(AsyncActor):
         return super().receive(message)
 
     async def _submit(self, msg: Submit) -> Submitted:
+        key = capture_key(msg.request, msg.target_url, self.settings.pieces.render_version)
+        # Admission awaits the store; without a per-key lock, identical requests arriving
+        # together would each pass the single-flight check before any of them registered.
+        lock = self._admitting.setdefault(key, _KeyLock())
+        lock.users += 1
+        try:
+            async with lock.lock:
+                return await self._admit(msg, key)
+        finally:
+            lock.users -= 1
+            if lock.users == 0:
+                del self._admitting[key]
+
+    async def _admit(self, msg: Submit, key: str) -> Submitted:
         grab, settings = msg.request, self.settings
+        existing = self.by_key.get(key)
+        if existing is not None and existing in self.active:
+            self.active[existing].waiters += 1
+            return Submitted(self._view(self.active[existing]), cached=False, attached=True)
         if grab.piece is not None:
             until = await self.store.frozen_until(grab.piece)
             if until is not None and until > time.time():
                 raise PieceFrozen(grab.piece, until)
-        key = capture_key(grab, msg.target_url, settings.pieces.render_version)
         cached = await self.store.cache_get(key)
         if cached is not None:
             metrics.CACHE.labels(outcome="hit").inc()
@@ -197,10 +221,6 @@ class GrabQueue(AsyncActor):
                     "result": cached, "cached": True}
             return Submitted(view, cached=True, attached=False)
         metrics.CACHE.labels(outcome="miss").inc()
-        existing = self.by_key.get(key)
-        if existing is not None and existing in self.active:
-            self.active[existing].waiters += 1
-            return Submitted(self._view(self.active[existing]), cached=False, attached=True)
         queued = sum(len(q) for q in self.lanes.values())
         if queued >= settings.queue.max_queued:
             raise QueueFull(queued, self._eta(queued))
@@ -330,9 +350,10 @@ class GrabQueue(AsyncActor):
         record = active.record
         if active.started is not None:
             self.service_times.append(time.monotonic() - active.started)
+        # Cache first: between forgetting the key and caching it, a request would miss both.
+        await self.store.cache_put(record.capture_key, result, self.settings.store.cache_ttl_s)
         await self._finish(active, JobState.COMPLETE, result=result, timings=timings,
                            error=None)
-        await self.store.cache_put(record.capture_key, result, self.settings.store.cache_ttl_s)
         if record.piece is not None:
             await self.store.record_piece_success(record.piece)
 
@@ -453,5 +474,6 @@ def _record_view(record: JobRecord) -> dict[str, Any]:
         "attempts": record.attempts, "created_at": record.created_at,
         "updated_at": record.updated_at, "deadline_at": record.deadline_at,
         "timings": record.timings, "result": record.result, "error": record.error,
+        "history": [h.model_dump(mode="json") for h in record.history],
         "position": None, "eta_s": None,
     }
