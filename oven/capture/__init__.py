@@ -1,0 +1,30 @@
+"""The capture engine: one Chromium with warm page slots, and captures of pieces into frames.
+
+Plain async classes; the BrowserPool actor runs them on its own asyncio loop thread.
+"""
+
+from oven.capture._browser import Browser, BrowserState, Slot
+from oven.capture._capture import CaptureRequest, CaptureResult, capture
+from oven.capture._errors import BrowserGone, PieceError
+from oven.capture._pieces import PIECES_ORIGIN, piece_names, piece_url, pieces_dir
+from oven.capture._processes import marked_pids, new_marker, sweep_orphans
+from oven.capture._settings import BrowserSettings
+
+__all__ = [
+    "PIECES_ORIGIN",
+    "Browser",
+    "BrowserGone",
+    "BrowserSettings",
+    "BrowserState",
+    "CaptureRequest",
+    "CaptureResult",
+    "PieceError",
+    "Slot",
+    "capture",
+    "marked_pids",
+    "new_marker",
+    "piece_names",
+    "piece_url",
+    "pieces_dir",
+    "sweep_orphans",
+]

@@ -1,0 +1,351 @@
+"""One Playwright driver, one Chromium, N page slots: the async engine the BrowserPool actor wraps.
+
+All methods run on the loop that launched the browser (Playwright objects are bound to it), except
+`kill()` and `pids()`, which only touch OS processes and are safe from any thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psutil
+from playwright.async_api import Browser as PWBrowser
+from playwright.async_api import (
+    BrowserContext,
+    CDPSession,
+    Playwright,
+    Route,
+    ViewportSize,
+    async_playwright,
+)
+
+from oven.capture import _processes
+from oven.capture._errors import BrowserGone
+from oven.capture._pieces import PIECES_ROUTE, serve_piece
+from oven.capture._settings import BrowserSettings
+from oven.capture._slot import Slot
+
+log = logging.getLogger(__name__)
+
+RequestFilter = Callable[[str], bool]
+PARKED_VIEWPORT: ViewportSize = {"width": 640, "height": 360}
+
+
+class BrowserState(enum.StrEnum):
+    RUNNING = "running"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+class Browser:
+    """Playwright + one Chromium (carrying the owner marker) + a bounded set of page slots."""
+
+    def __init__(
+        self,
+        settings: BrowserSettings,
+        marker: str,
+        playwright: Playwright,
+        browser: PWBrowser,
+        request_filter: RequestFilter | None,
+    ) -> None:
+        self.settings = settings
+        self.marker = marker
+        self.state = BrowserState.RUNNING
+        self.needs_recycle = False
+        self.recycle_reason: str | None = None
+        self.jobs_done = 0
+        self._playwright = playwright
+        self._browser = browser
+        self._request_filter = request_filter
+        self._browser_proc: psutil.Process | None = None
+        self._driver_proc: psutil.Process | None = None
+        self._owns_group = False
+        self._cdp: CDPSession | None = None
+        self._slots: list[Slot] = []
+        self._idle: deque[Slot] = deque()
+        self._target = settings.pages
+        self._next_index = 0
+        self._changed = asyncio.Condition()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        browser.on("disconnected", lambda _: self._spawn(self._on_disconnected()))
+
+    @classmethod
+    async def launch(
+        cls,
+        settings: BrowserSettings,
+        *,
+        marker: str,
+        request_filter: RequestFilter | None = None,
+    ) -> Browser:
+        """Start the driver and Chromium, find their pids, and prepare `settings.pages` slots."""
+        playwright = await async_playwright().start()
+        try:
+            pw_browser = await playwright.chromium.launch(
+                executable_path=settings.executable_path,
+                args=[*settings.args, _processes.marker_flag(marker)],
+                headless=True,
+                timeout=settings.launch_timeout_s * 1000,
+            )
+        except BaseException:
+            await asyncio.wait_for(playwright.stop(), settings.close_timeout_s)
+            _kill_marked(marker)
+            raise
+        self = cls(settings, marker, playwright, pw_browser, request_filter)
+        try:
+            self._browser_proc = _processes.find_marked_child(marker)
+            if self._browser_proc is not None:
+                self._owns_group = _processes.owns_group(self._browser_proc)
+                # Playwright's node driver spawned Chromium (the Debian wrapper execs).
+                self._driver_proc = self._browser_proc.parent()
+            self._cdp = await pw_browser.new_browser_cdp_session()
+            await self._grow(settings.pages)
+        except BaseException:
+            await self.close(timeout_s=settings.close_timeout_s)
+            raise
+        log.info("chromium started pid=%s own_process_group=%s slots=%d marker=%s",
+                 self.browser_pid, self._owns_group, settings.pages, marker)
+        return self
+
+    # --- facts --------------------------------------------------------------------------------
+
+    @property
+    def browser_pid(self) -> int | None:
+        return self._browser_proc.pid if self._browser_proc is not None else None
+
+    @property
+    def driver_pid(self) -> int | None:
+        return self._driver_proc.pid if self._driver_proc is not None else None
+
+    @property
+    def slots(self) -> tuple[Slot, ...]:
+        return tuple(self._slots)
+
+    @property
+    def size(self) -> int:
+        """Wanted number of slots (live ones converge to it as busy slots are released)."""
+        return self._target
+
+    @property
+    def is_connected(self) -> bool:
+        return self.state is BrowserState.RUNNING and self._browser.is_connected()
+
+    def pids(self) -> dict[str, list[int]]:
+        """Pids by component: driver, browser, renderer, gpu, utility, other."""
+        return _processes.process_tree(self.browser_pid, self.driver_pid)
+
+    def mark_recycle(self, reason: str) -> None:
+        """Ask the owner to replace this browser (it keeps serving until then)."""
+        if not self.needs_recycle:
+            log.warning("browser needs a recycle: %s", reason)
+        self.needs_recycle = True
+        self.recycle_reason = self.recycle_reason or reason
+
+    async def health(self, timeout_s: float) -> bool:
+        """Connected and answering a CDP `Browser.getVersion` within the timeout."""
+        if not self.is_connected or self._cdp is None:
+            return False
+        try:
+            await asyncio.wait_for(self._cdp.send("Browser.getVersion"), timeout_s)
+        except Exception:
+            return False
+        return True
+
+    # --- contexts and slots -------------------------------------------------------------------
+
+    async def new_context(self, density: float) -> BrowserContext:
+        """A fresh context with oven's routes; service workers blocked (they outlive pages)."""
+        context = await self._browser.new_context(
+            viewport=PARKED_VIEWPORT, device_scale_factor=density, service_workers="block"
+        )
+        if self._request_filter is not None:
+            # Registered first: later routes win, so bundled pieces skip the filter.
+            await context.route("**/*", self._filter_route)
+        await context.route(PIECES_ROUTE, serve_piece)
+        return context
+
+    async def _filter_route(self, route: Route) -> None:
+        assert self._request_filter is not None
+        if self._request_filter(route.request.url):
+            await route.fallback()
+        else:
+            await route.abort("blockedbyclient")
+
+    @asynccontextmanager
+    async def page_slot(self, *, timeout_s: float | None = None) -> AsyncIterator[Slot]:
+        """Hold a page slot for one job; waits (bounded) while all slots are busy.
+
+        On exit, even when the job was cancelled, the slot's context is closed before this
+        returns (bounded by close_timeout_s) and a fresh one is prepared in the background.
+        """
+        wait_s = self.settings.acquire_timeout_s if timeout_s is None else timeout_s
+        async with asyncio.timeout(wait_s):
+            slot = await self._acquire()
+        closed = asyncio.Event()
+        try:
+            yield slot
+        finally:
+            self._spawn(self._release(slot, closed))
+            # Shielded: a second cancellation must not abandon the release half-way.
+            await asyncio.shield(closed.wait())
+
+    async def _acquire(self) -> Slot:
+        async with self._changed:
+            await self._changed.wait_for(lambda: bool(self._idle) or not self.is_connected)
+            if not self.is_connected:
+                raise BrowserGone(f"browser is {self.state.value}, not connected")
+            return self._idle.popleft()
+
+    async def _release(self, slot: Slot, closed: asyncio.Event) -> None:
+        self.jobs_done += 1
+        slot.jobs += 1
+        if self.jobs_done >= self.settings.restart_after:
+            self.mark_recycle(f"served {self.jobs_done} jobs (restart_after)")
+        try:
+            ok = await slot.discard(timeout_s=self.settings.close_timeout_s)
+        finally:
+            closed.set()
+        if not ok:
+            self.mark_recycle(f"closing the context of slot {slot.index} hung")
+            await self._retire(slot)
+            return
+        if len(self._slots) > self._target or not self.is_connected:
+            await self._retire(slot)
+            return
+        try:
+            await slot.prepare(slot.density)
+        except Exception as exc:
+            if self.is_connected:
+                self.mark_recycle(f"preparing slot {slot.index} failed: {exc}")
+            await self._retire(slot)
+            return
+        async with self._changed:
+            # Re-checked after the await: resize() may have shrunk the pool meanwhile.
+            keep = len(self._slots) <= self._target and self.is_connected
+            if keep:
+                self._idle.append(slot)
+                self._changed.notify_all()
+        if not keep:
+            await slot.discard(timeout_s=self.settings.close_timeout_s)
+            await self._retire(slot)
+
+    async def _retire(self, slot: Slot) -> None:
+        async with self._changed:
+            if slot in self._slots:
+                self._slots.remove(slot)
+            if slot in self._idle:
+                self._idle.remove(slot)
+            self._changed.notify_all()
+
+    async def _grow(self, n: int) -> None:
+        new = [Slot(self, self._next_index + i) for i in range(n)]
+        self._next_index += n
+        await asyncio.gather(*(s.prepare(1.0) for s in new))
+        async with self._changed:
+            self._slots.extend(new)
+            self._idle.extend(new)
+            self._changed.notify_all()
+
+    async def resize(self, n: int, *, timeout_s: float = 30.0) -> None:
+        """Change the number of slots live; shrinking waits (bounded) for busy slots to finish."""
+        if not 1 <= n <= 16:
+            raise ValueError(f"pages must be 1..16, not {n}")
+        self._target = n
+        if len(self._slots) < n:
+            await self._grow(n - len(self._slots))
+            return
+        async with asyncio.timeout(timeout_s):
+            while len(self._slots) > self._target:
+                async with self._changed:
+                    # Busy slots retire themselves on release (see _release); idle ones go now.
+                    await self._changed.wait_for(
+                        lambda: bool(self._idle) or len(self._slots) <= self._target
+                    )
+                    surplus = self._idle.pop() if len(self._slots) > self._target else None
+                    if surplus is not None:
+                        self._slots.remove(surplus)
+                if surplus is not None:
+                    await surplus.discard(timeout_s=self.settings.close_timeout_s)
+
+    # --- stopping -----------------------------------------------------------------------------
+
+    async def _on_disconnected(self) -> None:
+        if self.state is BrowserState.RUNNING:
+            self.mark_recycle("chromium disconnected")
+        async with self._changed:
+            self._changed.notify_all()  # waiters in _acquire raise BrowserGone
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        # Held so the task is not garbage-collected mid-flight; close() cancels leftovers.
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self, timeout_s: float) -> None:
+        """Close gracefully within timeout_s, then SIGKILL whatever of Chromium is left."""
+        if self.state is BrowserState.CLOSED:
+            return
+        self.state = BrowserState.CLOSING
+        async with self._changed:
+            self._changed.notify_all()
+        tree = _processes.snapshot(self.browser_pid)
+        try:
+            await asyncio.wait_for(self._browser.close(), timeout_s)
+        except Exception as exc:
+            log.warning("graceful chromium close failed (%s); killing its process group", exc)
+        self._kill(tree)
+        for task in list(self._tasks):
+            task.cancel()
+        try:
+            await asyncio.wait_for(self._playwright.stop(), timeout_s)
+        except Exception as exc:
+            log.warning("stopping the playwright driver failed (%s); killing it", exc)
+        if self._driver_proc is not None:
+            _processes.kill_tree([self._driver_proc], None)
+        if self._owns_group and self.browser_pid is not None:
+            tree += _processes.group_members(self.browser_pid)
+        left = await asyncio.to_thread(_processes.wait_gone, tree, timeout_s=timeout_s)
+        self.state = BrowserState.CLOSED
+        left_pids = sorted({p.pid for p in left} | set(self.leftover_pids()))
+        if left_pids:
+            log.error("chromium processes survived SIGKILL: %s", left_pids)
+        log.info("chromium stopped marker=%s", self.marker)
+
+    def kill(self) -> None:
+        """Hard stop from any thread: SIGKILL Chromium's process group and the driver.
+
+        Does not touch the event loop, so it works when the loop running the browser is hung.
+        """
+        self.state = BrowserState.CLOSING
+        self._kill(_processes.snapshot(self.browser_pid))
+        if self._driver_proc is not None:
+            _processes.kill_tree([self._driver_proc], None)
+
+    def leftover_pids(self) -> list[int]:
+        """Live processes still in Chromium's process group or carrying this marker."""
+        pids = set(_processes.marked_pids(self.marker))
+        if self._owns_group and self.browser_pid is not None:
+            pids.update(p.pid for p in _processes.group_members(self.browser_pid))
+        return sorted(pids)
+
+    def _kill(self, tree: list[psutil.Process]) -> None:
+        # Chromium runs as its own process-group leader (Playwright spawns it detached), so one
+        # killpg also reaches renderers forked after the snapshot; the marker catches the rest.
+        _processes.kill_tree(tree, self._browser_proc if self._owns_group else None)
+        _kill_marked(self.marker)
+
+
+def _kill_marked(marker: str) -> None:
+    for pid in _processes.marked_pids(marker):
+        try:
+            proc = psutil.Process(pid)
+        except psutil.NoSuchProcess:
+            continue
+        _processes.kill_tree(
+            _processes.snapshot(pid), proc if _processes.owns_group(proc) else None
+        )

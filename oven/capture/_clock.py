@@ -1,0 +1,70 @@
+"""The virtual clock: an init script that hands a page's notion of time to the capturer.
+
+It replaces requestAnimationFrame/cancelAnimationFrame, performance.now, Date (now and the
+argument-less constructor) and setTimeout/setInterval. Time then moves only when the capturer
+calls `__ovenClock.advance(ms)`: due timers run in order, then the queued rAF callbacks run with
+the new timestamp. Frame k is therefore drawn at exactly t0 + k * 1000/fps however busy the CPU is.
+Not covered: CSS animations/transitions, Web Animations, video and audio clocks.
+"""
+
+from __future__ import annotations
+
+VIRTUAL_CLOCK_JS = r"""
+(() => {
+  if (window.__ovenClock) return;
+  const RealDate = Date;
+  const epoch = RealDate.now();
+  let now = 0;
+  let rafSeq = 0;
+  let rafQueue = new Map();
+  let timerSeq = 0;
+  const timers = new Map();
+  const report = (e) => {
+    if (typeof reportError === "function") reportError(e); else console.error(e);
+  };
+  window.requestAnimationFrame = (cb) => { rafQueue.set(++rafSeq, cb); return rafSeq; };
+  window.cancelAnimationFrame = (id) => { rafQueue.delete(id); };
+  performance.now = () => now;
+  class VirtualDate extends RealDate {
+    constructor(...args) { if (args.length === 0) super(epoch + now); else super(...args); }
+    static now() { return epoch + now; }
+  }
+  window.Date = VirtualDate;
+  const addTimer = (fn, delay, args, repeat) => {
+    const ms = Math.max(0, Number(delay) || 0);
+    timers.set(++timerSeq, { due: now + ms, fn, args, every: repeat ? Math.max(1, ms) : 0 });
+    return timerSeq;
+  };
+  window.setTimeout = (fn, delay, ...args) => addTimer(fn, delay, args, false);
+  window.setInterval = (fn, delay, ...args) => addTimer(fn, delay, args, true);
+  window.clearTimeout = window.clearInterval = (id) => { timers.delete(id); };
+  const runTimers = (until) => {
+    for (let guard = 0; guard < 10000; guard++) {
+      let nextId = 0, next = null;
+      for (const [id, t] of timers) {
+        if (t.due <= until && (next === null || t.due < next.due)) { nextId = id; next = t; }
+      }
+      if (next === null) return;
+      now = Math.max(now, next.due);
+      if (next.every) next.due += next.every; else timers.delete(nextId);
+      try {
+        if (typeof next.fn === "function") next.fn(...next.args);
+      } catch (e) { report(e); }
+    }
+  };
+  const advance = (ms) => {
+    const target = now + ms;
+    runTimers(target);
+    now = target;
+    const queue = rafQueue;
+    rafQueue = new Map();
+    for (const cb of queue.values()) {
+      try { cb(now); } catch (e) { report(e); }
+    }
+    return now;
+  };
+  Object.defineProperty(window, "__ovenClock", {
+    value: Object.freeze({ advance, now: () => now }),
+  });
+})();
+"""

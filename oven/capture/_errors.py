@@ -1,0 +1,17 @@
+"""The two ways a capture fails: the piece's fault (permanent) or the browser's (transient)."""
+
+from __future__ import annotations
+
+
+class PieceError(Exception):
+    """The piece cannot be captured as asked (bad status, load error, uncaught exception).
+
+    Permanent: retrying gives the same answer. The message is meant for a person.
+    """
+
+
+class BrowserGone(Exception):
+    """Chromium, the page or its renderer died or was closed under the capture.
+
+    Transient: the caller retries the job on a fresh browser.
+    """

@@ -1,0 +1,77 @@
+"""The capture engine's configuration section: one typed, range-checked schema."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_ARGS: list[str] = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    # WebGL under software rendering: ANGLE on SwiftShader (verified: the webgl piece renders).
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+]
+
+DEFAULT_BLOCKED: list[str] = [
+    "*google-analytics.com*",
+    "*googletagmanager.com*",
+    "*doubleclick.net*",
+    "*googlesyndication.com*",
+    "*facebook.net*",
+    "*hotjar.com*",
+]
+
+
+class BrowserSettings(BaseModel):
+    """How oven runs its one Chromium and captures pieces in it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    executable_path: str = Field(
+        default="/usr/bin/chromium", min_length=1, description="Chromium binary to launch."
+    )
+    args: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_ARGS), description="Chromium command-line switches."
+    )
+    pages: int = Field(default=2, ge=1, le=16, description="Page slots (concurrent captures).")
+    restart_after: int = Field(
+        default=100, ge=1, le=100_000, description="Jobs before the browser asks to be recycled."
+    )
+    ready_expression: str = Field(
+        default="window.ovenReady === true",
+        min_length=1,
+        description="JS expression that is true once a piece has drawn its first frame.",
+    )
+    ready_timeout_s: float = Field(
+        default=10.0, ge=0.0, le=300.0, description="Wait for the ready expression, then capture."
+    )
+    navigation_timeout_s: float = Field(
+        default=15.0, ge=0.5, le=300.0, description="Load timeout for the piece page."
+    )
+    blocked_url_patterns: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_BLOCKED),
+        description="Glob patterns ('*' wildcard) of URLs a piece may not fetch.",
+    )
+    frame_format: Literal["png", "jpeg"] = Field(
+        default="png",
+        description="Frame encoding: png is lossless (exact frames, no double loss when encoding).",
+    )
+    jpeg_quality: int = Field(default=90, ge=1, le=100, description="Quality of jpeg frames.")
+    launch_timeout_s: float = Field(
+        default=30.0, ge=1.0, le=300.0, description="Chromium start-up timeout."
+    )
+    close_timeout_s: float = Field(
+        default=3.0, ge=0.1, le=60.0, description="Closing a page context; past it, recycle."
+    )
+    acquire_timeout_s: float = Field(
+        default=60.0, ge=0.1, le=3600.0, description="Default wait for a free page slot."
+    )

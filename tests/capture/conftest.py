@@ -1,0 +1,88 @@
+"""Real Chromium for the capture tests: one shared Browser per session, a loopback HTTP server."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import pytest_asyncio
+
+from oven.capture import Browser, BrowserSettings, marked_pids, new_marker
+from oven.capture._settings import DEFAULT_BLOCKED
+
+BLOCKED_PATTERN = "*/tracker.gif*"
+
+PAGES = {
+    # Loads a blocked tracker two ways, then reports ready either way.
+    "/tracked": """<!doctype html><body><script>
+      fetch('/tracker.gif?via=fetch').catch(() => {}).finally(() => {
+        const img = new Image(); img.onload = img.onerror = () => { window.ovenReady = true; };
+        img.src = '/tracker.gif?via=img';
+      });
+    </script>""",
+    # Reports what it finds in storage, then leaves state behind for the next job to find.
+    "/stateful": """<!doctype html><body><script>
+      const found = [localStorage.getItem('oven-leak'), document.cookie].join('|');
+      fetch('/seen?found=' + encodeURIComponent(found)).finally(() => {
+        localStorage.setItem('oven-leak', 'yes'); document.cookie = 'oven=leak; max-age=3600';
+        window.ovenReady = true;
+      });
+    </script>""",
+}
+
+
+@dataclass
+class PageServer:
+    """A loopback HTTP server recording every path it was asked for."""
+
+    base: str
+    hits: list[str] = field(default_factory=list)
+
+
+@pytest.fixture(scope="session")
+def page_server() -> Iterator[PageServer]:
+    state = PageServer(base="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            state.hits.append(self.path)
+            body = PAGES.get(self.path.split("?")[0])
+            self.send_response(200 if body is not None else 404)
+            self.send_header("content-type", "text/html" if body else "image/gif")
+            self.end_headers()
+            self.wfile.write((body or "").encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.base = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, name="page-server", daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def make_settings(**overrides: object) -> BrowserSettings:
+    values: dict[str, object] = {
+        "pages": 2,
+        "ready_timeout_s": 5.0,
+        "blocked_url_patterns": [*DEFAULT_BLOCKED, BLOCKED_PATTERN],
+    }
+    values.update(overrides)
+    return BrowserSettings.model_validate(values)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    marker = new_marker()
+    shared = await Browser.launch(make_settings(), marker=marker)
+    yield shared
+    await shared.close(timeout_s=5.0)
+    assert shared.leftover_pids() == []
+    assert marked_pids(marker) == []
