@@ -41,6 +41,15 @@ class Capture:
     request: CaptureRequest
     out_dir: Path
     timeout_s: float
+    progress_to: str | None = None  # actor told CaptureStage messages, by name
+
+
+@dataclass(frozen=True)
+class CaptureStage:
+    """Told to the requester as a capture moves on to `ready` and `capture`."""
+
+    job_id: str
+    stage: str
 
 
 @dataclass(frozen=True)
@@ -168,7 +177,8 @@ class BrowserPool(AsyncActor):
                     async with browser.page_slot(
                         timeout_s=max(0.1, deadline - time.monotonic())
                     ) as slot:
-                        return await capture(slot, job.request, job.out_dir)
+                        return await capture(slot, job.request, job.out_dir,
+                                             on_stage=lambda stage: self._progress(job, stage))
                 finally:
                     self.in_flight -= 1
                     metrics.PAGES_IN_USE.set(self.in_flight)
@@ -185,6 +195,14 @@ class BrowserPool(AsyncActor):
             ) from None
         finally:
             self._by_job.pop(job.job_id, None)
+
+    def _progress(self, job: Capture, stage: str) -> None:
+        if job.progress_to is None:
+            return
+        try:
+            self.ctx.lookup.ref(job.progress_to).tell(CaptureStage(job.job_id, stage))
+        except Exception as exc:  # progress is best effort: a busy or restarting peer skips it
+            log.debug("stage %s of job=%s not delivered: %s", stage, job.job_id, exc)
 
     def _recycle_if_needed(self, browser: Browser | None, *, fallback: str | None = None) -> None:
         if browser is None or browser is not self.browser:

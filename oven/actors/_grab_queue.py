@@ -22,7 +22,7 @@ from oven._readiness import ReadinessBoard
 from oven.actors._async import AsyncActor
 from oven.actors._base import ActorContext
 from oven.actors._bridge import ask_async
-from oven.actors._browser_pool import CancelCapture
+from oven.actors._browser_pool import CancelCapture, CaptureStage
 from oven.actors._encoder import CancelEncode
 from oven.actors._grab_run import Permanent, Pipeline, Transient, UploadPending
 from oven.actors._store import StoreClient
@@ -188,6 +188,10 @@ class GrabQueue(AsyncActor):
                 return self.defer(self._cancel(job_id))
             case QueueStatus():
                 return self.defer(self._status())
+            case CaptureStage(job_id=job_id, stage=stage):
+                # call_soon_threadsafe: job state belongs to the loop, not the actor thread
+                self.loop.call_soon_threadsafe(self._set_stage, job_id, stage)
+                return None
         return super().receive(message)
 
     async def _submit(self, msg: Submit) -> Submitted:
@@ -238,6 +242,12 @@ class GrabQueue(AsyncActor):
         self._gauge()
         self._dispatch()
         return Submitted(self._view(active), cached=False, attached=False)
+
+    def _set_stage(self, job_id: str, stage: str) -> None:
+        active = self.active.get(job_id)
+        if active is not None and active.task is not None and active.stage in (
+                "navigate", "ready"):
+            active.stage = stage
 
     async def _get(self, job_id: str) -> dict[str, Any] | None:
         active = self.active.get(job_id) or self.pending_uploads.get(job_id)

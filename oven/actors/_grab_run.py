@@ -107,7 +107,8 @@ class Pipeline:
                                      clock=grab.clock)
             try:
                 captured = await ask_async(
-                    self.lookup.ref("browser"), Capture(job_id, request, frames_dir, remaining),
+                    self.lookup.ref("browser"),
+                    Capture(job_id, request, frames_dir, remaining, progress_to="grab_queue"),
                     timeout=remaining + 10)
             except PieceError as exc:
                 raise Permanent(str(exc)) from None

@@ -10,6 +10,7 @@ import io
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -88,24 +89,40 @@ class _PageWatch:
         self.page.remove_listener("crash", self._on_crash)
 
 
-async def capture(target: Slot | Browser, request: CaptureRequest, out_dir: Path) -> CaptureResult:
+StageHook = Callable[[str], None]
+
+
+def _no_stage(stage: str) -> None:
+    return None
+
+
+async def capture(
+    target: Slot | Browser,
+    request: CaptureRequest,
+    out_dir: Path,
+    *,
+    on_stage: StageHook = _no_stage,
+) -> CaptureResult:
     """Capture `request` into `out_dir` as frame-00000.png (or .jpg), frame-00001...
 
     Raises PieceError (permanent: the piece's fault) or BrowserGone (transient: retry).
-    Given a Browser, it holds one of its page slots for the job.
+    Given a Browser, it holds one of its page slots for the job. `on_stage` is called with
+    "ready" and "capture" as those steps begin (navigation is the first step).
     """
     if isinstance(target, Browser):
         async with target.page_slot() as slot:
-            return await _capture(slot, request, out_dir)
-    return await _capture(target, request, out_dir)
+            return await _capture(slot, request, out_dir, on_stage)
+    return await _capture(target, request, out_dir, on_stage)
 
 
-async def _capture(slot: Slot, request: CaptureRequest, out_dir: Path) -> CaptureResult:
+async def _capture(
+    slot: Slot, request: CaptureRequest, out_dir: Path, on_stage: StageHook
+) -> CaptureResult:
     watch: _PageWatch | None = None
     try:
         await slot.prepare(request.density)
         watch = _PageWatch(slot.page)
-        return await _run(slot, watch, request, out_dir)
+        return await _run(slot, watch, request, out_dir, on_stage)
     except PlaywrightError as exc:
         if _is_gone(slot, watch, exc):
             raise BrowserGone(f"browser gone during capture of {request.url}: {exc.message}") \
@@ -117,7 +134,7 @@ async def _capture(slot: Slot, request: CaptureRequest, out_dir: Path) -> Captur
 
 
 async def _run(
-    slot: Slot, watch: _PageWatch, request: CaptureRequest, out_dir: Path
+    slot: Slot, watch: _PageWatch, request: CaptureRequest, out_dir: Path, on_stage: StageHook
 ) -> CaptureResult:
     settings = slot.browser.settings
     page = slot.page
@@ -137,6 +154,7 @@ async def _run(
     await _navigate(slot, watch, request.url, settings.navigation_timeout_s)
     timings["navigate"] = time.perf_counter() - started
 
+    on_stage("ready")
     started = time.perf_counter()
     ready, probe_error = await _wait_ready(
         slot, watch, request,
@@ -147,6 +165,7 @@ async def _run(
     timings["ready"] = time.perf_counter() - started
 
     frame_format = request.frame_format or settings.frame_format
+    on_stage("capture")
     started = time.perf_counter()
     frames, digests, size = await _grab_frames(
         slot, request, out_dir, frame_format, settings.jpeg_quality
