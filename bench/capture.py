@@ -31,6 +31,7 @@ import contextlib
 from oven_process import OvenProcess
 
 ORIGIN = "http://pieces.oven.internal"
+CLOCK = "real"
 
 
 def tree(pid: int) -> list[psutil.Process]:
@@ -78,7 +79,7 @@ def pct(values: list[float], q: float) -> float:
 async def one_round(url: str, pid: int, grabs: int) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
     bodies = [{"url": f"{ORIGIN}/anim/?bench={tag}-{i}", "format": "webp", "width": 640,
-               "height": 360, "frames": 16, "fps": 20, "clock": "real"} for i in range(grabs)]
+               "height": 360, "frames": 16, "fps": 20, "clock": CLOCK} for i in range(grabs)]
     sampler = PssSampler(pid)
     sampler.start()
     cpu0 = cpu_seconds(pid)
