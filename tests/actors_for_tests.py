@@ -95,3 +95,22 @@ class Deferring(AsyncActor):
 
                 return self.defer(answer())
         return super().receive(message)
+
+
+@dataclass(frozen=True)
+class BlockLoop:
+    """Block the AsyncActor's event loop (not its thread) until `release` is set."""
+
+    release: threading.Event
+
+
+class LoopBlocker(AsyncActor):
+    def receive(self, message: Any) -> Any:
+        match message:
+            case BlockLoop(release=release):
+                async def stuck() -> None:
+                    release.wait(30)  # deliberately blocking the loop
+
+                self.spawn(stuck())
+                return None
+        return super().receive(message)

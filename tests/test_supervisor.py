@@ -223,3 +223,18 @@ def test_deferred_replies_free_the_actor_thread_and_carry_errors(tree: Any) -> N
     with pytest.raises(ValueError, match="bad"):
         ref.ask(Later(ValueError("bad"), 0), timeout=2)
     assert ref.ask(Later("still alive", 0), timeout=2) == "still alive"
+
+
+def test_an_async_actor_with_a_blocked_loop_counts_as_hung(tree: Any) -> None:
+    from actors_for_tests import BlockLoop, LoopBlocker
+
+    t = tree([ChildSpec(id="loopy", start=LoopBlocker.start)])
+    t.ref.ask(StartChildren(), timeout=10)
+    ref = t.registry.ref("loopy")
+    release = threading.Event()
+    try:
+        ref.tell(BlockLoop(release))
+        t.wait_for_new("loopy", ref.actor_urn, timeout=5)
+        assert restarts("loopy", "hung") == 1
+    finally:
+        release.set()

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
-from oven.actors._base import ActorContext, Deferred, OvenActor
+from oven.actors._base import ActorContext, Deferred, OvenActor, Ping
 from oven.actors._bridge import LoopThread
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,13 @@ class AsyncActor(OvenActor):
         finally:
             self.loop_thread.stop()
 
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Ping) and self.loop_thread.alive:
+            # Answered from the loop, not the actor thread: an actor whose loop is blocked is
+            # hung even though its thread still reads messages.
+            return self.defer(_pong())
+        return super().on_receive(message)
+
     def defer(self, coro: Coroutine[Any, Any, Any]) -> Deferred:
         return Deferred(self.loop_thread.submit(coro))
 
@@ -66,3 +73,7 @@ class AsyncActor(OvenActor):
 
     async def stop_async(self) -> None:
         """Close async resources on the actor's loop."""
+
+
+async def _pong() -> str:
+    return "pong"

@@ -289,6 +289,8 @@ class GrabQueue(AsyncActor):
     # -- dispatch -------------------------------------------------------------------------------
 
     def _dispatch(self) -> None:
+        if self._stopping:
+            return  # shutdown: what is queued stays queued in the store for the next start
         pages = self.settings.browser.pages
         reserved = min(self.settings.queue.interactive_reserved, pages - 1)
         while self.capturing < pages and "memory" not in self.board.reasons():
