@@ -113,7 +113,13 @@ async def one_round(url: str, pid: int, grabs: int) -> dict[str, Any]:
     if not service:  # the job view carries no history: fall back to the stage timings
         service = [v["timings"].get("capture_total", 0) + v["timings"].get("encode", 0) +
                    v["timings"].get("upload", 0) for v in done.values()]
+    stages = {}
+    for stage in ("capture_total", "navigate", "ready", "capture", "encode", "upload"):
+        values = [v["timings"][stage] for v in done.values() if stage in v.get("timings", {})]
+        if values:
+            stages[f"stage_{stage}_p50_s"] = statistics.median(values)
     return {
+        **stages,
         "wall_s": wall,
         "grabs_per_min": 60 * grabs / wall,
         "latency_p50_s": pct(latency, 0.5),

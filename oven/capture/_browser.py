@@ -180,17 +180,21 @@ class Browser:
     async def page_slot(self, *, timeout_s: float | None = None) -> AsyncIterator[Slot]:
         """Hold a page slot for one job; waits (bounded) while all slots are busy.
 
-        On exit, even when the job was cancelled, the slot's context is closed before this
-        returns (bounded by close_timeout_s) and a fresh one is prepared in the background.
+        On exit the slot is wiped before this returns (bounded by close_timeout_s): after a job
+        that finished, its tab is reset for the next job; after one that raised or was
+        cancelled, its page and context are closed (a timeout really stops the piece) and a
+        fresh context is prepared in the background.
         """
         wait_s = self.settings.acquire_timeout_s if timeout_s is None else timeout_s
         async with asyncio.timeout(wait_s):
             slot = await self._acquire()
         closed = asyncio.Event()
+        finished = False
         try:
             yield slot
+            finished = True
         finally:
-            self._spawn(self._release(slot, closed))
+            self._spawn(self._release(slot, closed, finished))
             # Shielded: a second cancellation must not abandon the release half-way.
             await asyncio.shield(closed.wait())
 
@@ -201,17 +205,18 @@ class Browser:
                 raise BrowserGone(f"browser is {self.state.value}, not connected")
             return self._idle.popleft()
 
-    async def _release(self, slot: Slot, closed: asyncio.Event) -> None:
+    async def _release(self, slot: Slot, closed: asyncio.Event, finished: bool) -> None:
         self.jobs_done += 1
         slot.jobs += 1
         if self.jobs_done >= self.settings.restart_after:
             self.mark_recycle(f"served {self.jobs_done} jobs (restart_after)")
         try:
-            ok = await slot.discard(timeout_s=self.settings.close_timeout_s)
+            wipe = slot.reset if finished else slot.discard
+            ok = await wipe(timeout_s=self.settings.close_timeout_s)
         finally:
             closed.set()
         if not ok:
-            self.mark_recycle(f"closing the context of slot {slot.index} hung")
+            self.mark_recycle(f"resetting slot {slot.index} hung")
             await self._retire(slot)
             return
         if len(self._slots) > self._target or not self.is_connected:

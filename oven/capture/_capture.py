@@ -148,7 +148,11 @@ async def _run(
         "deviceScaleFactor": request.density, "mobile": False,
     })
     if request.clock == "virtual":
-        await page.add_init_script(VIRTUAL_CLOCK_JS)
+        # Through CDP, not page.add_init_script: the slot's tab serves later jobs too, so the
+        # shim must be removable (Slot.reset removes it).
+        added = await slot.cdp.send("Page.addScriptToEvaluateOnNewDocument",
+                                    {"source": VIRTUAL_CLOCK_JS})
+        slot.init_scripts.append(added["identifier"])
 
     started = time.perf_counter()
     await _navigate(slot, watch, request.url, settings.navigation_timeout_s)

@@ -1,10 +1,11 @@
-"""A page slot: one warm browser context + page, fresh for every job."""
+"""A page slot: one warm browser context, and a fresh tab in it for every job."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from playwright.async_api import BrowserContext, CDPSession, Page
 
@@ -17,10 +18,16 @@ log = logging.getLogger(__name__)
 
 
 class Slot:
-    """A page slot: a fresh browser context with one page parked on about:blank.
+    """A page slot: a browser context and one tab kept warm, parked on about:blank.
 
-    A slot serves one job; then its context is closed and a new one prepared, so cookies and
-    storage never leak from one piece to the next.
+    Measured on Chromium 156 (Chromium CPU per job of a small piece): a new context 0.52 s, a
+    new tab in a live context 0.37 s (each tab gets a renderer process of its own), the same
+    tab navigated again 0.14 s. So the tab lives on between jobs and `reset` wipes what a job
+    leaves: it leaves the piece for about:blank, clears every visited origin's storage
+    (local, session, IndexedDB, cache storage, service workers), the context's cookies and
+    permissions, and removes per-job init scripts. Each job still gets a new document, so no
+    JS state survives; only the tab's history length does. A job with another density gets a
+    new context (density is a context option).
     """
 
     def __init__(self, browser: Browser, index: int) -> None:
@@ -31,6 +38,8 @@ class Slot:
         self._context: BrowserContext | None = None
         self._page: Page | None = None
         self._cdp: CDPSession | None = None
+        self._origins: set[str] = set()
+        self.init_scripts: list[str] = []  # Page.addScriptToEvaluateOnNewDocument ids of a job
 
     @property
     def page(self) -> Page:
@@ -50,20 +59,28 @@ class Slot:
         return self._page is not None and not self._page.is_closed()
 
     async def prepare(self, density: float) -> None:
-        """Make sure a fresh context with this device scale factor is parked in the slot.
+        """Make sure a fresh tab in a context with this device scale factor is parked here.
 
-        Density is a context option, so a job asking for another density than the parked
-        context pays one context creation (~130 ms measured); the next context is prepared with
-        the density last used, so runs of same-density jobs pay nothing.
+        Only a change of density costs a context creation; the next job reuses the context.
         """
         if self._page is not None and self.density == density and not self._page.is_closed():
             return
-        await self.discard(timeout_s=self.browser.settings.close_timeout_s)
-        self._context = await self.browser.new_context(density)
-        self.density = density
+        if self._context is None or self.density != density:
+            await self.discard(timeout_s=self.browser.settings.close_timeout_s)
+            self._context = await self.browser.new_context(density)
+            self.density = density
+        await self._new_page()
+
+    async def _new_page(self) -> None:
+        assert self._context is not None
         self._page = await self._context.new_page()
+        self._page.on("framenavigated", self._remember_origin)
         self._cdp = await self._context.new_cdp_session(self._page)
         patterns = self.browser.settings.blocked_url_patterns
+        # Page: init scripts added on this session (the virtual clock) apply only once it is
+        # enabled here; DOMStorage: Slot.reset clears the tab's sessionStorage through it.
+        await self._cdp.send("Page.enable")
+        await self._cdp.send("DOMStorage.enable")
         if patterns:
             # Blocking inside Chromium costs nothing per request; a route would pause every
             # request for a round trip through the driver. The newer `urlPatterns` parameter
@@ -71,9 +88,53 @@ class Slot:
             await self._cdp.send("Network.enable")
             await self._cdp.send("Network.setBlockedURLs", {"urls": patterns})
 
+    def _remember_origin(self, frame: Any) -> None:
+        origin = _origin(frame.url)
+        if origin is not None:
+            self._origins.add(origin)
+
+    async def reset(self, *, timeout_s: float) -> bool:
+        """Wipe what the job left in the tab and its context; the tab stays for the next job.
+
+        False when it hung past the timeout (the owner then retires the slot and recycles).
+        """
+        page, cdp = self._page, self._cdp
+        origins, self._origins = self._origins, set()
+        scripts, self.init_scripts = self.init_scripts, []
+        if self._context is None or page is None or cdp is None or page.is_closed():
+            return await self.discard(timeout_s=timeout_s)
+        try:
+            async with asyncio.timeout(timeout_s):
+                for identifier in scripts:
+                    await cdp.send("Page.removeScriptToEvaluateOnNewDocument",
+                                   {"identifier": identifier})
+                # No script may run while we wipe: unload handlers and timers could write
+                # storage again after it is cleared.
+                await cdp.send("Emulation.setScriptExecutionDisabled", {"value": True})
+                # sessionStorage belongs to the tab and can only be cleared through a live
+                # frame of its origin, so before leaving the piece.
+                for origin in {_origin(f.url) for f in page.frames} - {None}:
+                    await cdp.send("DOMStorage.clear", {"storageId": {
+                        "securityOrigin": origin, "isLocalStorage": False}})
+                await page.goto("about:blank")
+                await cdp.send("Emulation.setScriptExecutionDisabled", {"value": False})
+                for origin in origins:
+                    await cdp.send("Storage.clearDataForOrigin",
+                                   {"origin": origin, "storageTypes": "all"})
+                await self._context.clear_cookies()
+                await self._context.clear_permissions()
+        except TimeoutError:
+            return False
+        except Exception as exc:
+            # A crashed tab or a closing browser: start the next job from a new context.
+            log.debug("reset of slot %d failed (%s); replacing its context", self.index, exc)
+            return await self.discard(timeout_s=timeout_s)
+        return True
+
     async def discard(self, *, timeout_s: float) -> bool:
         """Close the slot's context; False when closing hung past the timeout."""
         context, self._context, self._page, self._cdp = self._context, None, None, None
+        self._origins, self.init_scripts = set(), []
         if context is None:
             return True
         try:
@@ -84,3 +145,10 @@ class Slot:
         except Exception as exc:  # closing a context of a dead browser is already done
             log.debug("context close of slot %d failed: %s", self.index, exc)
         return True
+
+
+def _origin(url: str) -> str | None:
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return f"{parts.scheme}://{parts.netloc}"
+    return None

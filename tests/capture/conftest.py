@@ -25,9 +25,25 @@ PAGES = {
     </script>""",
     # Reports what it finds in storage, then leaves state behind for the next job to find.
     "/stateful": """<!doctype html><body><script>
-      const found = [localStorage.getItem('oven-leak'), document.cookie].join('|');
-      fetch('/seen?found=' + encodeURIComponent(found)).finally(() => {
-        localStorage.setItem('oven-leak', 'yes'); document.cookie = 'oven=leak; max-age=3600';
+      const idb = () => new Promise(done => {
+        const open = indexedDB.open('oven-leak-db');
+        open.onupgradeneeded = () => open.result.createObjectStore('s');
+        open.onerror = () => done('error');
+        open.onsuccess = () => {
+          const db = open.result, tx = db.transaction('s', 'readwrite');
+          const store = tx.objectStore('s');
+          const get = store.get('k');
+          get.onsuccess = () => { const v = get.result || ''; store.put('leak', 'k');
+            tx.oncomplete = () => { db.close(); done(v); }; };
+        };
+      });
+      idb().then(stored => {
+        const found = [localStorage.getItem('oven-leak'), document.cookie,
+                       sessionStorage.getItem('oven-leak'), stored].join('|');
+        return fetch('/seen?found=' + encodeURIComponent(found));
+      }).finally(() => {
+        localStorage.setItem('oven-leak', 'yes'); sessionStorage.setItem('oven-leak', 'yes');
+        document.cookie = 'oven=leak; max-age=3600';
         window.ovenReady = true;
       });
     </script>""",

@@ -60,7 +60,7 @@ async def test_blocked_url_patterns_are_never_fetched(
     assert not [hit for hit in page_server.hits if "tracker.gif" in hit]
 
 
-async def test_storage_and_cookies_do_not_leak_between_jobs(
+async def test_storage_cookies_and_indexeddb_do_not_leak_between_jobs_in_one_slot(
     browser: Browser, page_server: PageServer, tmp_path: Path
 ) -> None:
     await browser.resize(1)  # one slot, so both jobs run in the same slot
@@ -71,7 +71,8 @@ async def test_storage_and_cookies_do_not_leak_between_jobs(
             assert result.ready == "ok"
     finally:
         await browser.resize(2)
-    assert [h for h in page_server.hits if h.startswith("/seen")] == ["/seen?found=%7C"] * 2
+    # localStorage | cookie | sessionStorage | IndexedDB: empty for both jobs
+    assert [h for h in page_server.hits if h.startswith("/seen")] == ["/seen?found=%7C%7C%7C"] * 2
     assert len(browser.slots) == 2
 
 
@@ -187,3 +188,17 @@ def _in_group(proc: psutil.Process, pgid: int) -> bool:
         return os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE
     except (ProcessLookupError, psutil.NoSuchProcess):
         return False
+
+
+async def test_a_virtual_clock_job_leaves_no_shim_for_the_next_job_in_the_same_tab(
+    browser: Browser, tmp_path: Path
+) -> None:
+    await browser.resize(1)  # one slot: both jobs run in the same tab
+    try:
+        virtual = CaptureRequest(url=piece_url("still"), frames=2, fps=10, clock="virtual")
+        await capture(browser, virtual, tmp_path / "virtual")
+        async with browser.page_slot() as slot:
+            await capture(slot, CaptureRequest(url=piece_url("still")), tmp_path / "real")
+            assert await slot.page.evaluate("typeof window.__ovenClock") == "undefined"
+    finally:
+        await browser.resize(2)
