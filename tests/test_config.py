@@ -96,3 +96,15 @@ def test_the_production_example_is_a_valid_config() -> None:
     assert loaded.settings.store.backend == "mongodb"
     shown = loaded.show()
     assert "oven:secret@" not in shown and "change-me" not in shown
+
+
+def test_the_default_service_does_not_load_the_s3_or_mongodb_clients() -> None:
+    # aioboto3/botocore (~35 MB) and pymongo (~26 MB) load only when their backend is chosen.
+    import subprocess
+    import sys
+
+    code = ("import sys, oven._service, oven._grab_cli; "
+            "print(sorted(m for m in ('aioboto3', 'botocore', 'pymongo') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -40,6 +40,7 @@ class Slot:
         self._cdp: CDPSession | None = None
         self._origins: set[str] = set()
         self.init_scripts: list[str] = []  # Page.addScriptToEvaluateOnNewDocument ids of a job
+        self.tab_jobs = 0  # jobs served by the current tab
 
     @property
     def page(self) -> Page:
@@ -123,6 +124,11 @@ class Slot:
                                    {"origin": origin, "storageTypes": "all"})
                 await self._context.clear_cookies()
                 await self._context.clear_permissions()
+                self.tab_jobs += 1
+                if self.tab_jobs >= self.browser.settings.jobs_per_tab:
+                    # Renew the tab: its renderer grows a little with every job it serves.
+                    self._page, self._cdp, self.tab_jobs = None, None, 0
+                    await page.close()
         except TimeoutError:
             return False
         except Exception as exc:
@@ -134,7 +140,7 @@ class Slot:
     async def discard(self, *, timeout_s: float) -> bool:
         """Close the slot's context; False when closing hung past the timeout."""
         context, self._context, self._page, self._cdp = self._context, None, None, None
-        self._origins, self.init_scripts = set(), []
+        self._origins, self.init_scripts, self.tab_jobs = set(), [], 0
         if context is None:
             return True
         try:

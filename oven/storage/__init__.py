@@ -12,7 +12,6 @@ from oven.storage._base import (
 )
 from oven.storage._factory import make_storage
 from oven.storage._local import LocalStorage
-from oven.storage._s3 import S3Storage
 from oven.storage._settings import S3Settings, StorageSettings
 
 __all__ = [
@@ -27,3 +26,12 @@ __all__ = [
     "make_storage",
     "validate_key",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # S3Storage is loaded on first use: aioboto3 and botocore cost ~35 MB per process.
+    if name == "S3Storage":
+        from oven.storage._s3 import S3Storage
+
+        return S3Storage
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from oven.store._base import Store
-from oven.store._mongo import MongoStore
 from oven.store._settings import StoreSettings
 from oven.store._sqlite import SqliteStore
 
@@ -16,6 +15,9 @@ def make_store(settings: StoreSettings, data_dir: Path) -> Store:
     Nothing is opened yet: the caller awaits `start()` on the loop that will use the store.
     """
     if settings.backend == "mongodb":
+        # Imported here: pymongo adds ~26 MB to a process that uses SQLite.
+        from oven.store._mongo import MongoStore
+
         return MongoStore(
             settings.mongodb_uri.get_secret_value(),
             settings.mongodb_database,
