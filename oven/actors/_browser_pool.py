@@ -27,9 +27,6 @@ from oven.config import Settings
 
 log = logging.getLogger(__name__)
 
-HEALTH_INTERVAL_S = 5.0
-HEALTH_TIMEOUT_S = 3.0
-
 
 class CaptureTimeout(Exception):
     """The capture did not finish before the job's deadline (transient: a retry may succeed)."""
@@ -81,7 +78,7 @@ class BrowserPool(AsyncActor):
 
     def __init__(self, ctx: ActorContext, settings: Settings, board: ReadinessBoard) -> None:
         super().__init__(ctx)
-        self.settings: BrowserSettings = settings.browser
+        self.settings: BrowserSettings = with_self_blocked(settings)
         self.board = board
         self.browser: Browser | None = None
         self.in_flight = 0
@@ -129,7 +126,7 @@ class BrowserPool(AsyncActor):
         self._up.set()
 
     def reconfigure(self, settings: Any) -> None:
-        self.settings = settings.browser
+        self.settings = with_self_blocked(settings)
         if self.browser is not None:
             self.spawn(self._resize(self.settings.pages))
 
@@ -243,11 +240,11 @@ class BrowserPool(AsyncActor):
     async def _watch_health(self) -> None:
         failures = 0
         while True:
-            await asyncio.sleep(HEALTH_INTERVAL_S)
+            await asyncio.sleep(self.settings.health_interval_s)
             browser = self.browser
             if browser is None or (self._recycling is not None and not self._recycling.done()):
                 continue
-            if await browser.health(HEALTH_TIMEOUT_S):
+            if await browser.health(self.settings.health_timeout_s):
                 failures = 0
                 continue
             failures += 1
@@ -267,6 +264,21 @@ class BrowserPool(AsyncActor):
             "restarts": self.restarts,
             "pids": browser.pids() if browser else {},
         }
+
+
+def self_patterns(host: str, port: int) -> list[str]:
+    """URL patterns of oven's own HTTP server: a piece must not drive the service it runs in."""
+    hosts = {host, "127.0.0.1", "localhost", "[::1]"} if host in ("0.0.0.0", "::", "127.0.0.1",
+                                                                   "localhost") else {host}
+    return sorted(f"*://{h}:{port}/*" for h in hosts)
+
+
+def with_self_blocked(settings: Settings) -> BrowserSettings:
+    browser = settings.browser
+    extra = [p for p in self_patterns(settings.server.host, settings.server.port)
+             if p not in browser.blocked_url_patterns]
+    return browser.model_copy(update={"blocked_url_patterns": [*browser.blocked_url_patterns,
+                                                               *extra]})
 
 
 def _reason_label(reason: str) -> str:

@@ -75,6 +75,13 @@ class BrowserSettings(BaseModel):
         description="Jobs a slot's tab serves before it is replaced. A reused tab saves ~0.35 s "
         "of Chromium CPU per job; its renderer grows ~2 MB per job, so it is renewed.",
     )
+    health_interval_s: float = Field(
+        default=5.0, gt=0, le=600,
+        description="Interval of the cheap health probe; two failures in a row recycle.",
+    )
+    health_timeout_s: float = Field(
+        default=3.0, gt=0, le=60, description="How long one health probe may take."
+    )
     launch_timeout_s: float = Field(
         default=30.0, ge=1.0, le=300.0, description="Chromium start-up timeout."
     )

@@ -106,6 +106,8 @@ LIVE_KEYS = (
     "browser.restart_after",
     "browser.ready_timeout_s",
     "browser.navigation_timeout_s",
+    "browser.health_interval_s",
+    "browser.health_timeout_s",
     "encoder.concurrency",
     "encoder.timeout_s",
     "server.shutdown_grace_s",
