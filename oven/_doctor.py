@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from oven.config import Settings
 from oven.encode import check_ffmpeg
@@ -58,35 +59,29 @@ def _data_dir(settings: Settings) -> Check:
     return Check("data_dir", True, f"{path.resolve()} writable, {free / 2**30:.1f} GiB free")
 
 
-async def _storage(settings: Settings) -> Check:
-    storage = make_storage(settings.storage, settings.server.data_dir)
+async def _reachable(name: str, backend: str, part: Any, probe: str) -> Check:
+    """Start a storage or store backend, run its probe, close it; each step bounded."""
     try:
-        await asyncio.wait_for(storage.start(), 20)
-        await asyncio.wait_for(storage.check(), 20)
+        await asyncio.wait_for(part.start(), 20)
+        await asyncio.wait_for(getattr(part, probe)(), 20)
     except Exception as exc:
-        return Check("storage", False, f"{settings.storage.backend}: {exc}")
+        return Check(name, False, f"{backend}: {exc}")
     finally:
-        await storage.close()
-    return Check("storage", True, f"{settings.storage.backend} reachable")
-
-
-async def _store(settings: Settings) -> Check:
-    store = make_store(settings.store, settings.server.data_dir)
-    try:
-        await asyncio.wait_for(store.start(), 20)
-        await asyncio.wait_for(store.ping(), 20)
-    except Exception as exc:
-        return Check("store", False, f"{settings.store.backend}: {exc}")
-    finally:
-        await store.close()
-    return Check("store", True, f"{settings.store.backend} reachable")
+        await part.close()
+    return Check(name, True, f"{backend} reachable")
 
 
 def run_checks(settings: Settings) -> list[Check]:
     checks = [_data_dir(settings), _chromium(settings), _ffmpeg(settings)]
 
     async def remote() -> list[Check]:
-        return [await _storage(settings), await _store(settings)]
+        data_dir = settings.server.data_dir
+        return [
+            await _reachable("storage", settings.storage.backend,
+                             make_storage(settings.storage, data_dir), "check"),
+            await _reachable("store", settings.store.backend,
+                             make_store(settings.store, data_dir), "ping"),
+        ]
 
     checks += asyncio.run(remote())
     if os.geteuid() == 0 and "--no-sandbox" not in settings.browser.args:
