@@ -39,3 +39,20 @@ JOBS_SINCE_RESTART = Gauge("oven_browser_jobs_since_restart", "Jobs since the br
 ENCODER_RUNNING = Gauge("oven_encoder_running", "ffmpeg processes running")
 CACHE = Counter("oven_cache_total", "Result cache lookups", ["outcome"])
 UPLOADS = Counter("oven_uploads_total", "Upload attempts by outcome", ["outcome"])
+UPLOAD_PENDING = Gauge("oven_upload_pending", "Jobs whose result waits for storage to come back")
+
+# Memory (MemoryWatch)
+MEMORY_BYTES = Gauge(
+    "oven_memory_bytes", "Memory of oven's process tree by component", ["component", "measure"]
+)
+MEMORY_BUDGET = Gauge("oven_memory_budget_bytes", "The memory budget the tree is kept under")
+MEMORY_PRESSURE = Gauge(
+    "oven_memory_pressure_state", "0 normal, 1 above the soft watermark, 2 above the hard one"
+)
+CGROUP_MEMORY = Gauge("oven_cgroup_memory_bytes", "cgroup memory figures by file", ["file"])
+MEMORY_ACTIONS = Counter(
+    "oven_memory_actions_total", "Actions taken on memory pressure", ["action"]
+)
+MEMORY_SAMPLER_SECONDS = Counter(
+    "oven_memory_sampler_seconds_total", "CPU seconds spent sampling memory"
+)

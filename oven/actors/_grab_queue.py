@@ -460,6 +460,7 @@ class GrabQueue(AsyncActor):
     def _gauge(self) -> None:
         for lane, queue in self.lanes.items():
             metrics.QUEUE_DEPTH.labels(lane=lane.value).set(len(queue))
+        metrics.UPLOAD_PENDING.set(len(self.pending_uploads))
         queued = sum(len(q) for q in self.lanes.values())
         if queued >= self.settings.queue.max_queued:
             self.board.set("full", f"{queued} jobs queued")
