@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 APT_RUN := chromium ffmpeg
-APT_TEST := prometheus webp
+APT_TEST := prometheus webp time
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: run test lint typecheck pytest bench system-deps system-test-deps clean

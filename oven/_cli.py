@@ -146,6 +146,9 @@ def parser() -> argparse.ArgumentParser:
     from oven._grab_cli import add_parser as add_grab
 
     add_grab(sub)
+    from oven.memory import add_parser as add_mem
+
+    add_mem(sub)
 
     doctor = sub.add_parser("doctor", help="check Chromium, ffmpeg, storage and store")
     doctor.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)

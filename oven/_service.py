@@ -11,6 +11,7 @@ from oven._readiness import ReadinessBoard
 from oven._system import ActorSystem
 from oven._tree import children
 from oven.actors._grab_queue import QueueStatus
+from oven.actors._memory_watch import MemoryStatus
 from oven.config import ConfigError, LoadedConfig
 from oven.http import create_app
 from oven.http._grabs import grab_routes
@@ -36,7 +37,11 @@ class Service:
 
     def asgi_app(self, *, lifespan: Any = None) -> ASGIApp:
         return create_app(self.system, routes=grab_routes(), lifespan=lifespan,
-                          status_sections={"grabs": self._grab_status})
+                          status_sections={"grabs": self._grab_status,
+                                           "memory": self._memory_status})
+
+    async def _memory_status(self) -> Any:
+        return await self.system.ask_async("memory", MemoryStatus())
 
     async def _grab_status(self) -> Any:
         return await self.system.ask_async("grab_queue", QueueStatus())

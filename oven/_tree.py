@@ -5,7 +5,8 @@
      ├─ uploader     result storage
      ├─ encoder      ffmpeg, bounded concurrency
      ├─ browser      Playwright + one Chromium, N pages
-     └─ grab_queue   admission, lanes, single-flight, cache, dispatch, retries
+     ├─ grab_queue   admission, lanes, single-flight, cache, dispatch, retries
+     └─ memory       process-tree sampler, budget, pressure state and its actions
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from oven._readiness import ReadinessBoard
 from oven.actors._browser_pool import BrowserPool
 from oven.actors._encoder import Encoder
 from oven.actors._grab_queue import GrabQueue
+from oven.actors._memory_watch import MemoryWatch
 from oven.actors._store import StoreActor
 from oven.actors._uploader import Uploader
 from oven.config import Settings
@@ -34,4 +36,6 @@ def children(settings: Settings, board: ReadinessBoard) -> list[ChildSpec]:
         ChildSpec(id="grab_queue", start=lambda ctx: GrabQueue.start(ctx, settings, board),
                   mailbox_capacity=boxes.grab_queue, start_timeout_s=40,
                   shutdown_timeout_s=15),
+        ChildSpec(id="memory", start=lambda ctx: MemoryWatch.start(ctx, settings, board),
+                  mailbox_capacity=boxes.memory, shutdown_timeout_s=5),
     ]

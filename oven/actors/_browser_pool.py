@@ -19,6 +19,8 @@ from oven.capture import (
     BrowserSettings,
     CaptureRequest,
     CaptureResult,
+    PieceError,
+    Slot,
     capture,
     new_marker,
     sweep_orphans,
@@ -26,6 +28,10 @@ from oven.capture import (
 from oven.config import Settings
 
 log = logging.getLogger(__name__)
+
+
+class MemoryBudgetExceeded(PieceError):
+    """The job's page grew past what the memory budget allows (permanent: counts to freezing)."""
 
 
 class CaptureTimeout(Exception):
@@ -62,6 +68,26 @@ class Recycle:
 
 
 @dataclass(frozen=True)
+class SlotHeaps:
+    """Ask (MemoryWatch): JS heap bytes of each running capture, by job id."""
+
+
+@dataclass(frozen=True)
+class FailForMemory:
+    """Stop this job's capture and fail it with MemoryBudgetExceeded."""
+
+    job_id: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class LimitPages:
+    """Memory pressure: run at most `pages` slots (None: back to the configured size)."""
+
+    pages: int | None
+
+
+@dataclass(frozen=True)
 class PoolStatus:
     """Ask: a snapshot for /status and the dashboard."""
 
@@ -88,6 +114,9 @@ class BrowserPool(AsyncActor):
         self._recycling: asyncio.Task[None] | None = None
         self._health: asyncio.Task[None] | None = None
         self._by_job: dict[str, asyncio.Task[Any]] = {}
+        self._slot_of_job: dict[str, Slot] = {}
+        self._over_budget: dict[str, str] = {}
+        self._pages_limit: int | None = None
         # A hung actor cannot close its browser; the supervisor calls this from its thread.
         ctx.processes.add_killer(self._kill_browser)
 
@@ -128,7 +157,7 @@ class BrowserPool(AsyncActor):
     def reconfigure(self, settings: Any) -> None:
         self.settings = with_self_blocked(settings)
         if self.browser is not None:
-            self.spawn(self._resize(self.settings.pages))
+            self.spawn(self._resize(self._effective_pages()))
 
     async def _resize(self, pages: int) -> None:
         if self.browser is not None and self.browser.size != pages:
@@ -148,6 +177,13 @@ class BrowserPool(AsyncActor):
                 return self.defer(self._recycle(reason))
             case PoolStatus():
                 return self.defer(self._status())
+            case SlotHeaps():
+                return self.defer(self._heaps())
+            case FailForMemory(job_id=job_id, detail=detail):
+                return self.defer(self._fail_for_memory(job_id, detail))
+            case LimitPages(pages=pages):
+                self._pages_limit = pages
+                return self.defer(self._resize(self._effective_pages()))
         return super().receive(message)
 
     async def _cancel(self, job_id: str) -> bool:
@@ -174,13 +210,20 @@ class BrowserPool(AsyncActor):
                     async with browser.page_slot(
                         timeout_s=max(0.1, deadline - time.monotonic())
                     ) as slot:
+                        self._slot_of_job[job.job_id] = slot
                         return await capture(slot, job.request, job.out_dir,
                                              on_stage=lambda stage: self._progress(job, stage))
                 finally:
+                    self._slot_of_job.pop(job.job_id, None)
                     self.in_flight -= 1
                     metrics.PAGES_IN_USE.set(self.in_flight)
                     metrics.JOBS_SINCE_RESTART.set(browser.jobs_done)
                     self._recycle_if_needed(browser)
+        except asyncio.CancelledError:
+            detail = self._over_budget.pop(job.job_id, None)
+            if detail is not None:
+                raise MemoryBudgetExceeded(f"memory budget exceeded: {detail}") from None
+            raise
         except BrowserGone:
             self._recycle_if_needed(self.browser, fallback="crash")
             raise
@@ -192,6 +235,28 @@ class BrowserPool(AsyncActor):
             ) from None
         finally:
             self._by_job.pop(job.job_id, None)
+
+    async def _heaps(self) -> dict[str, int]:
+        heaps = {}
+        for job_id, slot in list(self._slot_of_job.items()):
+            try:
+                usage = await asyncio.wait_for(slot.cdp.send("Runtime.getHeapUsage"), 1.0)
+            except Exception:  # the page is closing or busy: no figure this time
+                continue
+            heaps[job_id] = int(usage.get("usedSize", 0) + usage.get("backingStorageSize", 0))
+        return heaps
+
+    async def _fail_for_memory(self, job_id: str, detail: str) -> bool:
+        task = self._by_job.get(job_id)
+        if task is None:
+            return False
+        self._over_budget[job_id] = detail
+        task.cancel()
+        return True
+
+    def _effective_pages(self) -> int:
+        pages = self.settings.pages
+        return pages if self._pages_limit is None else max(1, min(pages, self._pages_limit))
 
     def _progress(self, job: Capture, stage: str) -> None:
         if job.progress_to is None:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from oven.capture._settings import BrowserSettings
 from oven.encode._settings import EncoderSettings
 from oven.grabs._settings import LimitsSettings, PiecesSettings, QueueSettings
+from oven.memory._settings import MemorySettings
 from oven.storage._settings import StorageSettings
 from oven.store._settings import StoreSettings
 
@@ -68,6 +69,7 @@ class MailboxSettings(BaseModel):
     encoder: int = Field(500, ge=1, le=1_000_000)
     browser: int = Field(500, ge=1, le=1_000_000)
     grab_queue: int = Field(1000, ge=1, le=1_000_000)
+    memory: int = Field(100, ge=1, le=1_000_000)
 
 
 class LogSettings(BaseModel):
@@ -90,6 +92,7 @@ class Settings(BaseModel):
     queue: QueueSettings = Field(default_factory=QueueSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     pieces: PiecesSettings = Field(default_factory=PiecesSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
 
     def resolve(self, path: Path) -> Path:
         """A data path as used at run time: relative ones live under server.data_dir."""
@@ -113,6 +116,7 @@ LIVE_KEYS = (
     "server.shutdown_grace_s",
     "queue.*",
     "limits.*",
+    "memory.*",
     "pieces.allowed_origins",
     "pieces.allow_private",
 )

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+
+def _live(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _carrying(token: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if token in " ".join(proc.cmdline()) and _live(proc):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+@pytest.fixture
+def token() -> Iterator[str]:
+    """A unique word for this test's command lines; afterwards no live process may carry it,
+    and this test process has no live child left (other suites may run beside us, so the
+    check is scoped to what this test started)."""
+    value = f"ovenmemtest{secrets.token_hex(4)}"
+    yield value
+    deadline = time.monotonic() + 10
+    left: list[psutil.Process] = []
+    while time.monotonic() < deadline:
+        left = _carrying(value) + [p for p in psutil.Process().children(recursive=True)
+                                   if _live(p)]
+        if not left:
+            return
+        time.sleep(0.1)  # processes die asynchronously; poll with a bound
+    names = {p.pid: " ".join(p.cmdline())[:80] for p in left if _live(p)}
+    raise AssertionError(f"processes left behind: {names}")
