@@ -214,8 +214,12 @@ def resolve_budget(
     """The budget in bytes and where it came from: setting, cgroup limit, or MemTotal share."""
     if budget_bytes is not None:
         return budget_bytes, "memory.budget_bytes"
-    if cgroup is not None and cgroup.limit is not None:
-        return cgroup.limit, cgroup.sources.get("limit", "cgroup limit")
+    if cgroup is not None:
+        # memory.high throttles before memory.max kills: the lower of the two is the budget.
+        limits = [(v, cgroup.sources.get(k, f"cgroup {k}")) for k, v in
+                  (("high", cgroup.high), ("limit", cgroup.limit)) if v is not None]
+        if limits:
+            return min(limits)
     total = mem_total_bytes()
     return int(total * mem_total_share), f"{mem_total_share:g} x MemTotal (/proc/meminfo)"
 

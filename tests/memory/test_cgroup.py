@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from oven.memory import CgroupReader, MemorySettings, resolve_budget
+from oven.memory import CgroupMemory, CgroupReader, MemorySettings, resolve_budget
 from oven.memory._cgroup import ChildCgroup
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -106,7 +106,11 @@ def test_budget_comes_from_the_setting_then_the_cgroup_limit_then_memtotal(
     unlimited = CgroupReader("v2", FIXTURES / "v2" / "unlimited").read()
     assert resolve_budget(1 << 30, 0.8, limited) == (1 << 30, "memory.budget_bytes")
     assert resolve_budget(None, 0.8, limited) == (2147483648, limited.sources["limit"])
-    budget, source = resolve_budget(None, 0.5, unlimited)
+    # memory.max unset but memory.high set: high is where the kernel starts throttling
+    assert resolve_budget(None, 0.5, unlimited) == (805306368, unlimited.sources["high"])
+    neither = CgroupMemory(version="v2", path="/x", current=1, peak=None, limit=None, high=None,
+                           events={}, pressure={}, sources={})
+    budget, source = resolve_budget(None, 0.5, neither)
     assert "MemTotal" in source and budget > 0
 
 
@@ -128,3 +132,13 @@ def test_no_dedicated_cgroup_where_the_host_cannot_delegate_memory(tmp_path: Pat
     assert ChildCgroup.create("oven-mem-test", CgroupReader("v1", tmp_path)) is None
     assert ChildCgroup.create("oven-mem-test", CgroupReader("v2", tmp_path)) is None
     assert not (tmp_path / "oven-mem-test").exists()
+
+
+def test_the_budget_is_the_lower_of_memory_high_and_memory_max() -> None:
+    from oven.memory import CgroupMemory, resolve_budget
+
+    cgroup = CgroupMemory(version="v2", path="/x", current=1, peak=1, limit=1800 << 20,
+                          high=1600 << 20, events={}, pressure={},
+                          sources={"limit": "/x/memory.max", "high": "/x/memory.high"})
+    assert resolve_budget(None, 0.8, cgroup) == (1600 << 20, "/x/memory.high")
+    assert resolve_budget(512 << 20, 0.8, cgroup) == (512 << 20, "memory.budget_bytes")
