@@ -10,7 +10,7 @@ APT_RUN := chromium ffmpeg
 APT_TEST := prometheus webp time
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint typecheck pytest bench system-deps system-test-deps clean
+.PHONY: run test lint typecheck pytest bench bench-mem system-deps system-test-deps clean
 
 run: $(VENV)/.run-installed system-deps
 	$(VENV)/bin/oven serve $(ARGS)
@@ -28,6 +28,12 @@ pytest: $(VENV)/.test-installed system-deps system-test-deps
 
 bench: $(VENV)/.test-installed system-deps
 	$(PY) bench/capture.py
+	$(PY) bench/runtime.py
+	$(PY) bench/memory.py
+
+# The capture benchmark under the memory harness: the peak of its whole process tree.
+bench-mem: $(VENV)/.test-installed system-deps
+	$(VENV)/bin/oven mem --label capture --out var/mem -- $(PY) bench/capture.py
 
 # Debian packages, installed only when missing (apt-get update once, then install).
 system-deps:
