@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 HYSTERESIS = 0.05  # share of the budget below a watermark before its state is left
 HARD_COOLDOWN_S = 5.0  # time for memory to settle after a hard-watermark action
+# A recycle frees the whole browser; if the tree is still over the hard watermark right after,
+# the budget is below oven's idle footprint and recycling again would only loop.
+RECYCLE_COOLDOWN_S = 60.0
 
 
 class Pressure(enum.IntEnum):
@@ -69,6 +72,7 @@ class MemoryWatch(AsyncActor):
         self.by_component: dict[str, int] = {}
         self.last_full = 0.0
         self.last_hard_action = 0.0
+        self.last_recycle = float("-inf")
         self._task: asyncio.Task[None] | None = None
         self._sampler_cpu = 0.0
 
@@ -195,6 +199,12 @@ class MemoryWatch(AsyncActor):
                 metrics.MEMORY_ACTIONS.labels(action="fail_job").inc()
                 await self._tell_browser(FailForMemory(job_id, detail))
                 return
+        if time.monotonic() - self.last_recycle < RECYCLE_COOLDOWN_S:
+            log.error("memory: still over the hard watermark (%d MB of %d MB) after a browser "
+                      "recycle: the budget is below what oven needs idle; raise memory.budget "
+                      "or lower browser.pages", self.figure >> 20, self.budget >> 20)
+            return
+        self.last_recycle = time.monotonic()
         log.warning("memory: recycling the browser at %d MB of %d MB", self.figure >> 20,
                     self.budget >> 20)
         metrics.MEMORY_ACTIONS.labels(action="recycle_browser").inc()

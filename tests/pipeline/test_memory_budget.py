@@ -83,3 +83,19 @@ def test_a_memory_hog_fails_alone_and_ready_follows_the_pressure(
     assert view["state"] == "complete"
     health = httpx.get(f"{oven.url}/status").json()
     assert all(a["state"] == "running" and a["restarts"] == 0 for a in health["actors"])
+
+
+def test_over_the_hard_watermark_with_no_job_to_blame_the_browser_is_recycled_once(
+    start_oven: StartOven,
+) -> None:
+    # A budget below oven's idle footprint: no page to blame, so the browser is recycled, once;
+    # the service stays up (alive, not ready) instead of recycling in a loop.
+    oven = start_oven({"memory": {"budget_bytes": 256 << 20}})
+    wait_until("a memory recycle", lambda: metric(
+        oven, "oven_browser_restarts_total", {"reason": "memory"}) >= 1, timeout=30)
+    ready = httpx.get(f"{oven.url}/ready")
+    assert ready.status_code == 503 and "memory" in ready.json()["reasons"]
+    wait_until("the refusal to loop", lambda: "still over the hard watermark" in oven.log,
+               timeout=30)
+    assert metric(oven, "oven_browser_restarts_total", {"reason": "memory"}) == 1
+    assert httpx.get(f"{oven.url}/health").status_code == 200
