@@ -1,0 +1,119 @@
+"""Storage outage: a finished grab waits in upload_pending and completes when storage returns."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from storage.moto_s3 import BUCKET, MotoServer, start_moto
+
+from .conftest import StartOven
+from .grab_client import metric, submit, wait_for_job
+
+
+class Outage:
+    """A TCP forwarder to the S3 server that the test can take down and bring back.
+
+    Down means nothing listens on its port (connection refused), as when the endpoint is off.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        self._listener: socket.socket | None = None
+        self._open: list[socket.socket] = []
+
+    def up(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(16)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def down(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(OSError):  # wakes the accept() blocked in another thread
+                self._listener.shutdown(socket.SHUT_RDWR)
+            self._listener.close()
+            self._listener = None
+        for conn in self._open:
+            # shutdown, not just close: close() from this thread would not wake the pump
+            # blocked in recv(), and the connection would stay half-open instead of failing.
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+        self._open.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # the listener was closed: the outage began
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            self._open += [client, upstream]
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pump, args=(src, dst), daemon=True).start()
+
+
+def _pump(src: socket.socket, dst: socket.socket) -> None:
+    try:
+        while data := src.recv(65536):
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for sock in (src, dst):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.fixture
+def s3(tmp_path: Path) -> Iterator[tuple[MotoServer, Outage]]:
+    server = start_moto(tmp_path / "moto.log")
+    outage = Outage(server.port)
+    outage.up()
+    try:
+        yield server, outage
+    finally:
+        outage.down()
+        server.stop()
+
+
+def test_a_grab_waits_in_upload_pending_while_storage_is_down_and_completes_after(
+    start_oven: StartOven, s3: tuple[MotoServer, Outage]
+) -> None:
+    _, outage = s3
+    endpoint = f"http://127.0.0.1:{outage.port}"
+    oven = start_oven({
+        "queue": {"upload_retry_s": 0.5},
+        "storage": {"backend": "s3"},
+        "storage.s3": {"endpoint_url": endpoint, "bucket": BUCKET, "region": "us-east-1",
+                       "path_style": True, "create_bucket": True, "access_key_id": "testing",
+                       "secret_access_key": "testing", "max_attempts": 1,
+                       "connect_timeout_s": 1},
+    })
+    outage.down()
+    accepted = submit(oven, piece="still", format="png", width=120, height=80)
+    pending = wait_for_job(oven, accepted["id"], {"upload_pending"}, timeout=60)
+    assert "upload" in (pending["error"] or "")
+    assert metric(oven, "oven_upload_pending") == 1
+    assert httpx.get(f"{oven.url}/grabs/{accepted['id']}/result").status_code == 409
+
+    outage.up()
+    done = wait_for_job(oven, accepted["id"], timeout=60)
+    assert done["state"] == "complete"
+    assert [h["state"] for h in done["history"]].count("complete") == 1
+    assert metric(oven, "oven_upload_pending") == 0
+    result = httpx.get(f"{oven.url}/grabs/{accepted['id']}/result", follow_redirects=True,
+                       timeout=30)
+    assert result.status_code == 200 and result.content[:8] == b"\x89PNG\r\n\x1a\n"
