@@ -29,15 +29,17 @@ def _carrying(token: str) -> list[psutil.Process]:
 @pytest.fixture
 def token() -> Iterator[str]:
     """A unique word for this test's command lines; afterwards no live process may carry it,
-    and this test process has no live child left (other suites may run beside us, so the
-    check is scoped to what this test started)."""
+    and this test process has no live child left that the test started (other suites may run
+    beside us, and session fixtures such as the capture suite's Chromium are children of this
+    process too, so the check is scoped to children that appeared during the test)."""
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
     value = f"ovenmemtest{secrets.token_hex(4)}"
     yield value
     deadline = time.monotonic() + 10
     left: list[psutil.Process] = []
     while time.monotonic() < deadline:
         left = _carrying(value) + [p for p in psutil.Process().children(recursive=True)
-                                   if _live(p)]
+                                   if p.pid not in before and _live(p)]
         if not left:
             return
         time.sleep(0.1)  # processes die asynchronously; poll with a bound
