@@ -10,8 +10,10 @@ from oven.supervisor._spec import (
     Strategy,
 )
 from oven.supervisor._supervisor import (
+    AddChild,
     ChildStatus,
     GetStatus,
+    RemoveChild,
     SetPolicy,
     StartChildren,
     StopChildren,
@@ -21,10 +23,12 @@ from oven.supervisor._supervisor import (
 
 __all__ = [
     "ActorUnavailable",
+    "AddChild",
     "ChildSpec",
     "ChildStatus",
     "GetStatus",
     "Registry",
+    "RemoveChild",
     "Restart",
     "RestartPolicy",
     "SetPolicy",

@@ -88,6 +88,11 @@ class Registry:
             self._refs.pop(name, None)
             self._down[name] = reason
 
+    def forget(self, name: str) -> None:
+        with self._lock:
+            self._refs.pop(name, None)
+            self._down.pop(name, None)
+
     def ref(self, name: str) -> pykka.ActorRef[Any]:
         with self._lock:
             ref = self._refs.get(name)

@@ -76,6 +76,20 @@ class Tick(ControlMessage):
 
 
 @dataclass(frozen=True)
+class AddChild:
+    """Ask: start one more child now (e.g. a temporary session actor); raises StartFailed."""
+
+    spec: ChildSpec
+
+
+@dataclass(frozen=True)
+class RemoveChild(ControlMessage):
+    """Ask: stop a child and forget it."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class SetPolicy(ControlMessage):
     """A reloaded restart policy; applies to restarts from now on."""
 
@@ -172,6 +186,21 @@ class Supervisor(OvenActor):
                 return self._status()
             case SetPolicy(policy=policy):
                 self.policy = policy
+            case AddChild(spec=spec):
+                if spec.id in self.children:
+                    raise ValueError(f"{self.name} already has a child named {spec.id!r}")
+                self.children[spec.id] = _Child(spec)
+                try:
+                    self._start_child(spec.id)
+                except StartFailed:
+                    self._forget(spec.id)
+                    raise
+            case RemoveChild(name=name):
+                child = self.children.get(name)
+                if child is not None:
+                    if child.ref is not None and child.status is ChildStatus.RUNNING:
+                        self._stop_child(child)
+                    self._forget(name)
             case _:
                 return super().receive(message)
         return None
@@ -292,7 +321,10 @@ class Supervisor(OvenActor):
         log.log(log_at, "%s: %s exited (%s) %s", self.name, name, reason, detail)
         if not wants_restart:
             child.status, child.ref = ChildStatus.STOPPED, None
-            self.registry.mark_down(name, f"exited ({reason})")
+            if child.spec.restart is Restart.TEMPORARY:
+                self._forget(name)  # a temporary child's name is not kept once it is gone
+            else:
+                self.registry.mark_down(name, f"exited ({reason})")
             return
         child.status = ChildStatus.RESTARTING
         self.registry.mark_down(name, f"restarting after {reason}: {detail}")
@@ -305,6 +337,12 @@ class Supervisor(OvenActor):
                     self._stop_child(sibling)
                     sibling.status = ChildStatus.RESTARTING
         self._schedule_restart(child)
+
+    def _forget(self, name: str) -> None:
+        self.children.pop(name, None)
+        self.registry.forget(name)
+        with contextlib.suppress(KeyError):  # no series yet for a child that never started
+            metrics.ACTOR_UP.remove(name)
 
     def _schedule_restart(self, child: _Child) -> None:
         now = time.monotonic()
