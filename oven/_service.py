@@ -15,6 +15,7 @@ from oven.actors._memory_watch import MemoryStatus
 from oven.config import ConfigError, LoadedConfig
 from oven.http import create_app
 from oven.http._grabs import grab_routes
+from oven.http._pty import pty_routes
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class Service:
         self.system.stop()
 
     def asgi_app(self, *, lifespan: Any = None) -> ASGIApp:
-        return create_app(self.system, routes=grab_routes(), lifespan=lifespan,
+        return create_app(self.system, routes=[*grab_routes(), *pty_routes()], lifespan=lifespan,
                           status_sections={"grabs": self._grab_status,
                                            "memory": self._memory_status})
 

@@ -6,12 +6,15 @@
      ├─ encoder      ffmpeg, bounded concurrency
      ├─ browser      Playwright + one Chromium, N pages
      ├─ grab_queue   admission, lanes, single-flight, cache, dispatch, retries
-     └─ memory       process-tree sampler, budget, pressure state and its actions
+     ├─ memory       process-tree sampler, budget, pressure state and its actions
+     └─ pty          supervisor of terminal sessions (only with [pty] enabled)
+         └─ pty-…    one temporary PtySession actor per terminal
 """
 
 from __future__ import annotations
 
 from oven._readiness import ReadinessBoard
+from oven._system import restart_policy
 from oven.actors._browser_pool import BrowserPool
 from oven.actors._encoder import Encoder
 from oven.actors._grab_queue import GrabQueue
@@ -19,12 +22,12 @@ from oven.actors._memory_watch import MemoryWatch
 from oven.actors._store import StoreActor
 from oven.actors._uploader import Uploader
 from oven.config import Settings
-from oven.supervisor import ChildSpec
+from oven.supervisor import ChildSpec, Supervisor
 
 
 def children(settings: Settings, board: ReadinessBoard) -> list[ChildSpec]:
     boxes = settings.mailboxes
-    return [
+    specs = [
         ChildSpec(id="store", start=lambda ctx: StoreActor.start(ctx, settings, board),
                   mailbox_capacity=boxes.store, start_timeout_s=30, shutdown_timeout_s=10),
         ChildSpec(id="uploader", start=lambda ctx: Uploader.start(ctx, settings),
@@ -39,3 +42,10 @@ def children(settings: Settings, board: ReadinessBoard) -> list[ChildSpec]:
         ChildSpec(id="memory", start=lambda ctx: MemoryWatch.start(ctx, settings, board),
                   mailbox_capacity=boxes.memory, shutdown_timeout_s=5),
     ]
+    if settings.pty.enabled:
+        # Its own registry is the system's (ctx.lookup), so sessions resolve by name too.
+        specs.append(ChildSpec(
+            id="pty", mailbox_capacity=None, shutdown_timeout_s=20,
+            start=lambda ctx: Supervisor.start(ctx, children=[], registry=ctx.lookup,
+                                               policy=restart_policy(settings))))
+    return specs

@@ -15,6 +15,7 @@ from oven.capture._settings import BrowserSettings
 from oven.encode._settings import EncoderSettings
 from oven.grabs._settings import LimitsSettings, PiecesSettings, QueueSettings
 from oven.memory._settings import MemorySettings
+from oven.pty._settings import PtySettings
 from oven.storage._settings import StorageSettings
 from oven.store._settings import StoreSettings
 
@@ -93,6 +94,7 @@ class Settings(BaseModel):
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     pieces: PiecesSettings = Field(default_factory=PiecesSettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)
+    pty: PtySettings = Field(default_factory=PtySettings)
 
     def resolve(self, path: Path) -> Path:
         """A data path as used at run time: relative ones live under server.data_dir."""

@@ -1,0 +1,303 @@
+"""PTY routes: sessions over HTTP, a WebSocket for the controlling client, SSE for observers.
+
+WebSocket: binary frames carry raw bytes both ways; text frames carry JSON control messages
+(`{"type": "resize", "cols": 120, "rows": 40}`, `{"type": "ack", "bytes": N}` where N is the
+output offset rendered so far). The socket is read only after the previous input frame was taken
+by the session's input buffer, so a paste larger than the buffer pushes back on the sender over
+TCP; nothing is dropped. Every send has a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from pydantic import BaseModel, Field
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from oven._system import ActorSystem
+from oven.actors import ask_async
+from oven.actors._pty_session import (
+    Ack,
+    Attach,
+    CloseSession,
+    Detach,
+    Next,
+    PtySessionActor,
+    Resize,
+    SessionInfo,
+    Write,
+)
+from oven.http._auth import require_token
+from oven.http._errors import ApiError
+from oven.http._openapi import operation
+from oven.pty import ClientDetached, Closed, Output, PtySettings, Resync, SessionEnded
+from oven.supervisor import AddChild, ChildSpec, GetStatus, Restart
+
+log = logging.getLogger(__name__)
+
+WRITE_TIMEOUT_S = 300.0  # a child that reads nothing for this long ends the paste with an error
+
+
+class SessionRequest(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    profile: str = Field(description="A profile name from [pty.profiles].")
+    cols: int = Field(80, ge=10, le=1000)
+    rows: int = Field(24, ge=5, le=500)
+
+
+class SessionCreated(BaseModel):
+    id: str
+    ws_url: str
+    stream_url: str
+
+
+def _system(conn: HTTPConnection) -> ActorSystem:
+    system: ActorSystem = conn.app.state.system
+    return system
+
+
+def _allowed(conn: HTTPConnection, *, allow_query: bool = False) -> PtySettings:
+    settings = _system(conn).settings.pty
+    if not settings.enabled:
+        raise ApiError(
+            403, "PTY sessions are off: set [pty] enabled = true and a token", code="disabled"
+        )
+    require_token(conn, settings.token, what="PTY", setting="pty.token", allow_query=allow_query)
+    return settings
+
+
+def _session_name(session_id: str) -> str:
+    if not session_id.startswith("pty-") or not session_id[4:].isalnum():
+        raise ApiError(404, f"no PTY session {session_id!r}")
+    return session_id
+
+
+@operation(
+    "Start a terminal session from a configured profile",
+    body=SessionRequest,
+    responses={201: SessionCreated},
+    tags=["pty"],
+    secured=True,
+)
+async def create_session(request: Request) -> Response:
+    settings = _allowed(request)
+    try:
+        body = SessionRequest.model_validate(await request.json())
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, f"body is not valid JSON: {exc}") from None
+    profile = settings.profiles.get(body.profile)
+    if profile is None:
+        raise ApiError(
+            422,
+            f"profile: {body.profile!r} is not configured; profiles are "
+            f"{', '.join(sorted(settings.profiles)) or 'none'}",
+        )
+    system = _system(request)
+    running = await system.ask_async("pty", GetStatus())
+    if len(running) >= settings.max_sessions:
+        raise ApiError(
+            429, f"{len(running)} PTY sessions already run (pty.max_sessions)", retry_after_s=5
+        )
+    session_id = f"pty-{uuid.uuid4().hex[:16]}"
+
+    def start(ctx: Any) -> Any:
+        return PtySessionActor.start(
+            ctx,
+            profile_name=body.profile,
+            profile=profile,
+            cols=body.cols,
+            rows=body.rows,
+            settings=settings,
+        )
+
+    spec = ChildSpec(
+        id=session_id,
+        start=start,
+        restart=Restart.TEMPORARY,
+        mailbox_capacity=256,
+        start_timeout_s=10,
+        shutdown_timeout_s=10,
+    )
+    await system.ask_async("pty", AddChild(spec), timeout=20)
+    return JSONResponse(
+        {
+            "id": session_id,
+            "ws_url": f"/pty/sessions/{session_id}/ws",
+            "stream_url": f"/pty/sessions/{session_id}/stream",
+        },
+        status_code=201,
+    )
+
+
+@operation("Terminal sessions", tags=["pty"], secured=True)
+async def list_sessions(request: Request) -> Response:
+    _allowed(request)
+    system = _system(request)
+    sessions = []
+    for child in await system.ask_async("pty", GetStatus()):
+        with contextlib.suppress(Exception):  # one that just exited is simply not listed
+            sessions.append(await system.ask_async(child["name"], SessionInfo()))
+    return JSONResponse({"sessions": sessions})
+
+
+@operation("End a terminal session", tags=["pty"], secured=True)
+async def delete_session(request: Request) -> Response:
+    _allowed(request)
+    name = _session_name(request.path_params["session_id"])
+    system = _system(request)
+    try:
+        await system.ask_async(name, CloseSession(), timeout=20)
+    except Exception as exc:
+        raise ApiError(404, f"no PTY session {name!r}") from exc
+    return JSONResponse({"id": name, "closed": True})
+
+
+async def session_socket(websocket: WebSocket) -> None:
+    try:
+        settings = _allowed(websocket, allow_query=True)
+        name = _session_name(websocket.path_params["session_id"])
+        system = _system(websocket)
+        ref = system.ref(name)
+    except Exception as exc:
+        await websocket.close(
+            code=4403 if isinstance(exc, ApiError) else 4404, reason=str(exc)[:120]
+        )
+        return
+    await websocket.accept()
+
+    client_id: str = await ask_async(ref, Attach(controlling=True), timeout=5)
+
+    async def pump_input() -> None:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            if message.get("bytes") is not None:
+                data: bytes = message["bytes"]
+                if len(data) > settings.max_frame_bytes:
+                    await websocket.close(code=1009, reason="frame over pty.max_frame_bytes")
+                    return
+                # Not reading the next frame until this one is taken is the backpressure.
+                await ask_async(ref, Write(data), timeout=WRITE_TIMEOUT_S)
+            elif message.get("text") is not None:
+                control = json.loads(message["text"])
+                if control.get("type") == "ack":
+                    ref.tell(Ack(client_id, int(control["bytes"])))
+                elif control.get("type") == "resize":
+                    ref.tell(Resize(int(control["cols"]), int(control["rows"])))
+
+    async def pump_output() -> None:
+        while True:
+            item = await ask_async(ref, Next(client_id, 1.0), timeout=10)
+            if isinstance(item, Output):
+                await asyncio.wait_for(websocket.send_bytes(item.data), settings.send_timeout_s)
+            elif isinstance(item, Resync):
+                await asyncio.wait_for(
+                    websocket.send_text(
+                        json.dumps(
+                            {"type": "resync", "offset": item.offset, "lost": item.lost_bytes}
+                        )
+                    ),
+                    settings.send_timeout_s,
+                )
+            elif isinstance(item, Closed):
+                await asyncio.wait_for(
+                    websocket.send_text(
+                        json.dumps(
+                            {"type": "exit", "status": item.exit_status, "offset": item.offset}
+                        )
+                    ),
+                    settings.send_timeout_s,
+                )
+                return
+
+    reading = asyncio.create_task(pump_input())
+    writing = asyncio.create_task(pump_output())
+    try:
+        await asyncio.wait([reading, writing], return_when=asyncio.FIRST_COMPLETED)
+        if reading.done() and isinstance(reading.exception(), SessionEnded):
+            # The child exited mid-input: still deliver its last output and the exit notice.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(writing), settings.close_timeout_s + 5)
+        for task in (reading, writing):
+            error = task.exception() if task.done() and not task.cancelled() else None
+            if error is not None and not isinstance(
+                    error, WebSocketDisconnect | ClientDetached | SessionEnded | TimeoutError):
+                log.info("pty %s websocket ended: %r", name, error)
+    finally:
+        for task in (reading, writing):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            ref.tell(Detach(client_id))
+        with contextlib.suppress(Exception):
+            await websocket.close()
+
+
+@operation(
+    "Read-only output stream (SSE; event id = byte offset, data = base64)",
+    responses={200: "text/event-stream"},
+    tags=["pty"],
+    secured=True,
+)
+async def session_stream(request: Request) -> Response:
+    settings = _allowed(request, allow_query=True)
+    name = _session_name(request.path_params["session_id"])
+    system = _system(request)
+    ref = system.ref(name)
+
+    last = request.headers.get("last-event-id")
+    client_id: str = await ask_async(
+        ref,
+        Attach(controlling=False, from_offset=int(last) if last and last.isdigit() else None),
+        timeout=5,
+    )
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                try:
+                    item = await ask_async(ref, Next(client_id, 1.0), timeout=10)
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                    continue
+                if isinstance(item, Output):
+                    end = item.offset + len(item.data)
+                    payload = base64.b64encode(item.data).decode()
+                    yield f"id: {end}\nevent: output\ndata: {payload}\n\n".encode()
+                    ref.tell(Ack(client_id, end))  # an observer acks what it was sent
+                elif isinstance(item, Resync):
+                    yield f"id: {item.offset}\nevent: resync\ndata: {item.lost_bytes}\n\n".encode()
+                elif isinstance(item, Closed):
+                    yield f"event: exit\ndata: {item.exit_status}\n\n".encode()
+                    return
+        except ClientDetached:
+            return
+        finally:
+            with contextlib.suppress(Exception):
+                ref.tell(Detach(client_id))
+
+    del settings
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+    )
+
+
+def pty_routes() -> list[BaseRoute]:
+    return [
+        Route("/pty/sessions", create_session, methods=["POST"]),
+        Route("/pty/sessions", list_sessions, methods=["GET"]),
+        Route("/pty/sessions/{session_id}", delete_session, methods=["DELETE"]),
+        Route("/pty/sessions/{session_id}/stream", session_stream, methods=["GET"]),
+        WebSocketRoute("/pty/sessions/{session_id}/ws", session_socket),
+    ]

@@ -1,0 +1,145 @@
+"""PTY sessions through a real `oven serve`: WebSocket paste, auth, profiles, exit, resize."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from oven_process import OvenProcess
+from websockets.sync.client import connect
+
+TOKEN = "pty-test-token"
+PASTE = 10 * 1024 * 1024
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def oven(tmp_path: Path) -> Iterator[OvenProcess]:
+    sink = tmp_path / "pasted.bin"
+    consumer = ("import os,sys; n=int(sys.argv[1]); out=open(sys.argv[2],'wb'); got=0\n"
+                "while got < n:\n"
+                "    chunk = os.read(0, 1 << 16)\n"
+                "    if not chunk: break\n"
+                "    out.write(chunk); got += len(chunk)\n"
+                "out.close()")
+    process = OvenProcess(tmp_path, config={
+        "pty": {"enabled": True, "token": TOKEN},
+        "pty.profiles.consumer": {"command": [sys.executable, "-c", consumer, str(PASTE),
+                                              str(sink)], "raw": True},
+        "pty.profiles.short": {"command": ["head", "-c", "1000"], "raw": True},
+        "pty.profiles.size": {"command": ["sh", "-c", "read line; stty size"]},
+    }).start()
+    yield process
+    process.stop()
+
+
+def start_session(oven: OvenProcess, profile: str) -> dict[str, str]:
+    r = httpx.post(f"{oven.url}/pty/sessions", json={"profile": profile, "cols": 80, "rows": 24},
+                   headers=AUTH, timeout=20)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def ws_url(oven: OvenProcess, session: dict[str, str]) -> str:
+    return f"ws://127.0.0.1:{oven.port}{session['ws_url']}?token={TOKEN}"
+
+
+def test_a_10_mib_paste_through_the_websocket_arrives_byte_exact(oven: OvenProcess) -> None:
+    session = start_session(oven, "consumer")
+    paste = os.urandom(PASTE)
+    ended: dict[str, object] = {}
+    with connect(ws_url(oven, session), max_size=None) as ws:
+
+        def read() -> None:  # output (none in raw mode) and the exit notice; acks what it saw
+            seen = 0
+            for message in ws:
+                if isinstance(message, bytes):
+                    seen += len(message)
+                    ws.send(json.dumps({"type": "ack", "bytes": seen}))
+                elif json.loads(message).get("type") == "exit":
+                    ended.update(json.loads(message))
+                    return
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        t0 = time.perf_counter()
+        for start in range(0, PASTE, 65536):
+            ws.send(paste[start:start + 65536])
+        reader.join(60)
+        elapsed = time.perf_counter() - t0
+    assert ended.get("status") == 0, ended
+    pasted = (oven.workdir / "pasted.bin").read_bytes()
+    assert hashlib.sha256(pasted).hexdigest() == hashlib.sha256(paste).hexdigest()
+    print(f"10 MiB paste over WebSocket: {PASTE / elapsed / 1e6:.1f} MB/s")
+
+
+def test_pty_routes_refuse_missing_and_wrong_tokens_and_unknown_profiles(
+    oven: OvenProcess,
+) -> None:
+    body = {"profile": "consumer"}
+    assert httpx.post(f"{oven.url}/pty/sessions", json=body).status_code == 401
+    wrong = httpx.post(f"{oven.url}/pty/sessions", json=body,
+                       headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 403
+    unknown = httpx.post(f"{oven.url}/pty/sessions", json={"profile": "rootshell"},
+                         headers=AUTH)
+    assert unknown.status_code == 422 and "not configured" in unknown.json()["error"]["message"]
+    assert httpx.get(f"{oven.url}/pty/sessions").status_code == 401
+
+
+def test_pty_routes_are_off_unless_enabled(tmp_path: Path) -> None:
+    oven = OvenProcess(tmp_path).start()
+    try:
+        r = httpx.post(f"{oven.url}/pty/sessions", json={"profile": "shell"}, headers=AUTH)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "disabled"
+    finally:
+        oven.stop()
+
+
+def test_a_child_exiting_mid_paste_ends_the_socket_cleanly(oven: OvenProcess) -> None:
+    session = start_session(oven, "short")
+    with connect(ws_url(oven, session), max_size=None) as ws:
+        sent = 0
+        try:
+            for _ in range(64):  # 4 MiB offered; the child takes 1000 bytes and exits
+                ws.send(b"x" * 65536)
+                sent += 65536
+        except Exception:
+            pass  # the server may close while we are still sending: that is the point
+        status = None
+        deadline = time.monotonic() + 20
+        try:
+            while time.monotonic() < deadline:
+                message = ws.recv(timeout=20)
+                if isinstance(message, str) and json.loads(message).get("type") == "exit":
+                    status = json.loads(message)["status"]
+                    break
+        except Exception:
+            pass
+    assert status == 0 or sent < 64 * 65536
+    listing = httpx.get(f"{oven.url}/pty/sessions", headers=AUTH).json()["sessions"]
+    assert all(s["id"] != session["id"] or s["state"] != "running" for s in listing)
+
+
+def test_a_resize_reaches_the_child(oven: OvenProcess) -> None:
+    session = start_session(oven, "size")
+    output = b""
+    with connect(ws_url(oven, session), max_size=None) as ws:
+        ws.send(json.dumps({"type": "resize", "cols": 120, "rows": 40}))
+        time.sleep(0.2)  # the resize is a separate message: let it land before the newline
+        ws.send(b"\n")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and b"40 120" not in output:
+            message = ws.recv(timeout=15)
+            if isinstance(message, bytes):
+                output += message
+                ws.send(json.dumps({"type": "ack", "bytes": len(output)}))
+    assert b"40 120" in output, output
