@@ -56,3 +56,18 @@ MEMORY_ACTIONS = Counter(
 MEMORY_SAMPLER_SECONDS = Counter(
     "oven_memory_sampler_seconds_total", "CPU seconds spent sampling memory"
 )
+
+# PTY sessions
+PTY_SESSIONS = Gauge("oven_pty_sessions", "Terminal sessions by state", ["state"])
+PTY_BYTES = Counter("oven_pty_bytes_total", "Bytes through terminal sessions", ["direction"])
+PTY_PAUSED_SECONDS = Counter(
+    "oven_pty_paused_seconds_total", "Time sessions spent paused for a slow controlling client"
+)
+PTY_BACKPRESSURE = Counter(
+    "oven_pty_backpressure_events_total", "Times a session's input buffer was full"
+)
+PTY_CLIENTS = Gauge("oven_pty_clients", "Clients attached to terminal sessions")
+PTY_RESYNCS = Counter("oven_pty_resyncs_total", "Observers that fell off a session's ring")
+PTY_STALLED = Counter(
+    "oven_pty_stalled_disconnects_total", "Observers detached for making no progress"
+)

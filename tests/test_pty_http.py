@@ -143,3 +143,26 @@ def test_a_resize_reaches_the_child(oven: OvenProcess) -> None:
                 output += message
                 ws.send(json.dumps({"type": "ack", "bytes": len(output)}))
     assert b"40 120" in output, output
+
+
+def test_pty_metrics_count_the_bytes_and_sessions(oven: OvenProcess) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def sample(name: str, labels: dict[str, str]) -> float:
+        for family in text_string_to_metric_families(httpx.get(f"{oven.url}/metrics").text):
+            for s in family.samples:
+                if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                    return float(s.value)
+        return 0.0
+
+    session = start_session(oven, "size")
+    assert sample("oven_pty_sessions", {"state": "running"}) == 1
+    with connect(ws_url(oven, session), max_size=None) as ws:
+        ws.send(b"\n")
+        ws.recv(timeout=15)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and sample("oven_pty_bytes_total",
+                                                 {"direction": "in"}) < 1:
+        time.sleep(0.2)  # the session publishes its figures once a second
+    assert sample("oven_pty_bytes_total", {"direction": "in"}) >= 1
+    assert sample("oven_pty_bytes_total", {"direction": "out"}) >= 1

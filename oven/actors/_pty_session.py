@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from oven import _metrics as metrics
 from oven.actors._async import AsyncActor
 from oven.actors._base import ActorContext
 from oven.pty import PtyClient, PtyProfile, PtySession, PtySettings
@@ -23,6 +24,17 @@ from oven.pty import PtyClient, PtyProfile, PtySession, PtySettings
 log = logging.getLogger(__name__)
 
 LINGER_S = 60.0  # an exited session stays readable this long for late clients
+METRICS_INTERVAL_S = 1.0
+
+# engine stats -> the counter that accumulates their increments
+_COUNTED = {
+    "bytes_in": lambda: metrics.PTY_BYTES.labels(direction="in"),
+    "bytes_out": lambda: metrics.PTY_BYTES.labels(direction="out"),
+    "paused_seconds": lambda: metrics.PTY_PAUSED_SECONDS,
+    "backpressure_events": lambda: metrics.PTY_BACKPRESSURE,
+    "resyncs": lambda: metrics.PTY_RESYNCS,
+    "stalled_disconnects": lambda: metrics.PTY_STALLED,
+}
 
 
 @dataclass(frozen=True)
@@ -80,6 +92,9 @@ class PtySessionActor(AsyncActor):
         self.session: PtySession | None = None
         self.clients: dict[str, PtyClient] = {}
         self._reaper: asyncio.Task[None] | None = None
+        self._publisher: asyncio.Task[None] | None = None
+        self._published: dict[str, float] = {}
+        self._state_label: str | None = None
 
     async def start_async(self) -> None:
         cols, rows = self.size
@@ -89,14 +104,47 @@ class PtySessionActor(AsyncActor):
         # The child leads its own session and process group: a hung actor's child is killed.
         self.ctx.processes.add(self.session.pid)
         self._reaper = asyncio.get_running_loop().create_task(self._reap())
+        self._publisher = asyncio.get_running_loop().create_task(self._publish_loop())
+        self._count_state("running")
         log.info("pty session %s started: profile %s pid %d", self.name, self.profile_name,
                  self.session.pid)
 
     async def stop_async(self) -> None:
-        if self._reaper is not None:
-            self._reaper.cancel()
+        for task in (self._reaper, self._publisher):
+            if task is not None:
+                task.cancel()
         if self.session is not None:
             await self.session.close()
+            self._publish()
+        metrics.PTY_CLIENTS.dec(self._published.get("clients", 0.0))  # this session is gone
+        self._count_state(None)
+
+    def _count_state(self, state: str | None) -> None:
+        """Move this session between the `oven_pty_sessions{state}` series."""
+        if self._state_label is not None:
+            metrics.PTY_SESSIONS.labels(state=self._state_label).dec()
+        if state is not None:
+            metrics.PTY_SESSIONS.labels(state=state).inc()
+        self._state_label = state
+
+    async def _publish_loop(self) -> None:
+        while True:
+            await asyncio.sleep(METRICS_INTERVAL_S)
+            self._publish()
+
+    def _publish(self) -> None:
+        """Add what the engine counted since the last call to the global series."""
+        if self.session is None:
+            return
+        stats = self.session.stats
+        for key, counter in _COUNTED.items():
+            delta = stats.get(key, 0.0) - self._published.get(key, 0.0)
+            if delta > 0:
+                counter().inc(delta)
+        clients = stats.get("clients", 0.0) - self._published.get("clients", 0.0)
+        if clients:
+            metrics.PTY_CLIENTS.inc(clients)
+        self._published = dict(stats)
 
     async def _reap(self) -> None:
         """After the child exits, linger for late readers, then close and end this actor."""
@@ -108,6 +156,7 @@ class PtySessionActor(AsyncActor):
             except TimeoutError:
                 continue
         log.info("pty session %s: child exited with status %s", self.name, status)
+        self._count_state("exited")
         deadline = time.monotonic() + LINGER_S
         while time.monotonic() < deadline and any(c.attached for c in self.clients.values()):
             await asyncio.sleep(0.5)
