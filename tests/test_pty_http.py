@@ -36,6 +36,8 @@ def oven(tmp_path: Path) -> Iterator[OvenProcess]:
                                               str(sink)], "raw": True},
         "pty.profiles.short": {"command": ["head", "-c", "1000"], "raw": True},
         "pty.profiles.size": {"command": ["sh", "-c", "read line; stty size"]},
+        "pty.profiles.spew": {"command": ["sh", "-c", "read go; head -c 20971520 /dev/zero"],
+                              "raw": True},
     }).start()
     yield process
     process.stop()
@@ -166,3 +168,22 @@ def test_pty_metrics_count_the_bytes_and_sessions(oven: OvenProcess) -> None:
         time.sleep(0.2)  # the session publishes its figures once a second
     assert sample("oven_pty_bytes_total", {"direction": "in"}) >= 1
     assert sample("oven_pty_bytes_total", {"direction": "out"}) >= 1
+
+
+def test_an_observer_that_does_not_read_never_slows_the_controlling_client(
+    oven: OvenProcess,
+) -> None:
+    session = start_session(oven, "spew")
+    stream_url = f"{oven.url}{session['stream_url']}?token={TOKEN}"
+    with httpx.Client(timeout=30) as observer_http, observer_http.stream("GET", stream_url) as sse:
+        assert sse.status_code == 200  # attached, and from now on never read
+        received = 0
+        with connect(ws_url(oven, session), max_size=None) as ws:
+            ws.send(b"go\n")
+            deadline = time.monotonic() + 60
+            while received < 20 * 1024 * 1024 and time.monotonic() < deadline:
+                message = ws.recv(timeout=30)
+                if isinstance(message, bytes):
+                    received += len(message)
+                    ws.send(json.dumps({"type": "ack", "bytes": received}))
+        assert received >= 20 * 1024 * 1024
