@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -14,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from oven_process import OvenProcess
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 TOKEN = "pty-test-token"
@@ -31,7 +33,7 @@ def oven(tmp_path: Path) -> Iterator[OvenProcess]:
                 "    out.write(chunk); got += len(chunk)\n"
                 "out.close()")
     process = OvenProcess(tmp_path, config={
-        "pty": {"enabled": True, "token": TOKEN},
+        "pty": {"enabled": True, "token": TOKEN, "record_dir": "casts"},
         "pty.profiles.consumer": {"command": [sys.executable, "-c", consumer, str(PASTE),
                                               str(sink)], "raw": True},
         "pty.profiles.short": {"command": ["head", "-c", "1000"], "raw": True},
@@ -50,6 +52,12 @@ def start_session(oven: OvenProcess, profile: str) -> dict[str, str]:
     return r.json()
 
 
+def ack(ws: object, rendered: int) -> None:
+    """Acknowledge output; after the child's exit the server may already have closed."""
+    with contextlib.suppress(ConnectionClosed):
+        ws.send(json.dumps({"type": "ack", "bytes": rendered}))  # type: ignore[attr-defined]
+
+
 def ws_url(oven: OvenProcess, session: dict[str, str]) -> str:
     return f"ws://127.0.0.1:{oven.port}{session['ws_url']}?token={TOKEN}"
 
@@ -65,7 +73,7 @@ def test_a_10_mib_paste_through_the_websocket_arrives_byte_exact(oven: OvenProce
             for message in ws:
                 if isinstance(message, bytes):
                     seen += len(message)
-                    ws.send(json.dumps({"type": "ack", "bytes": seen}))
+                    ack(ws, seen)
                 elif json.loads(message).get("type") == "exit":
                     ended.update(json.loads(message))
                     return
@@ -140,11 +148,23 @@ def test_a_resize_reaches_the_child(oven: OvenProcess) -> None:
         ws.send(b"\n")
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and b"40 120" not in output:
-            message = ws.recv(timeout=15)
+            try:
+                message = ws.recv(timeout=15)
+            except ConnectionClosed:
+                break  # the child printed and exited; the assertion below says what came
             if isinstance(message, bytes):
                 output += message
-                ws.send(json.dumps({"type": "ack", "bytes": len(output)}))
+                ack(ws, len(output))
     assert b"40 120" in output, output
+    # recorded as asciinema v2 under data_dir/casts (a header line, then output events)
+    cast = oven.workdir / "data" / "casts" / f"{session['id']}.cast"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and "40 120" not in (
+            cast.read_text() if cast.exists() else ""):
+        time.sleep(0.1)  # the recorder writes from its own task
+    header, *events = cast.read_text().splitlines()
+    assert json.loads(header)["version"] == 2
+    assert any("40 120" in json.loads(event)[2] for event in events)
 
 
 def test_pty_metrics_count_the_bytes_and_sessions(oven: OvenProcess) -> None:
@@ -185,5 +205,5 @@ def test_an_observer_that_does_not_read_never_slows_the_controlling_client(
                 message = ws.recv(timeout=30)
                 if isinstance(message, bytes):
                     received += len(message)
-                    ws.send(json.dumps({"type": "ack", "bytes": received}))
+                    ack(ws, received)
         assert received >= 20 * 1024 * 1024

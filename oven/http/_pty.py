@@ -110,6 +110,10 @@ async def create_session(request: Request) -> Response:
             429, f"{len(running)} PTY sessions already run (pty.max_sessions)", retry_after_s=5
         )
     session_id = f"pty-{uuid.uuid4().hex[:16]}"
+    if settings.record_dir is not None:  # relative paths live under server.data_dir
+        record_dir = system.settings.resolve(settings.record_dir)
+        record_dir.mkdir(parents=True, exist_ok=True)
+        settings = settings.model_copy(update={"record_dir": record_dir})
 
     def start(ctx: Any) -> Any:
         return PtySessionActor.start(
