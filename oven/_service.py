@@ -16,6 +16,7 @@ from oven.config import ConfigError, LoadedConfig
 from oven.http import create_app
 from oven.http._grabs import grab_routes
 from oven.http._pty import pty_routes
+from oven.http._pty_page import pty_page_routes
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,9 @@ class Service:
         self.system.stop()
 
     def asgi_app(self, *, lifespan: Any = None) -> ASGIApp:
-        return create_app(self.system, routes=[*grab_routes(), *pty_routes()], lifespan=lifespan,
+        # The page routes come after the API: /pty/static must not shadow /pty/sessions.
+        routes = [*grab_routes(), *pty_routes(), *pty_page_routes()]
+        return create_app(self.system, routes=routes, lifespan=lifespan,
                           status_sections={"grabs": self._grab_status,
                                            "memory": self._memory_status})
 

@@ -38,6 +38,7 @@ def oven(tmp_path: Path) -> Iterator[OvenProcess]:
                                               str(sink)], "raw": True},
         "pty.profiles.short": {"command": ["head", "-c", "1000"], "raw": True},
         "pty.profiles.size": {"command": ["sh", "-c", "read line; stty size"]},
+        "pty.profiles.greet": {"command": ["sh", "-c", "echo hello-before-attach; cat"]},
         "pty.profiles.spew": {"command": ["sh", "-c", "read go; head -c 20971520 /dev/zero"],
                               "raw": True},
     }).start()
@@ -207,3 +208,18 @@ def test_an_observer_that_does_not_read_never_slows_the_controlling_client(
                     received += len(message)
                     ack(ws, received)
         assert received >= 20 * 1024 * 1024
+
+
+def test_output_printed_before_the_websocket_connects_is_delivered(oven: OvenProcess) -> None:
+    session = start_session(oven, "greet")
+    time.sleep(0.5)  # let the child print its greeting before anyone is attached
+    output = b""
+    with connect(ws_url(oven, session), max_size=None) as ws:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and b"hello-before-attach" not in output:
+            message = ws.recv(timeout=15)
+            if isinstance(message, bytes):
+                output += message
+                ack(ws, len(output))
+        ws.send(b"\x04")  # end cat's input
+    assert b"hello-before-attach" in output

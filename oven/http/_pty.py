@@ -180,7 +180,10 @@ async def session_socket(websocket: WebSocket) -> None:
         return
     await websocket.accept()
 
-    client_id: str = await ask_async(ref, Attach(controlling=True), timeout=5)
+    # From offset 0: the controller sees everything the ring still holds (a shell's first
+    # prompt printed before it connected) and its acks count from the same origin as the
+    # session's offsets; if the ring has wrapped, it starts with a resync.
+    client_id: str = await ask_async(ref, Attach(controlling=True, from_offset=0), timeout=5)
 
     async def pump_input() -> None:
         while True:
