@@ -223,3 +223,19 @@ def test_output_printed_before_the_websocket_connects_is_delivered(oven: OvenPro
                 ack(ws, len(output))
         ws.send(b"\x04")  # end cat's input
     assert b"hello-before-attach" in output
+
+
+def test_an_idle_terminal_keeps_its_websocket(oven: OvenProcess) -> None:
+    session = start_session(oven, "greet")
+    output = b""
+    with connect(ws_url(oven, session), max_size=None) as ws:
+        time.sleep(3)  # idle on purpose: longer than the server's one-second output poll
+        ws.send(b"still-here\n")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and output.count(b"still-here") < 2:
+            message = ws.recv(timeout=15)
+            if isinstance(message, bytes):
+                output += message
+                ack(ws, len(output))
+        ws.send(b"\x04")
+    assert output.count(b"still-here") >= 2  # the echo and cat's copy

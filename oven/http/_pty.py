@@ -206,7 +206,10 @@ async def session_socket(websocket: WebSocket) -> None:
 
     async def pump_output() -> None:
         while True:
-            item = await ask_async(ref, Next(client_id, 1.0), timeout=10)
+            try:
+                item = await ask_async(ref, Next(client_id, 1.0), timeout=10)
+            except TimeoutError:
+                continue  # nothing printed for a second: an idle terminal stays connected
             if isinstance(item, Output):
                 await asyncio.wait_for(websocket.send_bytes(item.data), settings.send_timeout_s)
             elif isinstance(item, Resync):
