@@ -1,5 +1,7 @@
 """GrabQueue actor: admission, lanes, single-flight, result cache, dispatch, retries, freezing.
 
+Messages and errors live in _grab_messages (re-exported here for callers).
+
 Message flow: HTTP/CLI → Submit → (cache hit | attach to the running job | persist, enqueue)
 → dispatch when a page slot is free → Pipeline.run (BrowserPool → Encoder → Uploader) → Store
 marks the job final → every waiter is answered. All state lives on the actor's loop.
@@ -24,6 +26,17 @@ from oven.actors._base import ActorContext
 from oven.actors._bridge import ask_async
 from oven.actors._browser_pool import CancelCapture, CaptureStage
 from oven.actors._encoder import CancelEncode
+from oven.actors._grab_messages import (
+    Cancel,
+    GetJob,
+    PieceFrozen,
+    QueueFull,
+    QueueStatus,
+    Submit,
+    Submitted,
+    WaitFor,
+    record_view,
+)
 from oven.actors._grab_run import Permanent, Pipeline, Transient, UploadPending
 from oven.actors._store import StoreClient
 from oven.config import Settings
@@ -32,57 +45,6 @@ from oven.grabs import GrabRequest, Lane, capture_key
 from oven.store import JobRecord
 
 log = logging.getLogger(__name__)
-
-
-class QueueFull(Exception):
-    def __init__(self, queued: int, retry_after_s: float) -> None:
-        super().__init__(f"the grab queue is full ({queued} jobs waiting); retry later")
-        self.retry_after_s = retry_after_s
-
-
-class PieceFrozen(Exception):
-    def __init__(self, piece: str, until: float) -> None:
-        left = max(0, until - time.time())
-        super().__init__(f"piece {piece!r} is frozen for {left:.0f} s more after failing "
-                         f"repeatedly; DELETE /frozen/{piece} (admin) to unfreeze it")
-        self.retry_after_s = left
-
-
-# -- messages --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Submit:
-    request: GrabRequest
-    target_url: str
-
-
-@dataclass(frozen=True)
-class Submitted:
-    job: dict[str, Any]  # the job view (see _view)
-    cached: bool
-    attached: bool
-
-
-@dataclass(frozen=True)
-class GetJob:
-    job_id: str
-
-
-@dataclass(frozen=True)
-class WaitFor:
-    job_id: str
-    timeout_s: float
-
-
-@dataclass(frozen=True)
-class Cancel:
-    job_id: str
-
-
-@dataclass(frozen=True)
-class QueueStatus:
-    pass
 
 
 # -- state -----------------------------------------------------------------------------------
@@ -254,7 +216,7 @@ class GrabQueue(AsyncActor):
         if active is not None:
             return self._view(active)
         record = await self.store.get_job(job_id)
-        return None if record is None else _record_view(record)
+        return None if record is None else record_view(record)
 
     async def _wait(self, job_id: str, timeout_s: float) -> dict[str, Any] | None:
         active = self.active.get(job_id)
@@ -450,7 +412,7 @@ class GrabQueue(AsyncActor):
         return per_job * (position / max(1, self.settings.browser.pages) + 1)
 
     def _view(self, active: _Active) -> dict[str, Any]:
-        view = _record_view(active.record)
+        view = record_view(active.record)
         position = self._position(active.record.id)
         view.update(stage=active.stage if not active.record.state.is_final else None,
                     position=position, eta_s=None if position is None else
@@ -479,14 +441,14 @@ class GrabQueue(AsyncActor):
         }
 
 
-def _record_view(record: JobRecord) -> dict[str, Any]:
-    return {
-        "id": record.id, "state": record.state.value, "stage": record.stage,
-        "lane": record.lane, "piece": record.piece, "capture_key": record.capture_key,
-        "request": {k: v for k, v in record.request.items() if k != "target_url"},
-        "attempts": record.attempts, "created_at": record.created_at,
-        "updated_at": record.updated_at, "deadline_at": record.deadline_at,
-        "timings": record.timings, "result": record.result, "error": record.error,
-        "history": [h.model_dump(mode="json") for h in record.history],
-        "position": None, "eta_s": None,
-    }
+__all__ = [
+    "Cancel",
+    "GetJob",
+    "GrabQueue",
+    "PieceFrozen",
+    "QueueFull",
+    "QueueStatus",
+    "Submit",
+    "Submitted",
+    "WaitFor",
+]

@@ -1,0 +1,74 @@
+"""What the GrabQueue is asked and answers, the errors it raises, and a job's public view."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from oven.grabs import GrabRequest
+from oven.store import JobRecord
+
+
+class QueueFull(Exception):
+    def __init__(self, queued: int, retry_after_s: float) -> None:
+        super().__init__(f"the grab queue is full ({queued} jobs waiting); retry later")
+        self.retry_after_s = retry_after_s
+
+
+class PieceFrozen(Exception):
+    def __init__(self, piece: str, until: float) -> None:
+        left = max(0, until - time.time())
+        super().__init__(f"piece {piece!r} is frozen for {left:.0f} s more after failing "
+                         f"repeatedly; DELETE /frozen/{piece} (admin) to unfreeze it")
+        self.retry_after_s = left
+
+
+# -- messages --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Submit:
+    request: GrabRequest
+    target_url: str
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job: dict[str, Any]  # the job view (see _view)
+    cached: bool
+    attached: bool
+
+
+@dataclass(frozen=True)
+class GetJob:
+    job_id: str
+
+
+@dataclass(frozen=True)
+class WaitFor:
+    job_id: str
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class Cancel:
+    job_id: str
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    pass
+
+
+def record_view(record: JobRecord) -> dict[str, Any]:
+    return {
+        "id": record.id, "state": record.state.value, "stage": record.stage,
+        "lane": record.lane, "piece": record.piece, "capture_key": record.capture_key,
+        "request": {k: v for k, v in record.request.items() if k != "target_url"},
+        "attempts": record.attempts, "created_at": record.created_at,
+        "updated_at": record.updated_at, "deadline_at": record.deadline_at,
+        "timings": record.timings, "result": record.result, "error": record.error,
+        "history": [h.model_dump(mode="json") for h in record.history],
+        "position": None, "eta_s": None,
+    }
