@@ -1,5 +1,15 @@
 """Supervision: child specs, restart strategies, intensity/period, backoff, escalation."""
 
+from oven.supervisor._messages import (
+    AddChild,
+    ChildStatus,
+    GetStatus,
+    RemoveChild,
+    SetPolicy,
+    StartChildren,
+    StopChildren,
+    SupervisorState,
+)
 from oven.supervisor._spec import (
     ActorUnavailable,
     ChildSpec,
@@ -9,17 +19,7 @@ from oven.supervisor._spec import (
     StartFailed,
     Strategy,
 )
-from oven.supervisor._supervisor import (
-    AddChild,
-    ChildStatus,
-    GetStatus,
-    RemoveChild,
-    SetPolicy,
-    StartChildren,
-    StopChildren,
-    Supervisor,
-    SupervisorState,
-)
+from oven.supervisor._supervisor import Supervisor
 
 __all__ = [
     "ActorUnavailable",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import enum
 import logging
 import threading
 import time
@@ -16,7 +15,19 @@ import pykka
 
 from oven import _metrics as metrics
 from oven.actors import ActorContext, OvenActor, OvenFuture, Ping, ProcessGroups
-from oven.actors._mailbox import ControlMessage
+from oven.supervisor._messages import (
+    AddChild,
+    ChildExited,
+    ChildStatus,
+    GetStatus,
+    RemoveChild,
+    RestartChild,
+    SetPolicy,
+    StartChildren,
+    StopChildren,
+    SupervisorState,
+    Tick,
+)
 from oven.supervisor._spec import (
     ChildSpec,
     Registry,
@@ -27,78 +38,6 @@ from oven.supervisor._spec import (
 )
 
 log = logging.getLogger(__name__)
-
-
-class ChildStatus(enum.StrEnum):
-    STARTING = "starting"
-    RUNNING = "running"
-    RESTARTING = "restarting"
-    STOPPED = "stopped"
-    FAILED = "failed"
-
-
-class SupervisorState(enum.StrEnum):
-    STARTING = "starting"
-    RUNNING = "running"
-    ESCALATED = "escalated"
-    STOPPED = "stopped"
-
-
-# -- messages --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StartChildren:
-    """Ask: start every child in order, each confirmed by a ping."""
-
-
-@dataclass(frozen=True)
-class StopChildren(ControlMessage):
-    """Ask: stop every child in reverse order."""
-
-
-@dataclass(frozen=True)
-class ChildExited(ControlMessage):
-    name: str
-    urn: str
-    reason: str  # crash | start_failed | stopped | hung | escalated
-    detail: str
-
-
-@dataclass(frozen=True)
-class RestartChild(ControlMessage):
-    name: str
-
-
-@dataclass(frozen=True)
-class Tick(ControlMessage):
-    """Time to ping children and check the pings already sent."""
-
-
-@dataclass(frozen=True)
-class AddChild:
-    """Ask: start one more child now (e.g. a temporary session actor); raises StartFailed."""
-
-    spec: ChildSpec
-
-
-@dataclass(frozen=True)
-class RemoveChild(ControlMessage):
-    """Ask: stop a child and forget it."""
-
-    name: str
-
-
-@dataclass(frozen=True)
-class SetPolicy(ControlMessage):
-    """A reloaded restart policy; applies to restarts from now on."""
-
-    policy: RestartPolicy
-
-
-@dataclass(frozen=True)
-class GetStatus(ControlMessage):
-    """Ask: a snapshot of every child."""
 
 
 # -- state -----------------------------------------------------------------------------------
