@@ -131,10 +131,8 @@ class GrabQueue(AsyncActor):
     def reconfigure(self, settings: Any) -> None:
         self.settings = settings
         self.pipeline.settings = settings
-        self.spawn(self._redispatch())
-
-    async def _redispatch(self) -> None:
-        self._dispatch()
+        # call_soon_threadsafe: dispatch touches loop state; a larger pool may start jobs now
+        self.loop.call_soon_threadsafe(self._dispatch)
 
     # -- messages -------------------------------------------------------------------------------
 
@@ -307,7 +305,7 @@ class GrabQueue(AsyncActor):
             log.warning("job=%s waits for storage: %s", record.id, exc)
             active.record = await self.store.transition(
                 record.id, JobState.UPLOAD_PENDING, note=str(exc), stage="upload",
-                error=str(exc))
+                error=str(exc), result=exc.facts, timings=exc.timings)
             self.pending_uploads[record.id] = active
             self._forget(active)
             return
@@ -386,7 +384,7 @@ class GrabQueue(AsyncActor):
                                                 "file waiting for upload was lost")
                     continue
                 try:
-                    result = await self.pipeline.upload(
+                    stored = await self.pipeline.upload(
                         job_id, record.capture_key, active.grab.format.value, path,
                         Format(active.grab.format.value).content_type, {})
                 except (UploadPending, Permanent) as exc:
@@ -394,6 +392,7 @@ class GrabQueue(AsyncActor):
                     continue
                 del self.pending_uploads[job_id]
                 path.unlink(missing_ok=True)
+                result = {**(record.result or {}), **stored}  # the capture facts kept at parking
                 await self._complete(active, result, dict(record.timings))
 
     # -- views ----------------------------------------------------------------------------------

@@ -44,11 +44,17 @@ class Permanent(Exception):
 
 
 class UploadPending(Exception):
-    """The file is encoded and kept; storage is unavailable. Retry the upload later."""
+    """The file is encoded and kept; storage is unavailable. Retry the upload later.
+
+    `facts` (frames, frozen, ready) and `timings` of the capture are kept with the job, so the
+    result recorded when the upload finally succeeds is the same as without the outage.
+    """
 
     def __init__(self, message: str, path: Path) -> None:
         super().__init__(message)
         self.path = path
+        self.facts: dict[str, Any] = {}
+        self.timings: dict[str, float] = {}
 
 
 @dataclass
@@ -61,12 +67,6 @@ def storage_key(capture_key: str, fmt: str) -> str:
     return f"grabs/{capture_key[:2]}/{capture_key}.{Format(fmt).extension}"
 
 
-
-
-def result_record(stored_key: str, size: int, content_type: str, url: str | None,
-                  frames: int, frozen: bool, ready: str) -> dict[str, Any]:
-    return {"storage_key": stored_key, "size": size, "content_type": content_type, "url": url,
-            "frames": frames, "frozen": frozen, "ready": ready}
 
 
 class Pipeline:
@@ -141,16 +141,21 @@ class Pipeline:
             metrics.STAGE_SECONDS.labels(stage="encode").observe(timings["encode"])
 
             stage("upload")
-            result = await self.upload(job_id, key, grab.format.value, encoded.path,
-                                       encoded.content_type, timings)
-            result.update(frames=encoded.frames, frozen=captured.frozen, ready=captured.ready)
-            return Outcome(result=result, timings=timings)
+            facts = {"frames": encoded.frames, "frozen": captured.frozen, "ready": captured.ready}
+            try:
+                stored = await self.upload(job_id, key, grab.format.value, encoded.path,
+                                           encoded.content_type, timings)
+            except UploadPending as pending:
+                pending.facts, pending.timings = facts, timings
+                raise
+            return Outcome(result={**stored, **facts}, timings=timings)
         finally:
             page_free()
             shutil.rmtree(work, ignore_errors=True)
 
     async def upload(self, job_id: str, key: str, fmt: str, path: Path, content_type: str,
                      timings: dict[str, float]) -> dict[str, Any]:
+        """Store the file; returns its storage fields (key, size, content type, URL)."""
         t0 = time.monotonic()
         stored_key = storage_key(key, fmt)
         try:
@@ -165,7 +170,8 @@ class Pipeline:
             raise UploadPending(f"upload: {exc}", self.keep_for_retry(job_id, fmt, path)) from None
         timings["upload"] = time.monotonic() - t0
         metrics.STAGE_SECONDS.labels(stage="upload").observe(timings["upload"])
-        return result_record(stored.key, stored.size, content_type, stored.url, 0, False, "ok")
+        return {"storage_key": stored.key, "size": stored.size, "content_type": content_type,
+                "url": stored.url}
 
     def keep_for_retry(self, job_id: str, fmt: str, path: Path) -> Path:
         keep = self.pending_path(job_id, fmt)
