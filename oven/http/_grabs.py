@@ -177,9 +177,7 @@ async def get_grab_result(request: Request) -> Response:
     view = await _job(request)
     if view["state"] != "complete":
         detail = f": {view['error']}" if view.get("error") else ""
-        status = 409 if view["state"] in ("failed", "cancelled") else 425
-        raise ApiError(status if status == 409 else 409,
-                       f"grab is {view['state']}{detail}", code="not_ready",
+        raise ApiError(409, f"grab is {view['state']}{detail}", code="not_ready",
                        retry_after_s=view.get("eta_s") or 1)
     return await _result_response(_system(request), view["result"])
 

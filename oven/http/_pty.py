@@ -261,7 +261,7 @@ async def session_socket(websocket: WebSocket) -> None:
     secured=True,
 )
 async def session_stream(request: Request) -> Response:
-    settings = _allowed(request, allow_query=True)
+    _allowed(request, allow_query=True)
     name = _session_name(request.path_params["session_id"])
     system = _system(request)
     ref = system.ref(name)
@@ -297,7 +297,6 @@ async def session_stream(request: Request) -> Response:
             with contextlib.suppress(Exception):
                 ref.tell(Detach(client_id))
 
-    del settings
     return StreamingResponse(
         events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
     )
