@@ -37,6 +37,9 @@ OPERATIONS = frozenset(
         "list_frozen",
         "unfreeze",
         "ping",
+        "put_doc",
+        "get_doc",
+        "list_docs",
     }
 )
 
@@ -177,4 +180,15 @@ class StoreClient:
 
     async def unfreeze(self, piece: str) -> bool:
         result: bool = await self._call("unfreeze", piece)
+        return result
+
+    async def put_doc(self, kind: str, doc_id: str, body: dict[str, Any]) -> None:
+        await self._call("put_doc", kind, doc_id, body)
+
+    async def get_doc(self, kind: str, doc_id: str) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = await self._call("get_doc", kind, doc_id)
+        return result
+
+    async def list_docs(self, kind: str, *, limit: int = 100) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self._call("list_docs", kind, limit=limit)
         return result

@@ -11,13 +11,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from oven.bakes._settings import BakeSettings
 from oven.capture._settings import BrowserSettings
+from oven.config._edge import EdgeSettings
 from oven.encode._settings import EncoderSettings
-from oven.grabs._settings import LimitsSettings, PiecesSettings, QueueSettings
+from oven.grabs._settings import ClusterSettings, LimitsSettings, PiecesSettings, QueueSettings
 from oven.memory._settings import MemorySettings
 from oven.pty._settings import PtySettings
+from oven.showcase._settings import ShowcaseSettings
 from oven.storage._settings import StorageSettings
 from oven.store._settings import StoreSettings
+from oven.webhooks._settings import WebhookSettings
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -95,6 +99,11 @@ class Settings(BaseModel):
     pieces: PiecesSettings = Field(default_factory=PiecesSettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)
     pty: PtySettings = Field(default_factory=PtySettings)
+    edge: EdgeSettings = Field(default_factory=EdgeSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    bakes: BakeSettings = Field(default_factory=BakeSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    showcase: ShowcaseSettings = Field(default_factory=ShowcaseSettings)
 
     def resolve(self, path: Path) -> Path:
         """A data path as used at run time: relative ones live under server.data_dir."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -57,3 +57,36 @@ class PiecesSettings(BaseModel):
     render_version: str = Field(
         "1", description="Part of every capture key: change it to invalidate cached results."
     )
+
+
+class ClusterSettings(BaseModel):
+    """Several instances sharing one store: identity and job leases (one instance uses them too)."""
+
+    model_config = _STRICT
+
+    instance_id: str | None = Field(
+        None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$",
+        description="This instance's name in job records, /status and metrics; unset = "
+        "hostname:port (stable across restarts, so a restarted instance resumes its own jobs).",
+    )
+    lease_s: float = Field(
+        30.0, ge=1, le=3600,
+        description="How long a claimed job stays with its instance without a heartbeat; "
+        "another instance takes it over after that (plus clock skew between hosts).",
+    )
+    heartbeat_s: float = Field(
+        10.0, gt=0, le=1200, description="How often running jobs' leases are renewed."
+    )
+    poll_s: float = Field(
+        0.5, gt=0, le=60,
+        description="How often the shared queue is polled for work admitted elsewhere and "
+        "for jobs other instances finished (waiters on them are answered then).",
+    )
+
+    @model_validator(mode="after")
+    def _heartbeat_within_lease(self) -> ClusterSettings:
+        if self.heartbeat_s * 2 > self.lease_s:
+            raise ValueError(
+                f"heartbeat_s ({self.heartbeat_s:g}) must be at most half of lease_s "
+                f"({self.lease_s:g}), or leases expire between heartbeats")
+        return self

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import Annotated, Any, Protocol
 
@@ -87,6 +88,20 @@ class Store(Protocol):
     async def frozen_until(self, piece: str) -> float | None: ...
     async def list_frozen(self) -> list[FrozenPiece]: ...
     async def unfreeze(self, piece: str) -> bool: ...
+
+    # Small JSON documents other rooms keep (bakes, webhook deliveries): upsert by (kind, id),
+    # listed newest first.
+    async def put_doc(self, kind: str, doc_id: str, body: dict[str, Any]) -> None: ...
+    async def get_doc(self, kind: str, doc_id: str) -> dict[str, Any] | None: ...
+    async def list_docs(self, kind: str, *, limit: int = 100) -> list[dict[str, Any]]: ...
+
+
+_DOC_KIND = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+def check_doc_kind(kind: str) -> None:
+    if not _DOC_KIND.match(kind):
+        raise ValueError(f"document kind {kind!r}: use 1-32 lowercase letters, digits or _")
 
 
 @cache

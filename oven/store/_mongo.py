@@ -33,6 +33,7 @@ from oven.store._base import (
     StaleState,
     StoreError,
     StoreUnavailable,
+    check_doc_kind,
     plan_transition,
     validate_fields,
 )
@@ -154,6 +155,9 @@ class MongoStore:
             )
             await self._col("frozen").create_index(
                 [("frozen_until", ASCENDING)], name="frozen_until"
+            )
+            await self._col("docs").create_index(
+                [("kind", ASCENDING), ("created_at", ASCENDING)], name="kind_created_at"
             )
 
     async def close(self) -> None:
@@ -356,3 +360,34 @@ class MongoStore:
                 {"_id": piece, "frozen_until": {"$gt": time.time()}}, {"$set": cleared}
             )
         return updated.matched_count > 0
+
+    # -- documents (bakes, webhook deliveries, ...) ----------------------------------------
+
+    async def put_doc(self, kind: str, doc_id: str, body: dict[str, Any]) -> None:
+        check_doc_kind(kind)
+        now = time.time()
+        async with self._guard():
+            await self._col("docs").update_one(
+                {"_id": f"{kind}:{doc_id}"},
+                {"$set": {"kind": kind, "body": body, "updated_at": now},
+                 "$setOnInsert": {"created_at": now}},
+                upsert=True,
+            )
+
+    async def get_doc(self, kind: str, doc_id: str) -> dict[str, Any] | None:
+        check_doc_kind(kind)
+        async with self._guard():
+            doc = await self._col("docs").find_one({"_id": f"{kind}:{doc_id}"})
+        return None if doc is None else dict(doc["body"])
+
+    async def list_docs(self, kind: str, *, limit: int = 100) -> list[dict[str, Any]]:
+        check_doc_kind(kind)
+        cursor = (
+            self._col("docs")
+            .find({"kind": kind})
+            .sort([("created_at", -1), ("_id", -1)])
+            .limit(limit)
+        )
+        async with self._guard():
+            docs = await cursor.to_list()
+        return [dict(doc["body"]) for doc in docs]

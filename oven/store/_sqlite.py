@@ -28,6 +28,7 @@ from oven.store._base import (
     JobNotFound,
     StaleState,
     StoreUnavailable,
+    check_doc_kind,
     plan_transition,
     validate_fields,
 )
@@ -78,6 +79,15 @@ CREATE TABLE IF NOT EXISTS frozen (
     frozen_at REAL
 );
 CREATE INDEX IF NOT EXISTS frozen_frozen_until ON frozen (frozen_until);
+CREATE TABLE IF NOT EXISTS docs (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (kind, id)
+);
+CREATE INDEX IF NOT EXISTS docs_kind_created_at ON docs (kind, created_at);
 """
 
 _JOB_COLUMNS = tuple(JobRecord.model_fields)
@@ -453,3 +463,39 @@ class SqliteStore:
             (piece, time.time()),
         )
         return cur.rowcount > 0
+
+    # -- documents (bakes, webhook deliveries, ...) ----------------------------------------
+
+    async def put_doc(self, kind: str, doc_id: str, body: dict[str, Any]) -> None:
+        check_doc_kind(kind)
+        await self._call(self._put_doc, kind, doc_id, json.dumps(body))
+
+    def _put_doc(self, kind: str, doc_id: str, body: str) -> None:
+        now = time.time()
+        self._db.execute(
+            "INSERT INTO docs (kind, id, body, created_at, updated_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body, "
+            "updated_at = excluded.updated_at",
+            (kind, doc_id, body, now, now),
+        )
+
+    async def get_doc(self, kind: str, doc_id: str) -> dict[str, Any] | None:
+        check_doc_kind(kind)
+        return await self._call(self._get_doc, kind, doc_id)
+
+    def _get_doc(self, kind: str, doc_id: str) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT body FROM docs WHERE kind = ? AND id = ?", (kind, doc_id)
+        ).fetchone()
+        return None if row is None else dict(json.loads(row["body"]))
+
+    async def list_docs(self, kind: str, *, limit: int = 100) -> list[dict[str, Any]]:
+        check_doc_kind(kind)
+        return await self._call(self._list_docs, kind, limit)
+
+    def _list_docs(self, kind: str, limit: int) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT body FROM docs WHERE kind = ? ORDER BY created_at DESC, id DESC LIMIT ?",
+            (kind, limit),
+        ).fetchall()
+        return [dict(json.loads(row["body"])) for row in rows]
