@@ -37,6 +37,9 @@ OPERATIONS = frozenset(
         "list_frozen",
         "unfreeze",
         "ping",
+        "claim_next",
+        "renew_lease",
+        "expired_leases",
         "put_doc",
         "get_doc",
         "list_docs",
@@ -125,12 +128,28 @@ class StoreClient:
         to: JobState,
         *,
         expect: JobState | None = None,
+        expect_owner: str | None = None,
+        expect_lease_before: float | None = None,
         note: str | None = None,
         **fields: Any,
     ) -> JobRecord:
         result: JobRecord = await self._call(
-            "transition", job_id, to, expect=expect, note=note, **fields
+            "transition", job_id, to, expect=expect, expect_owner=expect_owner,
+            expect_lease_before=expect_lease_before, note=note, **fields
         )
+        return result
+
+    async def claim_next(self, owner: str, lanes: list[str], *, lease_s: float
+                         ) -> JobRecord | None:
+        result: JobRecord | None = await self._call("claim_next", owner, lanes, lease_s=lease_s)
+        return result
+
+    async def renew_lease(self, job_id: str, owner: str, *, lease_s: float) -> bool:
+        result: bool = await self._call("renew_lease", job_id, owner, lease_s=lease_s)
+        return result
+
+    async def expired_leases(self, *, now: float) -> list[JobRecord]:
+        result: list[JobRecord] = await self._call("expired_leases", now=now)
         return result
 
     async def update_job(self, job_id: str, **fields: Any) -> JobRecord:

@@ -4,6 +4,7 @@ Two backends behind one async `Store` protocol: SQLite (default, one file) and M
 """
 
 from oven.store._base import (
+    CaptureKeyBusy,
     JobExists,
     JobNotFound,
     StaleState,
@@ -16,6 +17,7 @@ from oven.store._records import FrozenPiece, HistoryEntry, JobRecord
 from oven.store._settings import StoreSettings
 
 __all__ = [
+    "CaptureKeyBusy",
     "FrozenPiece",
     "HistoryEntry",
     "JobExists",

@@ -38,15 +38,31 @@ class JobExists(StoreError):
         self.job_id = job_id
 
 
+class CaptureKeyBusy(StoreError):
+    """Another active job holds the capture key (single-flight across every instance)."""
+
+    def __init__(self, capture_key: str, holder: JobRecord) -> None:
+        super().__init__(f"capture key {capture_key}: held by job {holder.id} ({holder.state})")
+        self.capture_key = capture_key
+        self.holder = holder
+
+
 class StaleState(StoreError):
     """The job was not in the state the caller expected (another writer moved it first)."""
 
-    def __init__(self, job_id: str, expected: JobState, actual: JobState | None) -> None:
+    def __init__(self, job_id: str, expected: JobState, actual: JobState | None, *,
+                 lease_owner: str | None = None, lease_lost: bool = False) -> None:
         found = "a concurrent change" if actual is None else repr(actual.value)
-        super().__init__(f"job {job_id}: expected state {expected.value!r}, found {found}")
+        if lease_lost:
+            message = f"job {job_id}: its lease is not ours (held by {lease_owner or 'nobody'})"
+        else:
+            message = f"job {job_id}: expected state {expected.value!r}, found {found}"
+        super().__init__(message)
         self.job_id = job_id
         self.expected = expected
         self.actual = actual
+        self.lease_owner = lease_owner
+        self.lease_lost = lease_lost
 
 
 class Store(Protocol):
@@ -56,6 +72,9 @@ class Store(Protocol):
     async def close(self) -> None: ...
     async def ping(self) -> None: ...
 
+    # Inserting a job also takes its capture key: while the job is active (queued, running,
+    # upload_pending) no other job with the key can be inserted (CaptureKeyBusy names the
+    # holder); a transition to a final state releases the key.
     async def insert_job(self, job: JobRecord) -> None: ...
     async def get_job(self, job_id: str) -> JobRecord | None: ...
     async def transition(
@@ -64,9 +83,22 @@ class Store(Protocol):
         to: JobState,
         *,
         expect: JobState | None = None,
+        expect_owner: str | None = None,
+        expect_lease_before: float | None = None,
         note: str | None = None,
         **fields: Any,
     ) -> JobRecord: ...
+
+    # Leases: a worker claims the oldest queued job of the first lane that has one (state
+    # running, owner, lease_expires_at = now + lease_s, attempts + 1); it renews the lease while
+    # the job runs; a job whose lease ran out is requeued by whoever notices (transition with
+    # expect_lease_before), so a dead instance's work is taken over.
+    async def claim_next(
+        self, owner: str, lanes: list[str], *, lease_s: float
+    ) -> JobRecord | None: ...
+    async def renew_lease(self, job_id: str, owner: str, *, lease_s: float) -> bool: ...
+    async def expired_leases(self, *, now: float) -> list[JobRecord]: ...
+
     async def update_job(self, job_id: str, **fields: Any) -> JobRecord: ...
     async def find_active(self, capture_key: str) -> JobRecord | None: ...
     async def list_jobs(
@@ -140,6 +172,8 @@ def plan_transition(
     note: str | None,
     fields: dict[str, Any],
     now: float,
+    expect_owner: str | None = None,
+    expect_lease_before: float | None = None,
 ) -> dict[str, Any]:
     """The JSON-ready column values a transition writes, or the error it raises.
 
@@ -148,6 +182,13 @@ def plan_transition(
     """
     if expect is not None and job.state != expect:
         raise StaleState(job.id, expect, job.state)
+    if expect_owner is not None and job.owner != expect_owner:
+        # The lease passed to another worker: this one's view of the job is out of date.
+        raise StaleState(job.id, job.state, job.state, lease_owner=job.owner, lease_lost=True)
+    if expect_lease_before is not None and (
+        job.lease_expires_at is None or job.lease_expires_at >= expect_lease_before
+    ):
+        raise StaleState(job.id, job.state, job.state, lease_owner=job.owner, lease_lost=True)
     check_transition(job.id, job.state, to)
     values = validate_fields(job.id, fields)
     entry = HistoryEntry(state=to, at=now, note=note)

@@ -6,12 +6,12 @@ the places where a quirk could change the outcome say so.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
@@ -28,18 +28,25 @@ from pymongo.errors import (
 from oven._jobs import JobState
 from oven.store._base import (
     ACTIVE_STATES,
+    CaptureKeyBusy,
     JobExists,
     JobNotFound,
     StaleState,
     StoreError,
     StoreUnavailable,
-    check_doc_kind,
     plan_transition,
     validate_fields,
 )
-from oven.store._records import FrozenPiece, JobRecord
+from oven.store._mongo_side import MongoSideCollections
+from oven.store._records import JobRecord
 
 log = logging.getLogger(__name__)
+
+# How many queued jobs a claim tries before giving up the pass (others may be taking them too).
+_CLAIM_CANDIDATES = 8
+# A capture key's flight is written just before its job: a missing job this young is in flight.
+_FLIGHT_INSERT_GRACE_S = 5.0
+_FLIGHT_TRIES = 200
 
 Doc = dict[str, Any]
 
@@ -64,7 +71,7 @@ def _to_job(doc: Doc) -> JobRecord:
     return JobRecord.model_validate({"id": doc["_id"], **data})
 
 
-class MongoStore:
+class MongoStore(MongoSideCollections):
     """The Store protocol on MongoDB: collections `grabs`, `cache` and `frozen`."""
 
     def __init__(self, uri: str, database: str, *, timeout_s: float, recent_limit: int) -> None:
@@ -148,6 +155,10 @@ class MongoStore:
                 [("state", ASCENDING), ("created_at", ASCENDING)], name="state_created_at"
             )
             await grabs.create_index([("created_at", ASCENDING)], name="created_at")
+            await grabs.create_index(
+                [("state", ASCENDING), ("lane", ASCENDING), ("created_at", ASCENDING)],
+                name="state_lane_created_at",
+            )
             # MongoDB deletes expired entries itself (reads ignore them anyway: the TTL
             # monitor runs about once a minute, and nx-27017 may not run one at all).
             await self._col("cache").create_index(
@@ -175,10 +186,46 @@ class MongoStore:
 
     async def insert_job(self, job: JobRecord) -> None:
         async with self._guard():
+            await self._take_flight(job)
             try:
                 await self._col("grabs").insert_one(_to_doc(job))
             except DuplicateKeyError as exc:
+                await self._col("flights").delete_one({"_id": job.capture_key, "job_id": job.id})
                 raise JobExists(job.id) from exc
+
+    async def _take_flight(self, job: JobRecord) -> None:
+        """Own the capture key: the `flights` document whose `_id` is the key (unique by nature).
+
+        The flight is written before the job, so a flight whose job is missing is normally a
+        job being inserted right now: it is waited for briefly, and taken over only when it
+        stays missing (an instance died between the two writes) or its job is final.
+        """
+        flights = self._col("flights")
+        for _ in range(_FLIGHT_TRIES):
+            try:
+                await flights.insert_one({"_id": job.capture_key, "job_id": job.id,
+                                          "at": time.time()})
+                return
+            except DuplicateKeyError:
+                pass
+            flight = await flights.find_one({"_id": job.capture_key})
+            if flight is None:
+                continue  # released in between: try again
+            if flight["job_id"] == job.id:
+                raise JobExists(job.id)
+            held = await self._col("grabs").find_one({"_id": flight["job_id"]})
+            if held is not None and JobState(held["state"]) in ACTIVE_STATES:
+                raise CaptureKeyBusy(job.capture_key, _to_job(held))
+            if held is None and time.time() - flight["at"] < _FLIGHT_INSERT_GRACE_S:
+                await asyncio.sleep(0.05)
+                continue
+            taken = await flights.find_one_and_update(
+                {"_id": job.capture_key, "job_id": flight["job_id"]},
+                {"$set": {"job_id": job.id, "at": time.time()}},
+            )
+            if taken is not None:
+                return
+        raise StoreError(f"capture key {job.capture_key}: could not take it (kept changing)")
 
     async def get_job(self, job_id: str) -> JobRecord | None:
         async with self._guard():
@@ -191,6 +238,8 @@ class MongoStore:
         to: JobState,
         *,
         expect: JobState | None = None,
+        expect_owner: str | None = None,
+        expect_lease_before: float | None = None,
         note: str | None = None,
         **fields: Any,
     ) -> JobRecord:
@@ -199,28 +248,84 @@ class MongoStore:
             doc = await grabs.find_one({"_id": job_id})
             if doc is None:
                 raise JobNotFound(job_id)
-            job = _to_job(doc)
-            values = plan_transition(
-                job, to, expect=expect, note=note, fields=fields, now=time.time()
-            )
-            # The whole history is $set rather than $push'ed: nx-27017 stores a $push'ed
-            # document as a JSON string. Safe because the filter pins `rev`, which every
-            # transition bumps: a writer that read an older history cannot match.
-            # (nx-27017 also rounds top-level doubles written by $set to 15 significant
-            # digits, ~10 us for epoch seconds: never compare stored times exactly.)
-            after = await grabs.find_one_and_update(
-                {"_id": job_id, "state": job.state.value, "rev": doc["rev"]},
-                {"$set": {**values, "rev": doc["rev"] + 1}},
-                return_document=ReturnDocument.AFTER,
-            )
-            if after is None:
-                # MongoDB: no document matched, i.e. another writer moved the job first.
-                # nx-27017 also answers None for a unique-index violation, which cannot
-                # happen here: only `_id` is unique and this update leaves it alone.
-                current = await grabs.find_one({"_id": job_id}, {"state": 1})
-                actual = None if current is None else JobState(current["state"])
-                raise StaleState(job_id, expect or job.state, actual)
+            return await self._transition_doc(
+                doc, to, note, fields, expect=expect, expect_owner=expect_owner,
+                expect_lease_before=expect_lease_before)
+
+    async def _transition_doc(
+        self, doc: Doc, to: JobState, note: str | None, fields: dict[str, Any], *,
+        expect: JobState | None, expect_owner: str | None = None,
+        expect_lease_before: float | None = None,
+    ) -> JobRecord:
+        grabs = self._col("grabs")
+        job_id = doc["_id"]
+        job = _to_job(doc)
+        values = plan_transition(
+            job, to, expect=expect, note=note, fields=fields, now=time.time(),
+            expect_owner=expect_owner, expect_lease_before=expect_lease_before,
+        )
+        # The whole history is $set rather than $push'ed: nx-27017 stores a $push'ed
+        # document as a JSON string. Safe because the filter pins `rev`, which every
+        # transition bumps: a writer that read an older history cannot match.
+        # (nx-27017 also rounds top-level doubles written by $set to 15 significant
+        # digits, ~10 us for epoch seconds: never compare stored times exactly.)
+        after = await grabs.find_one_and_update(
+            {"_id": job_id, "state": job.state.value, "rev": doc["rev"]},
+            {"$set": {**values, "rev": doc["rev"] + 1}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if after is None:
+            # MongoDB: no document matched, i.e. another writer moved the job first.
+            # nx-27017 also answers None for a unique-index violation, which cannot
+            # happen here: only `_id` is unique and this update leaves it alone.
+            current = await grabs.find_one({"_id": job_id}, {"state": 1})
+            actual = None if current is None else JobState(current["state"])
+            raise StaleState(job_id, expect or job.state, actual)
+        if to.is_final:  # the capture key is free for the next request
+            await self._col("flights").delete_one(
+                {"_id": job.capture_key, "job_id": job_id})
         return _to_job(after)
+
+    # -- leases ---------------------------------------------------------------------------
+
+    async def claim_next(
+        self, owner: str, lanes: list[str], *, lease_s: float
+    ) -> JobRecord | None:
+        grabs = self._col("grabs")
+        async with self._guard():
+            for lane in lanes:
+                # The oldest few candidates: the claim itself is the conditional
+                # find_one_and_update in _transition_doc (state queued + rev); losing a race
+                # to another instance moves on to the next candidate.
+                cursor = (grabs.find({"state": JobState.QUEUED.value, "lane": lane})
+                          .sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+                          .limit(_CLAIM_CANDIDATES))
+                for doc in await cursor.to_list():
+                    fields = {"owner": owner, "lease_expires_at": time.time() + lease_s,
+                              "attempts": int(doc["attempts"]) + 1, "stage": "navigate"}
+                    try:
+                        return await self._transition_doc(
+                            doc, JobState.RUNNING, f"claimed by {owner}", fields,
+                            expect=JobState.QUEUED)
+                    except StaleState:
+                        continue
+        return None
+
+    async def renew_lease(self, job_id: str, owner: str, *, lease_s: float) -> bool:
+        async with self._guard():
+            updated = await self._col("grabs").update_one(
+                {"_id": job_id, "owner": owner, "state": JobState.RUNNING.value},
+                {"$set": {"lease_expires_at": time.time() + lease_s}},
+            )
+        return updated.matched_count == 1
+
+    async def expired_leases(self, *, now: float) -> list[JobRecord]:
+        cursor = self._col("grabs").find(
+            {"state": JobState.RUNNING.value, "lease_expires_at": {"$lt": now}}
+        ).sort([("created_at", ASCENDING)])
+        async with self._guard():
+            docs = await cursor.to_list()
+        return [_to_job(doc) for doc in docs]
 
     async def update_job(self, job_id: str, **fields: Any) -> JobRecord:
         values = {**validate_fields(job_id, fields), "updated_at": time.time()}
@@ -270,124 +375,3 @@ class MongoStore:
             for row in await cursor.to_list():
                 counts[JobState(row["_id"])] = int(row["n"])
         return counts
-
-    # -- result cache ---------------------------------------------------------------------
-
-    async def cache_get(self, key: str) -> dict[str, Any] | None:
-        async with self._guard():
-            doc = await self._col("cache").find_one(
-                {"_id": key, "expires_at": {"$gt": time.time()}}
-            )
-        return None if doc is None else dict(doc["result"])
-
-    async def cache_put(self, key: str, result: dict[str, Any], ttl_s: float) -> None:
-        expires_at = time.time() + ttl_s
-        doc = {
-            "_id": key,
-            "result": result,
-            "expires_at": expires_at,  # what reads compare: exact, whatever the TTL monitor does
-            "expire_at": datetime.fromtimestamp(expires_at, tz=UTC),  # for the TTL index
-        }
-        async with self._guard():
-            await self._col("cache").replace_one({"_id": key}, doc, upsert=True)
-
-    async def cache_delete(self, key: str) -> bool:
-        async with self._guard():
-            deleted = await self._col("cache").delete_one({"_id": key})
-        return deleted.deleted_count > 0
-
-    # -- frozen pieces --------------------------------------------------------------------
-
-    async def record_piece_failure(self, piece: str, reason: str) -> int:
-        update = {
-            "$inc": {"failures": 1},
-            "$set": {"last_reason": reason, "last_failure_at": time.time()},
-        }
-        async with self._guard():
-            # Two first failures racing can collide on the new `_id`: MongoDB then raises
-            # DuplicateKeyError, nx-27017 returns None instead. Either way the document
-            # exists now, so a second try increments it.
-            for _ in range(2):
-                try:
-                    after = await self._col("frozen").find_one_and_update(
-                        {"_id": piece}, update, upsert=True, return_document=ReturnDocument.AFTER
-                    )
-                except DuplicateKeyError:
-                    continue
-                if after is not None:
-                    return int(after["failures"])
-        raise StoreError(f"piece {piece!r}: could not record a failure (upsert kept colliding)")
-
-    async def record_piece_success(self, piece: str) -> None:
-        async with self._guard():
-            await self._col("frozen").update_one({"_id": piece}, {"$set": {"failures": 0}})
-
-    async def freeze(self, piece: str, until: float, reason: str) -> None:
-        values = {"frozen_until": until, "reason": reason, "frozen_at": time.time()}
-        async with self._guard():
-            await self._col("frozen").update_one({"_id": piece}, {"$set": values}, upsert=True)
-
-    async def frozen_until(self, piece: str) -> float | None:
-        async with self._guard():
-            doc = await self._col("frozen").find_one(
-                {"_id": piece, "frozen_until": {"$gt": time.time()}}
-            )
-        return None if doc is None else float(doc["frozen_until"])
-
-    async def list_frozen(self) -> list[FrozenPiece]:
-        cursor = (
-            self._col("frozen")
-            .find({"frozen_until": {"$gt": time.time()}})
-            .sort([("frozen_until", ASCENDING), ("_id", ASCENDING)])
-        )
-        async with self._guard():
-            docs = await cursor.to_list()
-        return [
-            FrozenPiece(
-                piece=doc["_id"],
-                frozen_until=doc["frozen_until"],
-                reason=doc.get("reason"),
-                frozen_at=doc.get("frozen_at"),
-                failures=doc.get("failures", 0),
-            )
-            for doc in docs
-        ]
-
-    async def unfreeze(self, piece: str) -> bool:
-        cleared = {"frozen_until": None, "reason": None, "frozen_at": None, "failures": 0}
-        async with self._guard():
-            updated = await self._col("frozen").update_one(
-                {"_id": piece, "frozen_until": {"$gt": time.time()}}, {"$set": cleared}
-            )
-        return updated.matched_count > 0
-
-    # -- documents (bakes, webhook deliveries, ...) ----------------------------------------
-
-    async def put_doc(self, kind: str, doc_id: str, body: dict[str, Any]) -> None:
-        check_doc_kind(kind)
-        now = time.time()
-        async with self._guard():
-            await self._col("docs").update_one(
-                {"_id": f"{kind}:{doc_id}"},
-                {"$set": {"kind": kind, "body": body, "updated_at": now},
-                 "$setOnInsert": {"created_at": now}},
-                upsert=True,
-            )
-
-    async def get_doc(self, kind: str, doc_id: str) -> dict[str, Any] | None:
-        check_doc_kind(kind)
-        async with self._guard():
-            doc = await self._col("docs").find_one({"_id": f"{kind}:{doc_id}"})
-        return None if doc is None else dict(doc["body"])
-
-    async def list_docs(self, kind: str, *, limit: int = 100) -> list[dict[str, Any]]:
-        check_doc_kind(kind)
-        cursor = (
-            self._col("docs")
-            .find({"kind": kind})
-            .sort([("created_at", -1), ("_id", -1)])
-            .limit(limit)
-        )
-        async with self._guard():
-            docs = await cursor.to_list()
-        return [dict(doc["body"]) for doc in docs]

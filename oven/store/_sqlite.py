@@ -24,15 +24,16 @@ from typing import Any, TypeVar
 from oven._jobs import JobState
 from oven.store._base import (
     ACTIVE_STATES,
+    CaptureKeyBusy,
     JobExists,
     JobNotFound,
     StaleState,
     StoreUnavailable,
-    check_doc_kind,
     plan_transition,
     validate_fields,
 )
-from oven.store._records import FrozenPiece, JobRecord
+from oven.store._records import JobRecord
+from oven.store._sqlite_side import SqliteSideTables
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,12 @@ CREATE TABLE IF NOT EXISTS frozen (
     frozen_at REAL
 );
 CREATE INDEX IF NOT EXISTS frozen_frozen_until ON frozen (frozen_until);
+CREATE TABLE IF NOT EXISTS flights (
+    capture_key TEXT PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS grabs_state_lane_created_at ON grabs (state, lane, created_at);
 CREATE TABLE IF NOT EXISTS docs (
     kind TEXT NOT NULL,
     id TEXT NOT NULL,
@@ -108,7 +115,7 @@ def _to_job(row: sqlite3.Row) -> JobRecord:
     return JobRecord.model_validate(data)
 
 
-class SqliteStore:
+class SqliteStore(SqliteSideTables):
     """The Store protocol on a local SQLite file."""
 
     def __init__(self, path: Path, *, busy_timeout_s: float, recent_limit: int) -> None:
@@ -252,10 +259,27 @@ class SqliteStore:
         row = _to_row(job.model_dump(mode="json"))
         names = ", ".join(_JOB_COLUMNS)
         marks = ", ".join(f":{k}" for k in _JOB_COLUMNS)
-        try:
-            self._db.execute(f"INSERT INTO grabs ({names}) VALUES ({marks})", row)
-        except sqlite3.IntegrityError as exc:
-            raise JobExists(job.id) from exc
+        with self._write_tx() as conn:
+            if conn.execute("SELECT 1 FROM grabs WHERE id = ?", (job.id,)).fetchone():
+                raise JobExists(job.id)
+            # The flight row is the capture key's single owner across every process on the
+            # file; a row left by a job that is final (or gone) is taken over.
+            held = conn.execute(
+                "SELECT g.* FROM flights f JOIN grabs g ON g.id = f.job_id "
+                "WHERE f.capture_key = ?", (job.capture_key,)
+            ).fetchone()
+            if held is not None and JobState(held["state"]) in ACTIVE_STATES:
+                raise CaptureKeyBusy(job.capture_key, _to_job(held))
+            try:
+                conn.execute(f"INSERT INTO grabs ({names}) VALUES ({marks})", row)
+            except sqlite3.IntegrityError as exc:
+                raise JobExists(job.id) from exc
+            conn.execute(
+                "INSERT INTO flights (capture_key, job_id, at) VALUES (?, ?, ?) "
+                "ON CONFLICT (capture_key) DO UPDATE SET "
+                "job_id = excluded.job_id, at = excluded.at",
+                (job.capture_key, job.id, time.time()),
+            )
 
     async def get_job(self, job_id: str) -> JobRecord | None:
         return await self._call(self._get_job, job_id)
@@ -270,16 +294,20 @@ class SqliteStore:
         to: JobState,
         *,
         expect: JobState | None = None,
+        expect_owner: str | None = None,
+        expect_lease_before: float | None = None,
         note: str | None = None,
         **fields: Any,
     ) -> JobRecord:
-        return await self._call(self._transition, job_id, to, expect, note, fields)
+        conditions = {"expect": expect, "expect_owner": expect_owner,
+                      "expect_lease_before": expect_lease_before}
+        return await self._call(self._transition, job_id, to, conditions, note, fields)
 
     def _transition(
         self,
         job_id: str,
         to: JobState,
-        expect: JobState | None,
+        conditions: dict[str, Any],
         note: str | None,
         fields: dict[str, Any],
     ) -> JobRecord:
@@ -287,21 +315,83 @@ class SqliteStore:
             row = conn.execute("SELECT * FROM grabs WHERE id = ?", (job_id,)).fetchone()
             if row is None:
                 raise JobNotFound(job_id)
-            job = _to_job(row)
-            values = plan_transition(
-                job, to, expect=expect, note=note, fields=fields, now=time.time()
-            )
-            sets = ", ".join(f"{k} = :{k}" for k in values)
-            # Conditional even under the write lock: it is what makes the rule visible here
-            # and keeps it true if the locking above ever changes.
-            cur = conn.execute(
-                f"UPDATE grabs SET {sets}, rev = rev + 1 "
-                "WHERE id = :_id AND state = :_state AND rev = :_rev",
-                {**_to_row(values), "_id": job_id, "_state": job.state.value, "_rev": row["rev"]},
-            )
-            if cur.rowcount != 1:
-                raise StaleState(job_id, expect or job.state, None)
+            return self._transition_row(conn, _to_job(row), row["rev"], to, conditions, note,
+                                        fields)
+
+    def _transition_row(
+        self,
+        conn: sqlite3.Connection,
+        job: JobRecord,
+        rev: int,
+        to: JobState,
+        conditions: dict[str, Any],
+        note: str | None,
+        fields: dict[str, Any],
+    ) -> JobRecord:
+        """Inside a write transaction: apply one planned transition to a row read in it."""
+        job_id, expect = job.id, conditions.get("expect")
+        values = plan_transition(
+            job, to, note=note, fields=fields, now=time.time(), **conditions
+        )
+        sets = ", ".join(f"{k} = :{k}" for k in values)
+        # Conditional even under the write lock: it is what makes the rule visible here
+        # and keeps it true if the locking above ever changes.
+        cur = conn.execute(
+            f"UPDATE grabs SET {sets}, rev = rev + 1 "
+            "WHERE id = :_id AND state = :_state AND rev = :_rev",
+            {**_to_row(values), "_id": job_id, "_state": job.state.value, "_rev": rev},
+        )
+        if cur.rowcount != 1:
+            raise StaleState(job_id, expect or job.state, None)
+        if to.is_final:  # the capture key is free for the next request
+            conn.execute("DELETE FROM flights WHERE capture_key = ? AND job_id = ?",
+                         (job.capture_key, job_id))
         return JobRecord.model_validate({**job.model_dump(mode="json"), **values})
+
+    # -- leases ---------------------------------------------------------------------------
+
+    async def claim_next(
+        self, owner: str, lanes: list[str], *, lease_s: float
+    ) -> JobRecord | None:
+        return await self._call(self._claim_next, owner, lanes, lease_s)
+
+    def _claim_next(self, owner: str, lanes: list[str], lease_s: float) -> JobRecord | None:
+        with self._write_tx() as conn:  # the write lock makes select-then-update one step
+            for lane in lanes:
+                row = conn.execute(
+                    "SELECT * FROM grabs WHERE state = ? AND lane = ? "
+                    "ORDER BY created_at, id LIMIT 1", (JobState.QUEUED.value, lane)
+                ).fetchone()
+                if row is None:
+                    continue
+                job = _to_job(row)
+                now = time.time()
+                fields = {"owner": owner, "lease_expires_at": now + lease_s,
+                          "attempts": job.attempts + 1, "stage": "navigate"}
+                return self._transition_row(
+                    conn, job, row["rev"], JobState.RUNNING, {"expect": JobState.QUEUED},
+                    f"claimed by {owner}", fields)
+        return None
+
+    async def renew_lease(self, job_id: str, owner: str, *, lease_s: float) -> bool:
+        return await self._call(self._renew_lease, job_id, owner, lease_s)
+
+    def _renew_lease(self, job_id: str, owner: str, lease_s: float) -> bool:
+        cur = self._db.execute(
+            "UPDATE grabs SET lease_expires_at = ? WHERE id = ? AND owner = ? AND state = ?",
+            (time.time() + lease_s, job_id, owner, JobState.RUNNING.value),
+        )
+        return cur.rowcount == 1
+
+    async def expired_leases(self, *, now: float) -> list[JobRecord]:
+        return await self._call(self._expired_leases, now)
+
+    def _expired_leases(self, now: float) -> list[JobRecord]:
+        rows = self._db.execute(
+            "SELECT * FROM grabs WHERE state = ? AND lease_expires_at < ? ORDER BY created_at",
+            (JobState.RUNNING.value, now),
+        ).fetchall()
+        return [_to_job(row) for row in rows]
 
     async def update_job(self, job_id: str, **fields: Any) -> JobRecord:
         return await self._call(self._update_job, job_id, fields)
@@ -366,136 +456,3 @@ class SqliteStore:
         for state, n in self._db.execute("SELECT state, count(*) FROM grabs GROUP BY state"):
             counts[JobState(state)] = n
         return counts
-
-    # -- result cache ---------------------------------------------------------------------
-
-    async def cache_get(self, key: str) -> dict[str, Any] | None:
-        return await self._call(self._cache_get, key)
-
-    def _cache_get(self, key: str) -> dict[str, Any] | None:
-        row = self._db.execute(
-            "SELECT result FROM cache WHERE key = ? AND expires_at > ?", (key, time.time())
-        ).fetchone()
-        return None if row is None else dict(json.loads(row["result"]))
-
-    async def cache_put(self, key: str, result: dict[str, Any], ttl_s: float) -> None:
-        await self._call(self._cache_put, key, json.dumps(result), ttl_s)
-
-    def _cache_put(self, key: str, result: str, ttl_s: float) -> None:
-        now = time.time()
-        with self._write_tx() as conn:
-            conn.execute(
-                "INSERT INTO cache (key, result, expires_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET "
-                "result = excluded.result, expires_at = excluded.expires_at",
-                (key, result, now + ttl_s),
-            )
-            # Expired rows are never read; drop them here so the table stays small.
-            conn.execute("DELETE FROM cache WHERE expires_at <= ?", (now,))
-
-    async def cache_delete(self, key: str) -> bool:
-        return await self._call(self._cache_delete, key)
-
-    def _cache_delete(self, key: str) -> bool:
-        return self._db.execute("DELETE FROM cache WHERE key = ?", (key,)).rowcount > 0
-
-    # -- frozen pieces --------------------------------------------------------------------
-
-    async def record_piece_failure(self, piece: str, reason: str) -> int:
-        return await self._call(self._record_piece_failure, piece, reason)
-
-    def _record_piece_failure(self, piece: str, reason: str) -> int:
-        with self._write_tx() as conn:
-            row = conn.execute(
-                "INSERT INTO frozen (piece, failures, last_reason, last_failure_at) "
-                "VALUES (?, 1, ?, ?) ON CONFLICT (piece) DO UPDATE SET "
-                "failures = failures + 1, last_reason = excluded.last_reason, "
-                "last_failure_at = excluded.last_failure_at RETURNING failures",
-                (piece, reason, time.time()),
-            ).fetchone()
-        return int(row[0])
-
-    async def record_piece_success(self, piece: str) -> None:
-        await self._call(self._record_piece_success, piece)
-
-    def _record_piece_success(self, piece: str) -> None:
-        self._db.execute("UPDATE frozen SET failures = 0 WHERE piece = ?", (piece,))
-
-    async def freeze(self, piece: str, until: float, reason: str) -> None:
-        await self._call(self._freeze, piece, until, reason)
-
-    def _freeze(self, piece: str, until: float, reason: str) -> None:
-        self._db.execute(
-            "INSERT INTO frozen (piece, frozen_until, reason, frozen_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (piece) DO UPDATE SET frozen_until = excluded.frozen_until, "
-            "reason = excluded.reason, frozen_at = excluded.frozen_at",
-            (piece, until, reason, time.time()),
-        )
-
-    async def frozen_until(self, piece: str) -> float | None:
-        return await self._call(self._frozen_until, piece)
-
-    def _frozen_until(self, piece: str) -> float | None:
-        row = self._db.execute(
-            "SELECT frozen_until FROM frozen WHERE piece = ? AND frozen_until > ?",
-            (piece, time.time()),
-        ).fetchone()
-        return None if row is None else float(row[0])
-
-    async def list_frozen(self) -> list[FrozenPiece]:
-        return await self._call(self._list_frozen)
-
-    def _list_frozen(self) -> list[FrozenPiece]:
-        rows = self._db.execute(
-            "SELECT piece, frozen_until, reason, frozen_at, failures FROM frozen "
-            "WHERE frozen_until > ? ORDER BY frozen_until, piece",
-            (time.time(),),
-        ).fetchall()
-        return [FrozenPiece.model_validate(dict(row)) for row in rows]
-
-    async def unfreeze(self, piece: str) -> bool:
-        return await self._call(self._unfreeze, piece)
-
-    def _unfreeze(self, piece: str) -> bool:
-        cur = self._db.execute(
-            "UPDATE frozen SET frozen_until = NULL, reason = NULL, frozen_at = NULL, "
-            "failures = 0 WHERE piece = ? AND frozen_until > ?",
-            (piece, time.time()),
-        )
-        return cur.rowcount > 0
-
-    # -- documents (bakes, webhook deliveries, ...) ----------------------------------------
-
-    async def put_doc(self, kind: str, doc_id: str, body: dict[str, Any]) -> None:
-        check_doc_kind(kind)
-        await self._call(self._put_doc, kind, doc_id, json.dumps(body))
-
-    def _put_doc(self, kind: str, doc_id: str, body: str) -> None:
-        now = time.time()
-        self._db.execute(
-            "INSERT INTO docs (kind, id, body, created_at, updated_at) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body, "
-            "updated_at = excluded.updated_at",
-            (kind, doc_id, body, now, now),
-        )
-
-    async def get_doc(self, kind: str, doc_id: str) -> dict[str, Any] | None:
-        check_doc_kind(kind)
-        return await self._call(self._get_doc, kind, doc_id)
-
-    def _get_doc(self, kind: str, doc_id: str) -> dict[str, Any] | None:
-        row = self._db.execute(
-            "SELECT body FROM docs WHERE kind = ? AND id = ?", (kind, doc_id)
-        ).fetchone()
-        return None if row is None else dict(json.loads(row["body"]))
-
-    async def list_docs(self, kind: str, *, limit: int = 100) -> list[dict[str, Any]]:
-        check_doc_kind(kind)
-        return await self._call(self._list_docs, kind, limit)
-
-    def _list_docs(self, kind: str, limit: int) -> list[dict[str, Any]]:
-        rows = self._db.execute(
-            "SELECT body FROM docs WHERE kind = ? ORDER BY created_at DESC, id DESC LIMIT ?",
-            (kind, limit),
-        ).fetchall()
-        return [dict(json.loads(row["body"])) for row in rows]
