@@ -39,7 +39,31 @@ JOBS_SINCE_RESTART = Gauge("oven_browser_jobs_since_restart", "Jobs since the br
 ENCODER_RUNNING = Gauge("oven_encoder_running", "ffmpeg processes running")
 CACHE = Counter("oven_cache_total", "Result cache lookups", ["outcome"])
 UPLOADS = Counter("oven_uploads_total", "Upload attempts by outcome", ["outcome"])
+CAPTURE_BLOCKED = Counter(
+    "oven_capture_blocked_requests_total",
+    "Requests of raw-URL captures blocked inside the page (private address, scheme, ...)",
+    ["reason"],
+)
+RATE_LIMITED = Counter(
+    "oven_rate_limited_total", "Requests refused by the per-client rate limit", ["rule"]
+)
 UPLOAD_PENDING = Gauge("oven_upload_pending", "Jobs whose result waits for storage to come back")
+
+# Shared queue (leases; the same with one instance or several)
+INSTANCE_INFO = Gauge("oven_instance_info", "1, labelled with this instance's id", ["instance_id"])
+LEASE_CLAIMS = Counter("oven_lease_claims_total", "Jobs claimed from the store", ["instance_id"])
+LEASES_EXPIRED = Counter(
+    "oven_leases_expired_total", "Jobs of a silent instance requeued or failed by this one",
+    ["instance_id"],
+)
+LEASES_LOST = Counter(
+    "oven_leases_lost_total", "Jobs this instance stopped because their lease passed on",
+    ["instance_id"],
+)
+LEASE_OP_SECONDS = Histogram(
+    "oven_lease_op_seconds", "Time of lease operations on the store", ["op"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+)
 
 # Memory (MemoryWatch)
 MEMORY_BYTES = Gauge(
@@ -70,4 +94,43 @@ PTY_CLIENTS = Gauge("oven_pty_clients", "Clients attached to terminal sessions")
 PTY_RESYNCS = Counter("oven_pty_resyncs_total", "Observers that fell off a session's ring")
 PTY_STALLED = Counter(
     "oven_pty_stalled_disconnects_total", "Observers detached for making no progress"
+)
+
+# Showcase (app-store screenshots, OG images)
+OG_RENDERS = Counter(
+    "oven_og_renders_total", "OG image renders by layout and outcome (ok, failed, cancelled)",
+    ["layout", "outcome"],
+)
+OG_SERVED = Counter(
+    "oven_og_served_total",
+    "OG images answered by layout and freshness (fresh, stale, waited)", ["layout", "freshness"],
+)
+
+# Webhooks
+WEBHOOK_DELIVERIES = Counter(
+    "oven_webhook_deliveries_total",
+    "Settled webhook deliveries (delivered, failed, dropped over max_pending, abandoned at stop)",
+    ["outcome"],
+)
+WEBHOOK_ATTEMPTS = Counter(
+    "oven_webhook_attempts_total",
+    "Webhook POST attempts by result (2xx..5xx, timeout, connection_error, refused)",
+    ["result"],
+)
+
+# Tape baking
+BAKES = Counter(
+    "oven_bakes_total", "Bakes by outcome (complete, failed, refused at the door)", ["outcome"]
+)
+BAKES_ACTIVE = Gauge("oven_bakes_active", "Bakes queued or running")
+
+# Live dashboard
+DASHBOARD_CLIENTS = Gauge("oven_dashboard_clients", "Browsers connected to the dashboard stream")
+DASHBOARD_DELTAS_DROPPED = Counter(
+    "oven_dashboard_deltas_dropped_total",
+    "Dashboard states a slow client skipped (merged into its next delta, never queued)",
+)
+DASHBOARD_STALLED = Counter(
+    "oven_dashboard_stalled_disconnects_total",
+    "Dashboard clients disconnected because a send did not finish within its timeout",
 )

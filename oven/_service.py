@@ -10,13 +10,17 @@ from starlette.types import ASGIApp
 from oven._readiness import ReadinessBoard
 from oven._system import ActorSystem
 from oven._tree import children
+from oven.actors._grab_lease import resolve_instance_id
 from oven.actors._grab_queue import QueueStatus
 from oven.actors._memory_watch import MemoryStatus
 from oven.config import ConfigError, LoadedConfig
 from oven.http import create_app
+from oven.http._bakes import bake_routes
+from oven.http._dashboard import dashboard_routes
 from oven.http._grabs import grab_routes
 from oven.http._pty import pty_routes
 from oven.http._pty_page import pty_page_routes
+from oven.http._showcase import showcase_routes
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +43,18 @@ class Service:
 
     def asgi_app(self, *, lifespan: Any = None) -> ASGIApp:
         # The page routes come after the API: /pty/static must not shadow /pty/sessions.
-        routes = [*grab_routes(), *pty_routes(), *pty_page_routes()]
+        routes = [*grab_routes(), *bake_routes(), *pty_routes(), *showcase_routes(),
+                  *pty_page_routes(), *dashboard_routes()]
         return create_app(self.system, routes=routes, lifespan=lifespan,
-                          status_sections={"grabs": self._grab_status,
+                          status_sections={"instance": self._instance_status,
+                                           "grabs": self._grab_status,
                                            "memory": self._memory_status})
+
+    async def _instance_status(self) -> Any:
+        settings = self.system.settings
+        return {"id": resolve_instance_id(settings), "store": settings.store.backend,
+                "lease_s": settings.cluster.lease_s,
+                "heartbeat_s": settings.cluster.heartbeat_s}
 
     async def _memory_status(self) -> Any:
         return await self.system.ask_async("memory", MemoryStatus())

@@ -5,6 +5,8 @@
      ├─ uploader     result storage
      ├─ encoder      ffmpeg, bounded concurrency
      ├─ browser      Playwright + one Chromium, N pages
+     ├─ webhooks     signed result callbacks (grabs, bakes), retried, recorded
+     ├─ bakes        tape bakes: records and lifecycle (ffmpeg via encoder, files via uploader)
      ├─ grab_queue   admission, lanes, single-flight, cache, dispatch, retries
      ├─ memory       process-tree sampler, budget, pressure state and its actions
      └─ pty          supervisor of terminal sessions (only with [pty] enabled)
@@ -15,12 +17,14 @@ from __future__ import annotations
 
 from oven._readiness import ReadinessBoard
 from oven._system import restart_policy
+from oven.actors._baker import Baker
 from oven.actors._browser_pool import BrowserPool
 from oven.actors._encoder import Encoder
 from oven.actors._grab_queue import GrabQueue
 from oven.actors._memory_watch import MemoryWatch
 from oven.actors._store import StoreActor
 from oven.actors._uploader import Uploader
+from oven.actors._webhooks import Webhooks
 from oven.config import Settings
 from oven.supervisor import ChildSpec, Supervisor
 
@@ -36,6 +40,12 @@ def children(settings: Settings, board: ReadinessBoard) -> list[ChildSpec]:
                   mailbox_capacity=boxes.encoder, shutdown_timeout_s=10),
         ChildSpec(id="browser", start=lambda ctx: BrowserPool.start(ctx, settings, board),
                   mailbox_capacity=boxes.browser, start_timeout_s=70, shutdown_timeout_s=20),
+        # Before grab_queue: it tells "webhooks" results, so it starts earlier, stops later.
+        ChildSpec(id="webhooks", start=lambda ctx: Webhooks.start(ctx, settings),
+                  mailbox_capacity=settings.webhooks.max_pending, shutdown_timeout_s=10),
+        # After encoder, uploader and webhooks (it asks/tells all three), so they outlive it.
+        ChildSpec(id="bakes", start=lambda ctx: Baker.start(ctx, settings),
+                  mailbox_capacity=settings.bakes.mailbox, shutdown_timeout_s=15),
         ChildSpec(id="grab_queue", start=lambda ctx: GrabQueue.start(ctx, settings, board),
                   mailbox_capacity=boxes.grab_queue, start_timeout_s=40,
                   shutdown_timeout_s=15),

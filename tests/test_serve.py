@@ -148,7 +148,8 @@ def test_health_ready_status_and_openapi_answer_on_defaults(oven: OvenProcess) -
     assert httpx.get(f"{oven.url}/ready").json() == {"ready": True, "reasons": []}
     status = httpx.get(f"{oven.url}/status").json()
     names = [a["name"] for a in status["actors"]]
-    assert names == ["store", "uploader", "encoder", "browser", "grab_queue", "memory"]
+    assert names == ["store", "uploader", "encoder", "browser", "webhooks", "bakes",
+                     "grab_queue", "memory"]
     assert all(a["state"] == "running" for a in status["actors"])
     spec = httpx.get(f"{oven.url}/openapi.json").json()
     assert "/grabs" in spec["paths"] and "post" in spec["paths"]["/grabs"]

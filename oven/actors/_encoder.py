@@ -12,7 +12,15 @@ from oven.actors._async import AsyncActor
 from oven.actors._base import ActorContext
 from oven.actors._limiter import Limiter
 from oven.config import Settings
-from oven.encode import EncodeRequest, EncodeResult, EncoderSettings, encode, running_pids
+from oven.encode import (
+    BakeEncodeRequest,
+    EncodeRequest,
+    EncodeResult,
+    EncoderSettings,
+    encode,
+    encode_bake,
+    running_pids,
+)
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +29,14 @@ log = logging.getLogger(__name__)
 class Encode:
     job_id: str
     request: EncodeRequest
+
+
+@dataclass(frozen=True)
+class EncodeBake:
+    """A tape bake (frames + soundtrack → MP4): queues for the same slots as grab encodes."""
+
+    job_id: str
+    request: BakeEncodeRequest
 
 
 @dataclass(frozen=True)
@@ -51,6 +67,8 @@ class Encoder(AsyncActor):
         match message:
             case Encode():
                 return self.defer(self._encode(message))
+            case EncodeBake():
+                return self.defer(self._encode(message))
             case CancelEncode(job_id=job_id):
                 task = self._by_job.get(job_id)
                 if task is not None:
@@ -59,7 +77,7 @@ class Encoder(AsyncActor):
                 return task is not None
         return super().receive(message)
 
-    async def _encode(self, job: Encode) -> EncodeResult:
+    async def _encode(self, job: Encode | EncodeBake) -> EncodeResult:
         assert self.limiter is not None
         task = asyncio.current_task()
         if task is not None:
@@ -69,12 +87,15 @@ class Encoder(AsyncActor):
         finally:
             self._by_job.pop(job.job_id, None)
 
-    async def _encode_bounded(self, job: Encode) -> EncodeResult:
+    async def _encode_bounded(self, job: Encode | EncodeBake) -> EncodeResult:
         assert self.limiter is not None
         async with self.limiter.slot():
             metrics.ENCODER_RUNNING.inc()
             try:
-                result = await encode(job.request, self.settings)
+                if isinstance(job, EncodeBake):
+                    result = await encode_bake(job.request, self.settings)
+                else:
+                    result = await encode(job.request, self.settings)
             finally:
                 metrics.ENCODER_RUNNING.dec()
         log.debug("encoded job=%s %s in %.2f s", job.job_id, result.content_type, result.seconds)

@@ -24,6 +24,16 @@ class PieceFrozen(Exception):
         self.retry_after_s = left
 
 
+class JobElsewhere(Exception):
+    """The job runs in another instance; only the instance holding its lease can stop it."""
+
+    def __init__(self, job_id: str, owner: str | None) -> None:
+        super().__init__(f"job {job_id} is running in instance {owner or '(unknown)'}; it can "
+                         "be cancelled while queued or once it is final, not mid-run from here")
+        self.job_id = job_id
+        self.owner = owner
+
+
 # -- messages --------------------------------------------------------------------------------
 
 

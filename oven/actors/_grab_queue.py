@@ -1,17 +1,19 @@
 """GrabQueue actor: admission, lanes, single-flight, result cache, dispatch, retries, freezing.
 
-Messages and errors live in _grab_messages (re-exported here for callers).
+Messages and errors live in _grab_messages; the shared-queue mechanics (claims, leases, waiting
+for jobs that finish elsewhere) in _grab_lease; one job's hops in _grab_run.
 
-Message flow: HTTP/CLI → Submit → (cache hit | attach to the running job | persist, enqueue)
-→ dispatch when a page slot is free → Pipeline.run (BrowserPool → Encoder → Uploader) → Store
-marks the job final → every waiter is answered. All state lives on the actor's loop.
+Message flow: HTTP/CLI → Submit → (cache hit | attach to the active job holding the capture key
+| persist as `queued`) → the store is the queue: whichever instance has a free page slot claims
+the job (lease) → Pipeline.run (BrowserPool → Encoder → Uploader) → the store marks it final →
+waiters here are answered at once, waiters elsewhere at their next poll. All state lives on the
+actor's loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import time
 import uuid
@@ -26,9 +28,11 @@ from oven.actors._base import ActorContext
 from oven.actors._bridge import ask_async
 from oven.actors._browser_pool import CancelCapture, CaptureStage
 from oven.actors._encoder import CancelEncode
+from oven.actors._grab_lease import LeaseKeeper, Watchers, resolve_instance_id
 from oven.actors._grab_messages import (
     Cancel,
     GetJob,
+    JobElsewhere,
     PieceFrozen,
     QueueFull,
     QueueStatus,
@@ -42,9 +46,11 @@ from oven.actors._store import StoreClient
 from oven.config import Settings
 from oven.encode import Format
 from oven.grabs import GrabRequest, Lane, capture_key
-from oven.store import JobRecord
+from oven.store import CaptureKeyBusy, JobRecord, StaleState
 
 log = logging.getLogger(__name__)
+
+_LANE_ORDER = {Lane.INTERACTIVE.value: 0, Lane.BACKGROUND.value: 1}
 
 
 # -- state -----------------------------------------------------------------------------------
@@ -57,16 +63,24 @@ class _KeyLock:
 
 
 @dataclass
-class _Active:
+class _Run:
+    """A job this instance holds the lease of (running, or parked in upload_pending)."""
+
     record: JobRecord
     grab: GrabRequest
     target_url: str
     done: asyncio.Event = field(default_factory=asyncio.Event)
-    stage: str = "queued"
-    started: float | None = None
+    stage: str = "navigate"
+    started: float = field(default_factory=time.monotonic)
     task: asyncio.Task[None] | None = None
-    holds_page: bool = False
-    waiters: int = 1
+    holds_page: bool = True
+    lease_lost: bool = False
+
+
+def _parse(record: JobRecord) -> tuple[GrabRequest, str]:
+    request = dict(record.request)
+    target = request.pop("target_url")
+    return GrabRequest.model_validate(request), target
 
 
 class GrabQueue(AsyncActor):
@@ -74,65 +88,76 @@ class GrabQueue(AsyncActor):
         super().__init__(ctx)
         self.settings = settings
         self.board = board
+        self.instance = resolve_instance_id(settings)
         self.store = StoreClient(ctx.lookup, timeout_s=settings.supervisor.ask_timeout_s)
+        self.leases = LeaseKeeper(self.store, self.instance, settings)
+        self.watchers = Watchers()
         self.pipeline = Pipeline(ctx.lookup, settings)
-        self.lanes: dict[Lane, collections.deque[str]] = {
-            lane: collections.deque() for lane in Lane}
-        self.active: dict[str, _Active] = {}
-        self.by_key: dict[str, str] = {}
+        self.runs: dict[str, _Run] = {}
+        self.pending_uploads: dict[str, _Run] = {}
         self.capturing = 0
+        # The shared queue as last read (every poll_s, and as jobs are admitted here): views
+        # take positions from it and admission its depth.
+        self.queued: list[JobRecord] = []
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=50)
         self.service_times: collections.deque[float] = collections.deque(maxlen=20)
-        self.pending_uploads: dict[str, _Active] = {}
-        self._upload_retry: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._claiming: asyncio.Task[None] | None = None
+        self._claim_again = False
         self._stopping = False
         self._admitting: dict[str, _KeyLock] = {}
+        metrics.INSTANCE_INFO.labels(instance_id=self.instance).set(1)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start_async(self) -> None:
         self.recent = collections.deque(maxlen=self.settings.queue.recent_limit)
         await self._resume()
-        self._upload_retry = asyncio.get_running_loop().create_task(self._retry_uploads())
-        self._dispatch()
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._poll()), loop.create_task(self._heartbeat()),
+                       loop.create_task(self._retry_uploads())]
+        self._kick()
 
     async def stop_async(self) -> None:
         self._stopping = True
-        if self._upload_retry is not None:
-            self._upload_retry.cancel()
-        # Running jobs stay `running` in the store and are retried at the next start.
-        for active in self.active.values():
-            if active.task is not None:
-                active.task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        # Running jobs stay `running` with our name on them: requeued when this instance starts
+        # again, or by another instance once their lease runs out.
+        for run in self.runs.values():
+            if run.task is not None:
+                run.task.cancel()
 
     async def _resume(self) -> None:
-        """Jobs persisted by an earlier run: queued ones queue again, running ones are retried."""
+        """Jobs an earlier run of this instance held: running ones queue again, parked uploads
+        are retried. Queued jobs need nothing: the store is the queue."""
         records = await self.store.list_jobs(
-            {JobState.QUEUED, JobState.RUNNING, JobState.UPLOAD_PENDING}, newest_first=False)
-        for record in records:
-            request = dict(record.request)
-            target = request.pop("target_url")
-            grab = GrabRequest.model_validate(request)
+            {JobState.RUNNING, JobState.UPLOAD_PENDING}, newest_first=False, limit=100_000)
+        mine = [r for r in records if r.owner in (self.instance, None)]
+        for record in mine:
             if record.state is JobState.RUNNING:
-                record = await self.store.transition(
-                    record.id, JobState.QUEUED, expect=JobState.RUNNING,
-                    note="retried after a restart", stage="queued")
-            active = _Active(record, grab, target)
-            if record.state is JobState.UPLOAD_PENDING:
-                self.pending_uploads[record.id] = active
+                try:
+                    await self.store.transition(
+                        record.id, JobState.QUEUED, expect=JobState.RUNNING,
+                        expect_owner=record.owner, note=f"requeued after {self.instance} "
+                        "restarted", stage="queued", owner=None, lease_expires_at=None)
+                except StaleState:
+                    continue  # taken over meanwhile by another instance
                 continue
-            self.active[record.id] = active
-            self.by_key[record.capture_key] = record.id
-            self.lanes[Lane(record.lane)].append(record.id)
-        if records:
-            log.info("resumed %d jobs from the store", len(records))
-        self._gauge()
+            grab, target = _parse(record)
+            self.pending_uploads[record.id] = _Run(record, grab, target, stage="upload",
+                                                   holds_page=False)
+        if mine:
+            log.info("instance %s resumed %d of its jobs from the store", self.instance,
+                     len(mine))
+        await self._refresh_queued()
 
     def reconfigure(self, settings: Any) -> None:
         self.settings = settings
         self.pipeline.settings = settings
-        # call_soon_threadsafe: dispatch touches loop state; a larger pool may start jobs now
-        self.loop.call_soon_threadsafe(self._dispatch)
+        self.leases.settings = settings
+        # call_soon_threadsafe: claiming touches loop state; a larger pool may start jobs now
+        self.loop.call_soon_threadsafe(self._kick)
 
     # -- messages -------------------------------------------------------------------------------
 
@@ -156,8 +181,8 @@ class GrabQueue(AsyncActor):
 
     async def _submit(self, msg: Submit) -> Submitted:
         key = capture_key(msg.request, msg.target_url, self.settings.pieces.render_version)
-        # Admission awaits the store; without a per-key lock, identical requests arriving
-        # together would each pass the single-flight check before any of them registered.
+        # Admission awaits the store; without a per-key lock, identical requests arriving here
+        # together would all go to the store (which would still admit only one of them).
         lock = self._admitting.setdefault(key, _KeyLock())
         lock.users += 1
         try:
@@ -170,10 +195,6 @@ class GrabQueue(AsyncActor):
 
     async def _admit(self, msg: Submit, key: str) -> Submitted:
         grab, settings = msg.request, self.settings
-        existing = self.by_key.get(key)
-        if existing is not None and existing in self.active:
-            self.active[existing].waiters += 1
-            return Submitted(self._view(self.active[existing]), cached=False, attached=True)
         if grab.piece is not None:
             until = await self.store.frozen_until(grab.piece)
             if until is not None and until > time.time():
@@ -183,169 +204,233 @@ class GrabQueue(AsyncActor):
             metrics.CACHE.labels(outcome="hit").inc()
             view = {"id": None, "state": JobState.COMPLETE.value, "capture_key": key,
                     "result": cached, "cached": True}
+            if grab.callback_url is not None:
+                self._callback(grab.callback_url, None, JobState.COMPLETE, cached, None)
             return Submitted(view, cached=True, attached=False)
         metrics.CACHE.labels(outcome="miss").inc()
-        queued = sum(len(q) for q in self.lanes.values())
+        queued = len(self.queued)
         if queued >= settings.queue.max_queued:
             raise QueueFull(queued, self._eta(queued))
         request = grab.model_dump(mode="json") | {"target_url": msg.target_url}
         record = JobRecord.queued(id=uuid.uuid4().hex, capture_key=key, lane=grab.lane.value,
                                   request=request, deadline_s=settings.queue.deadline_s,
                                   piece=grab.piece)
-        await self.store.insert_job(record)  # persisted before anyone hears of the job
-        active = _Active(record, grab, msg.target_url)
-        self.active[record.id] = active
-        self.by_key[key] = record.id
-        self.lanes[grab.lane].append(record.id)
+        try:
+            await self.store.insert_job(record)  # persisted before anyone hears of the job
+        except CaptureKeyBusy as busy:
+            # Single-flight: the key is queued or running (here or in another instance).
+            holder = busy.holder
+            if grab.callback_url is not None:
+                self.spawn(self._callback_when_final(holder.id, grab.callback_url))
+            return Submitted(self._view_record(holder), cached=False, attached=True)
+        self.queued.append(record)
+        self.queued.sort(key=lambda r: (_LANE_ORDER[r.lane], r.created_at, r.id))
         log.info("admitted job=%s piece=%s format=%s lane=%s", record.id, grab.subject,
                  grab.format.value, grab.lane.value)
         self._gauge()
-        self._dispatch()
-        return Submitted(self._view(active), cached=False, attached=False)
+        self._kick()
+        return Submitted(self._view_record(record), cached=False, attached=False)
 
     def _set_stage(self, job_id: str, stage: str) -> None:
-        active = self.active.get(job_id)
-        if active is not None and active.task is not None and active.stage in (
-                "navigate", "ready"):
-            active.stage = stage
+        run = self.runs.get(job_id)
+        if run is not None and run.stage in ("navigate", "ready"):
+            run.stage = stage
 
     async def _get(self, job_id: str) -> dict[str, Any] | None:
-        active = self.active.get(job_id) or self.pending_uploads.get(job_id)
-        if active is not None:
-            return self._view(active)
+        run = self.runs.get(job_id) or self.pending_uploads.get(job_id)
+        if run is not None:
+            return self._view(run)
         record = await self.store.get_job(job_id)
-        return None if record is None else record_view(record)
+        return None if record is None else self._view_record(record)
 
     async def _wait(self, job_id: str, timeout_s: float) -> dict[str, Any] | None:
-        active = self.active.get(job_id)
-        if active is not None:
-            # Bounded: the caller answers 202 with the position when this runs out.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(active.done.wait()), timeout_s)
+        view = await self._get(job_id)
+        if view is None or JobState(view["state"]).is_final:
+            return view
+        await self.watchers.wait(job_id, timeout_s)
         return await self._get(job_id)
 
     async def _cancel(self, job_id: str) -> dict[str, Any] | None:
-        active = self.active.get(job_id)
-        if active is None:
+        run = self.runs.get(job_id)
+        if run is not None:
+            await self._stop_run(run)
+            await run.done.wait()
             return await self._get(job_id)
-        for lane in self.lanes.values():
-            if job_id in lane:
-                lane.remove(job_id)
-        if active.task is not None:
-            active.task.cancel()
-            # The running hop is stopped where it runs, not just abandoned here.
-            for name, message in (("browser", CancelCapture(job_id)),
-                                  ("encoder", CancelEncode(job_id))):
-                try:
-                    await ask_async(self.ctx.lookup.ref(name), message, timeout=5)
-                except Exception as exc:
-                    log.warning("cancel job=%s: %s did not confirm: %s", job_id, name, exc)
-        else:
-            await self._finish(active, JobState.CANCELLED, note="cancelled by a client")
-        self._gauge()
-        await active.done.wait()
-        return await self._get(job_id)
-
-    # -- dispatch -------------------------------------------------------------------------------
-
-    def _dispatch(self) -> None:
-        if self._stopping:
-            return  # shutdown: what is queued stays queued in the store for the next start
-        pages = self.settings.browser.pages
-        reserved = min(self.settings.queue.interactive_reserved, pages - 1)
-        while self.capturing < pages and "memory" not in self.board.reasons():
-            free = pages - self.capturing
-            if self.lanes[Lane.INTERACTIVE]:
-                lane = Lane.INTERACTIVE
-            elif self.lanes[Lane.BACKGROUND] and free > reserved:
-                lane = Lane.BACKGROUND
-            else:
-                break
-            job_id = self.lanes[lane].popleft()
-            active = self.active[job_id]
-            self.capturing += 1
-            active.holds_page = True
-            active.task = asyncio.get_running_loop().create_task(self._run(active))
-        self._gauge()
-
-    def _page_free(self, active: _Active) -> None:
-        if active.holds_page:
-            active.holds_page = False
-            self.capturing -= 1
-            self._dispatch()
-
-    async def _run(self, active: _Active) -> None:
-        record = active.record
-        metrics.STAGE_SECONDS.labels(stage="queue_wait").observe(time.time() - record.updated_at)
+        parked = self.pending_uploads.pop(job_id, None)
+        record = parked.record if parked is not None else await self.store.get_job(job_id)
+        if record is None or record.state.is_final:
+            return None if record is None else self._view_record(record)
+        if record.state is JobState.RUNNING:
+            raise JobElsewhere(job_id, record.owner)
         try:
-            record = active.record = await self.store.transition(
-                record.id, JobState.RUNNING, expect=JobState.QUEUED,
-                attempts=record.attempts + 1, stage="navigate")
-            active.started = time.monotonic()
+            record = await self.store.transition(
+                job_id, JobState.CANCELLED, expect=record.state, note="cancelled by a client",
+                stage=None, lease_expires_at=None)
+        except StaleState:
+            return await self._cancel(job_id)  # claimed meanwhile: here or elsewhere
+        self._finished(record)
+        return self._view_record(record)
 
-            def stage(name: str) -> None:
-                active.stage = name
+    async def _stop_run(self, run: _Run) -> None:
+        """Cancel a running job's task and stop its hop where it runs (page, ffmpeg)."""
+        if run.task is None:
+            return
+        run.task.cancel()
+        for name, message in (("browser", CancelCapture(run.record.id)),
+                              ("encoder", CancelEncode(run.record.id))):
+            try:
+                await ask_async(self.ctx.lookup.ref(name), message, timeout=5)
+            except Exception as exc:
+                log.warning("cancel job=%s: %s did not confirm: %s", run.record.id, name, exc)
 
+    # -- claiming and running -------------------------------------------------------------------
+
+    def _kick(self) -> None:
+        """Claim work for free page slots, now or as soon as the claim under way returns."""
+        self._claim_again = True
+        if self._claiming is None or self._claiming.done():
+            self._claiming = asyncio.get_running_loop().create_task(self._claim())
+
+    async def _claim(self) -> None:
+        while self._claim_again and not self._stopping:
+            self._claim_again = False
+            while not self._stopping and "memory" not in self.board.reasons():
+                pages = self.settings.browser.pages
+                free = pages - self.capturing
+                if free <= 0:
+                    break
+                reserved = min(self.settings.queue.interactive_reserved, pages - 1)
+                lanes = [Lane.INTERACTIVE.value]
+                if free > reserved:
+                    lanes.append(Lane.BACKGROUND.value)
+                self.capturing += 1  # the slot is ours while the claim is in flight
+                try:
+                    record = await self.leases.claim(lanes)
+                except Exception as exc:
+                    self.capturing -= 1
+                    log.warning("claiming a job failed: %s", exc)
+                    return  # the next poll tries again
+                if record is None:
+                    self.capturing -= 1
+                    break
+                self._start(record)
+        self._gauge()
+
+    def _start(self, record: JobRecord) -> None:
+        self.queued = [r for r in self.queued if r.id != record.id]
+        try:
+            grab, target = _parse(record)
+        except Exception as exc:  # a record this version cannot read: fail it, not the actor
+            self.capturing -= 1
+            self.spawn(self._fail_unreadable(record, exc))
+            return
+        run = _Run(record, grab, target)
+        self.runs[record.id] = run
+        run.task = asyncio.get_running_loop().create_task(self._run(run))
+
+    async def _fail_unreadable(self, record: JobRecord, exc: Exception) -> None:
+        reason = f"the stored request cannot be read: {exc}"
+        record = await self.store.transition(record.id, JobState.FAILED, note=reason,
+                                             error=reason, expect_owner=self.instance)
+        self._finished(record)
+
+    def _page_free(self, run: _Run) -> None:
+        if run.holds_page:
+            run.holds_page = False
+            self.capturing -= 1
+            self._kick()
+
+    async def _run(self, run: _Run) -> None:
+        record = run.record
+        if len(record.history) > 1:  # from (re)queueing to this claim
+            metrics.STAGE_SECONDS.labels(stage="queue_wait").observe(
+                max(0.0, record.history[-1].at - record.history[-2].at))
+
+        def stage(name: str) -> None:
+            run.stage = name
+
+        try:
             outcome = await self.pipeline.run(
-                record.id, record.capture_key, active.grab, active.target_url,
-                record.deadline_at, stage, lambda: self._page_free(active))
+                record.id, record.capture_key, run.grab, run.target_url, record.deadline_at,
+                stage, lambda: self._page_free(run))
         except asyncio.CancelledError:
-            self._page_free(active)
+            self._page_free(run)
             if self._stopping:
-                raise  # shutdown: the job stays `running` and is retried at the next start
-            await self._finish(active, JobState.CANCELLED, note="cancelled by a client")
+                raise  # shutdown: the job stays `running` and is requeued at the next start
+            if run.lease_lost:
+                self._forget(run)  # another instance runs it now
+                return
+            await self._finish(run, JobState.CANCELLED, note="cancelled by a client")
             return
         except Transient as exc:
-            await self._retry_or_fail(active, str(exc))
+            await self._retry_or_fail(run, str(exc))
             return
         except Permanent as exc:
-            await self._fail(active, str(exc))
+            await self._fail(run, str(exc))
             return
         except UploadPending as exc:
             log.warning("job=%s waits for storage: %s", record.id, exc)
-            active.record = await self.store.transition(
-                record.id, JobState.UPLOAD_PENDING, note=str(exc), stage="upload",
-                error=str(exc), result=exc.facts, timings=exc.timings)
-            self.pending_uploads[record.id] = active
-            self._forget(active)
+            await self._move(run, JobState.UPLOAD_PENDING, note=str(exc), stage="upload",
+                             error=str(exc), result=exc.facts, timings=exc.timings,
+                             lease_expires_at=None)
+            if not run.lease_lost:
+                self.runs.pop(record.id, None)
+                self.pending_uploads[record.id] = run
+                self._gauge()
             return
         except Exception as exc:
             log.exception("job=%s failed unexpectedly", record.id)
-            await self._fail(active, f"internal error: {exc!r}")
+            await self._fail(run, f"internal error: {exc!r}")
             return
         finally:
-            self._page_free(active)
-        await self._complete(active, outcome.result, outcome.timings)
+            self._page_free(run)
+        await self._complete(run, outcome.result, outcome.timings)
 
-    async def _complete(self, active: _Active, result: dict[str, Any],
+    async def _move(self, run: _Run, state: JobState, *, note: str | None,
+                    **fields: Any) -> bool:
+        """Transition a job we hold; False (and the job dropped here) if its lease moved on."""
+        try:
+            run.record = await self.store.transition(
+                run.record.id, state, expect_owner=self.instance, note=note, **fields)
+        except StaleState as exc:
+            # Our lease passed on (we were silent too long) or a client cancelled the job
+            # elsewhere: either way it is no longer ours to finish.
+            log.warning("job=%s: %s; dropping this instance's run", run.record.id, exc)
+            metrics.LEASES_LOST.labels(instance_id=self.instance).inc()
+            run.lease_lost = True
+            self._forget(run)
+            return False
+        return True
+
+    async def _complete(self, run: _Run, result: dict[str, Any],
                         timings: dict[str, float]) -> None:
-        record = active.record
-        if active.started is not None:
-            self.service_times.append(time.monotonic() - active.started)
-        # Cache first: between forgetting the key and caching it, a request would miss both.
+        record = run.record
+        self.service_times.append(time.monotonic() - run.started)
+        # Cache first: between releasing the key and caching it, a request would miss both.
         await self.store.cache_put(record.capture_key, result, self.settings.store.cache_ttl_s)
-        await self._finish(active, JobState.COMPLETE, result=result, timings=timings,
-                           error=None)
-        if record.piece is not None:
+        if await self._finish(run, JobState.COMPLETE, result=result, timings=timings,
+                              error=None) and record.piece is not None:
             await self.store.record_piece_success(record.piece)
 
-    async def _retry_or_fail(self, active: _Active, reason: str) -> None:
-        record = active.record
+    async def _retry_or_fail(self, run: _Run, reason: str) -> None:
+        record = run.record
         if record.attempts < self.settings.queue.max_attempts and time.time() < record.deadline_at:
             log.warning("job=%s attempt %d failed (%s); retrying", record.id, record.attempts,
                         reason)
-            active.record = await self.store.transition(
-                record.id, JobState.QUEUED, note=f"retry: {reason}", stage="queued")
-            active.stage, active.task = "queued", None
-            self.lanes[Lane(record.lane)].appendleft(record.id)  # it waited its turn already
-            self._dispatch()
+            # Back into the shared queue; its age puts it first in its lane.
+            if await self._move(run, JobState.QUEUED, note=f"retry: {reason}", stage="queued",
+                                owner=None, lease_expires_at=None):
+                self._forget(run)
+                await self._refresh_queued()
+                self._kick()
             return
-        await self._fail(active, f"{reason} (after {record.attempts} attempts)")
+        await self._fail(run, f"{reason} (after {record.attempts} attempts)")
 
-    async def _fail(self, active: _Active, reason: str) -> None:
-        record = active.record
+    async def _fail(self, run: _Run, reason: str) -> None:
+        record = run.record
         log.info("job=%s failed: %s", record.id, reason)
-        await self._finish(active, JobState.FAILED, note=reason, error=reason)
+        if not await self._finish(run, JobState.FAILED, note=reason, error=reason):
+            return
         if record.piece is None:
             return
         count = await self.store.record_piece_failure(record.piece, reason)
@@ -355,54 +440,127 @@ class GrabQueue(AsyncActor):
             log.warning("piece %s frozen for %.0f s after %d failures in a row: %s",
                         record.piece, self.settings.queue.freeze_for_s, count, reason)
 
-    async def _finish(self, active: _Active, state: JobState, *, note: str | None = None,
-                      **fields: Any) -> None:
-        record = active.record
-        active.record = await self.store.transition(record.id, state, note=note, stage=None,
-                                                    **fields)
-        metrics.GRABS.labels(format=active.grab.format.value, outcome=state.value).inc()
-        self._forget(active)
-        self.recent.appendleft(self._view(active))
+    async def _finish(self, run: _Run, state: JobState, *, note: str | None = None,
+                      **fields: Any) -> bool:
+        if not await self._move(run, state, note=note, stage=None, lease_expires_at=None,
+                                **fields):
+            return False
+        metrics.GRABS.labels(format=run.grab.format.value, outcome=state.value).inc()
+        self._forget(run)
+        self._finished(run.record)
+        return True
 
-    def _forget(self, active: _Active) -> None:
-        record = active.record
-        self.active.pop(record.id, None)
-        if self.by_key.get(record.capture_key) == record.id:
-            del self.by_key[record.capture_key]
-        active.done.set()
+    def _finished(self, record: JobRecord) -> None:
+        """A job reached a final state through this instance: answer and announce it."""
+        self.recent.appendleft(self._view_record(record))
+        self.watchers.notify(record.id)
+        callback = record.request.get("callback_url")
+        if callback:
+            result = record.result or {}
+            self._callback(callback, record.id, record.state, result, record.error)
+
+    def _forget(self, run: _Run) -> None:
+        self.runs.pop(run.record.id, None)
+        self.pending_uploads.pop(run.record.id, None)
+        run.done.set()
         self._gauge()
+
+    # -- webhooks -------------------------------------------------------------------------------
+
+    def _callback(self, url: str, job_id: str | None, state: JobState,
+                  result: dict[str, Any], error: str | None) -> None:
+        from oven.actors._webhooks import Deliver
+
+        payload = {"id": job_id, "state": state.value, "url": result.get("url"),
+                   "thumbnail_url": None, "error": error}
+        try:
+            self.ctx.lookup.ref("webhooks").tell(
+                Deliver(kind="grab", subject_id=job_id or "cached", url=url, payload=payload))
+        except Exception as exc:  # delivery never blocks or breaks the job
+            log.warning("job=%s: webhook to %s not queued: %s", job_id, url, exc)
+
+    async def _callback_when_final(self, job_id: str, url: str) -> None:
+        """A callback given by a request that attached to a running job (held here only)."""
+        deadline = self.settings.queue.deadline_s + self.settings.cluster.lease_s
+        await self.watchers.wait(job_id, deadline)
+        record = await self.store.get_job(job_id)
+        if record is not None and record.state.is_final:
+            self._callback(url, job_id, record.state, record.result or {}, record.error)
+
+    # -- background loops -----------------------------------------------------------------------
+
+    async def _poll(self) -> None:
+        """Every poll_s: the queue as others left it, expired leases, jobs finished elsewhere."""
+        while True:
+            await asyncio.sleep(self.settings.cluster.poll_s)
+            try:
+                await self.leases.requeue_expired(set(self.runs))
+                await self._refresh_queued()
+                for job_id in self.watchers.watched():
+                    if job_id in self.runs:
+                        continue  # finishes here and notifies at once
+                    record = await self.store.get_job(job_id)
+                    if record is None or record.state.is_final:
+                        self.watchers.notify(job_id)
+            except Exception as exc:
+                log.warning("polling the shared queue failed: %s", exc)
+                continue
+            if self.queued:
+                self._kick()
+
+    async def _refresh_queued(self) -> None:
+        self.queued = await self.store.list_jobs(
+            {JobState.QUEUED}, newest_first=False, limit=self.settings.queue.max_queued)
+        self.queued.sort(key=lambda r: (_LANE_ORDER[r.lane], r.created_at, r.id))
+        self._gauge()
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.cluster.heartbeat_s)
+            running = [job_id for job_id, run in self.runs.items() if run.task is not None]
+            try:
+                lost = await self.leases.renew(running)
+            except Exception as exc:
+                log.warning("renewing leases failed (%s); retrying in %.0f s", exc,
+                            self.settings.cluster.heartbeat_s)
+                continue
+            for job_id in lost:
+                run = self.runs.get(job_id)
+                if run is None or run.record.state.is_final:
+                    continue
+                log.warning("job=%s: lease lost (another instance took it over); stopping here",
+                            job_id)
+                metrics.LEASES_LOST.labels(instance_id=self.instance).inc()
+                run.lease_lost = True
+                await self._stop_run(run)
 
     async def _retry_uploads(self) -> None:
         while True:
             await asyncio.sleep(self.settings.queue.upload_retry_s)
-            for job_id, active in list(self.pending_uploads.items()):
-                record = active.record
-                path = self.pipeline.pending_path(job_id, active.grab.format.value)
+            for job_id, run in list(self.pending_uploads.items()):
+                record = run.record
+                path = self.pipeline.pending_path(job_id, run.grab.format.value)
                 if not path.exists():
-                    del self.pending_uploads[job_id]
-                    await self.store.transition(job_id, JobState.FAILED, error="the encoded "
-                                                "file waiting for upload was lost")
+                    await self._finish(run, JobState.FAILED, error="the encoded file waiting "
+                                       "for upload was lost")
                     continue
                 try:
                     stored = await self.pipeline.upload(
-                        job_id, record.capture_key, active.grab.format.value, path,
-                        Format(active.grab.format.value).content_type, {})
+                        job_id, record.capture_key, run.grab.format.value, path,
+                        Format(run.grab.format.value).content_type, {})
                 except (UploadPending, Permanent) as exc:
                     log.info("job=%s still waiting for storage: %s", job_id, exc)
                     continue
-                del self.pending_uploads[job_id]
                 path.unlink(missing_ok=True)
                 result = {**(record.result or {}), **stored}  # the capture facts kept at parking
-                await self._complete(active, result, dict(record.timings))
+                await self._complete(run, result, dict(record.timings))
 
     # -- views ----------------------------------------------------------------------------------
 
     def _position(self, job_id: str) -> int | None:
-        ahead = 0
-        for lane in (Lane.INTERACTIVE, Lane.BACKGROUND):
-            if job_id in self.lanes[lane]:
-                return ahead + self.lanes[lane].index(job_id) + 1
-            ahead += len(self.lanes[lane])
+        for index, record in enumerate(self.queued):
+            if record.id == job_id:
+                return index + 1
         return None
 
     def _eta(self, position: int) -> float:
@@ -410,32 +568,37 @@ class GrabQueue(AsyncActor):
                    if self.service_times else 2.0)
         return per_job * (position / max(1, self.settings.browser.pages) + 1)
 
-    def _view(self, active: _Active) -> dict[str, Any]:
-        view = record_view(active.record)
-        position = self._position(active.record.id)
-        view.update(stage=active.stage if not active.record.state.is_final else None,
-                    position=position, eta_s=None if position is None else
-                    round(self._eta(position), 1))
+    def _view_record(self, record: JobRecord) -> dict[str, Any]:
+        view = record_view(record)
+        position = self._position(record.id) if record.state is JobState.QUEUED else None
+        view.update(position=position,
+                    eta_s=None if position is None else round(self._eta(position), 1))
+        return view
+
+    def _view(self, run: _Run) -> dict[str, Any]:
+        view = self._view_record(run.record)
+        if not run.record.state.is_final:
+            view["stage"] = run.stage
         return view
 
     def _gauge(self) -> None:
-        for lane, queue in self.lanes.items():
-            metrics.QUEUE_DEPTH.labels(lane=lane.value).set(len(queue))
+        depth = collections.Counter(r.lane for r in self.queued)
+        for lane in Lane:
+            metrics.QUEUE_DEPTH.labels(lane=lane.value).set(depth[lane.value])
         metrics.UPLOAD_PENDING.set(len(self.pending_uploads))
-        queued = sum(len(q) for q in self.lanes.values())
-        if queued >= self.settings.queue.max_queued:
-            self.board.set("full", f"{queued} jobs queued")
+        if len(self.queued) >= self.settings.queue.max_queued:
+            self.board.set("full", f"{len(self.queued)} jobs queued")
         else:
             self.board.clear("full")
 
     async def _status(self) -> dict[str, Any]:
-        running = [self._view(a) for a in self.active.values() if a.task is not None]
         return {
+            "instance_id": self.instance,
             "capturing": self.capturing,
-            "running": running,
-            "queued": {lane.value: [self._view(self.active[j]) for j in queue]
-                       for lane, queue in self.lanes.items()},
-            "upload_pending": [self._view(a) for a in self.pending_uploads.values()],
+            "running": [self._view(r) for r in self.runs.values()],
+            "queued": {lane.value: [self._view_record(r) for r in self.queued
+                                    if r.lane == lane.value] for lane in Lane},
+            "upload_pending": [self._view(r) for r in self.pending_uploads.values()],
             "recent": list(self.recent),
         }
 
@@ -444,6 +607,7 @@ __all__ = [
     "Cancel",
     "GetJob",
     "GrabQueue",
+    "JobElsewhere",
     "PieceFrozen",
     "QueueFull",
     "QueueStatus",

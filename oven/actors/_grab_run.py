@@ -22,7 +22,7 @@ from oven.actors._browser_pool import Capture, CaptureTimeout
 from oven.actors._encoder import Encode
 from oven.actors._mailbox import MailboxFull
 from oven.actors._uploader import Upload
-from oven.capture import BrowserGone, CaptureRequest, PieceError
+from oven.capture import BrowserGone, CaptureRequest, GuardMode, PieceError
 from oven.config import Settings
 from oven.encode import EncodeError, EncodeRequest, Format
 from oven.grabs import GrabRequest
@@ -69,6 +69,13 @@ def storage_key(capture_key: str, fmt: str) -> str:
 
 
 
+def _guard_mode(grab: GrabRequest, settings: Settings) -> GuardMode:
+    """Raw URLs come from clients: every request of their pages is checked (see RequestGuard)."""
+    if grab.url is None:
+        return "off"
+    return "schemes" if settings.pieces.allow_private else "public"
+
+
 class Pipeline:
     """The three hops of one job, with the lookups and timeouts they need."""
 
@@ -104,7 +111,7 @@ class Pipeline:
             t0 = time.monotonic()
             request = CaptureRequest(url=target_url, width=grab.width, height=grab.height,
                                      density=grab.density, frames=grab.frames, fps=grab.fps,
-                                     clock=grab.clock)
+                                     clock=grab.clock, guard=_guard_mode(grab, self.settings))
             try:
                 captured = await ask_async(
                     self.lookup.ref("browser"),
@@ -141,7 +148,9 @@ class Pipeline:
             metrics.STAGE_SECONDS.labels(stage="encode").observe(timings["encode"])
 
             stage("upload")
-            facts = {"frames": encoded.frames, "frozen": captured.frozen, "ready": captured.ready}
+            facts = {"frames": encoded.frames, "frozen": captured.frozen, "ready": captured.ready,
+                     **({"blocked_requests": captured.blocked_requests}
+                        if captured.blocked_requests else {})}
             try:
                 stored = await self.upload(job_id, key, grab.format.value, encoded.path,
                                            encoded.content_type, timings)

@@ -1,5 +1,24 @@
 """Tape baking: a streamed archive of PNG frames (+ soundtrack, timing) becomes an MP4."""
 
+from oven.bakes._archive import Tape, member_name, read_timing, unpack, wav_seconds
+from oven.bakes._errors import BakeRefused
+from oven.bakes._fetch import fetch_archive
+from oven.bakes._intake import Intake, read_body
+from oven.bakes._plan import BakePlan, choose_fps, plan_bake
 from oven.bakes._settings import BakeSettings
 
-__all__ = ["BakeSettings"]
+__all__ = [
+    "BakePlan",
+    "BakeRefused",
+    "BakeSettings",
+    "Intake",
+    "Tape",
+    "choose_fps",
+    "fetch_archive",
+    "member_name",
+    "plan_bake",
+    "read_body",
+    "read_timing",
+    "unpack",
+    "wav_seconds",
+]

@@ -6,6 +6,7 @@ Plain async classes; the BrowserPool actor runs them on its own asyncio loop thr
 from oven.capture._browser import Browser, BrowserState, Slot
 from oven.capture._capture import CaptureRequest, CaptureResult, capture
 from oven.capture._errors import BrowserGone, PieceError
+from oven.capture._guard import GuardMode, RequestGuard, is_private
 from oven.capture._pieces import PIECES_ORIGIN, piece_names, piece_url, pieces_dir
 from oven.capture._processes import marked_pids, new_marker, sweep_orphans
 from oven.capture._settings import BrowserSettings
@@ -18,9 +19,12 @@ __all__ = [
     "BrowserState",
     "CaptureRequest",
     "CaptureResult",
+    "GuardMode",
     "PieceError",
+    "RequestGuard",
     "Slot",
     "capture",
+    "is_private",
     "marked_pids",
     "new_marker",
     "piece_names",

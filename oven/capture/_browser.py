@@ -12,6 +12,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -66,6 +67,7 @@ class Browser:
         self._browser_proc: psutil.Process | None = None
         self._driver_proc: psutil.Process | None = None
         self._owns_group = False
+        self.profile_dir: Path | None = None  # the launch's throwaway profile, removed on stop
         self._cdp: CDPSession | None = None
         self._slots: list[Slot] = []
         self._idle: deque[Slot] = deque()
@@ -99,6 +101,7 @@ class Browser:
         self = cls(settings, marker, playwright, pw_browser, request_filter)
         try:
             self._browser_proc = _processes.find_marked_child(marker)
+            self.profile_dir = _processes.profile_dir(self._browser_proc)
             if self._browser_proc is not None:
                 self._owns_group = _processes.owns_group(self._browser_proc)
                 # Playwright's node driver spawned Chromium (the Debian wrapper execs).
@@ -319,6 +322,9 @@ class Browser:
         left_pids = sorted({p.pid for p in left} | set(self.leftover_pids()))
         if left_pids:
             log.error("chromium processes survived SIGKILL: %s", left_pids)
+        else:
+            # Playwright removes it on a graceful close only; after a kill it is still there.
+            await asyncio.to_thread(_processes.remove_profile, self.profile_dir)
         log.info("chromium stopped marker=%s", self.marker)
 
     def kill(self) -> None:
@@ -327,9 +333,13 @@ class Browser:
         Does not touch the event loop, so it works when the loop running the browser is hung.
         """
         self.state = BrowserState.CLOSING
-        self._kill(_processes.snapshot(self.browser_pid))
+        tree = _processes.snapshot(self.browser_pid)
+        self._kill(tree)
         if self._driver_proc is not None:
             _processes.kill_tree([self._driver_proc], None)
+        # Bounded: the profile can only go once nothing writes to it any more.
+        if not _processes.wait_gone(tree, timeout_s=self.settings.close_timeout_s):
+            _processes.remove_profile(self.profile_dir)
 
     def leftover_pids(self) -> list[int]:
         """Live processes still in Chromium's process group or carrying this marker."""

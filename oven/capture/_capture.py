@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from oven.capture._browser import Browser, Slot
 from oven.capture._clock import VIRTUAL_CLOCK_JS
 from oven.capture._errors import BrowserGone, PieceError
+from oven.capture._guard import GuardMode, RequestGuard
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,12 @@ class CaptureRequest(BaseModel):
     ready_expression: str | None = Field(default=None, description="Overrides the setting.")
     ready_timeout_s: float | None = Field(default=None, ge=0.0, le=300.0)
     frame_format: Literal["png", "jpeg"] | None = Field(default=None)
+    guard: GuardMode = Field(
+        default="off",
+        description="Check every request the page makes (raw URLs from clients): 'public' "
+        "blocks private/loopback/link-local addresses and odd schemes, 'schemes' only odd "
+        "schemes; 'off' for bundled pieces and the operator's own url_template.",
+    )
 
 
 @dataclass
@@ -63,6 +70,7 @@ class CaptureResult:
     frozen: bool
     timings: dict[str, float] = field(default_factory=dict)
     page_errors: list[str] = field(default_factory=list)
+    blocked_requests: list[str] = field(default_factory=list)  # "reason url", by the guard
 
 
 class _PageWatch:
@@ -154,8 +162,18 @@ async def _run(
                                     {"source": VIRTUAL_CLOCK_JS})
         slot.init_scripts.append(added["identifier"])
 
+    guard: RequestGuard | None = None
+    if request.guard != "off":
+        guard = RequestGuard(request.guard)
+        await slot.guard_requests(guard)
+
     started = time.perf_counter()
-    await _navigate(slot, watch, request.url, settings.navigation_timeout_s)
+    try:
+        await _navigate(slot, watch, request.url, settings.navigation_timeout_s)
+    except PieceError as exc:
+        if guard is not None and guard.blocked:
+            raise PieceError(f"{exc}; oven blocked {guard.blocked[0]}") from exc
+        raise
     timings["navigate"] = time.perf_counter() - started
 
     on_stage("ready")
@@ -188,6 +206,7 @@ async def _run(
         frozen=len(digests) > 1 and len(set(digests)) == 1,
         timings=timings,
         page_errors=errors,
+        blocked_requests=guard.summary() if guard is not None else [],
     )
 
 

@@ -12,9 +12,11 @@ import contextlib
 import logging
 import os
 import secrets
+import shutil
 import signal
 import time
 from collections.abc import Iterable
+from pathlib import Path
 
 import psutil
 
@@ -70,6 +72,29 @@ def _switch(cmdline: list[str], name: str) -> str | None:
         if arg.startswith(prefix):
             return arg[len(prefix):]
     return None
+
+
+# Playwright refuses --user-data-dir in launch args and gives every launch a fresh profile under
+# the driver's temp dir; it removes it on a graceful close only. Anything else named like it is
+# never ours to delete.
+PROFILE_PREFIX = "playwright_chromiumdev_profile-"
+
+
+def profile_dir(proc: psutil.Process | None) -> Path | None:
+    """The throwaway profile directory a Chromium main process runs with."""
+    value = _switch(_cmdline(proc), "user-data-dir") if proc is not None else None
+    if value is None or not Path(value).name.startswith(PROFILE_PREFIX):
+        return None
+    return Path(value)
+
+
+def remove_profile(path: Path | None) -> None:
+    """Delete a throwaway profile once its Chromium is gone (cookies, caches, storage)."""
+    if path is None or not path.name.startswith(PROFILE_PREFIX):
+        return
+    shutil.rmtree(path, ignore_errors=True)
+    if path.exists():
+        log.warning("could not remove the chromium profile %s", path)
 
 
 def process_tree(browser_pid: int | None, driver_pid: int | None) -> dict[str, list[int]]:
@@ -181,6 +206,7 @@ def sweep_orphans(marker_prefix: str = MARKER_PREFIX) -> list[int]:
         if owner == me or _owner_alive(owner):
             continue
         leads_group = owns_group(proc)
+        profile = profile_dir(proc)
         tree = snapshot(proc.pid)
         kill_tree(tree, proc if leads_group else None)
         if leads_group:
@@ -188,6 +214,8 @@ def sweep_orphans(marker_prefix: str = MARKER_PREFIX) -> list[int]:
         left = wait_gone(tree, timeout_s=5.0)
         if left:
             log.error("orphan chromium processes survived SIGKILL: %s", [p.pid for p in left])
+        else:
+            remove_profile(profile)
         log.warning("killed orphan chromium pid=%d (owner %d is gone)", proc.pid, owner)
         killed.append(proc.pid)
     return killed

@@ -7,9 +7,11 @@ import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from playwright.async_api import BrowserContext, CDPSession, Page
+from playwright.async_api import BrowserContext, CDPSession, Page, Route, WebSocketRoute
+from playwright.async_api import Error as PlaywrightError
 
 from oven.capture._errors import BrowserGone
+from oven.capture._guard import RequestGuard
 
 if TYPE_CHECKING:
     from oven.capture._browser import Browser
@@ -41,6 +43,9 @@ class Slot:
         self._origins: set[str] = set()
         self.init_scripts: list[str] = []  # Page.addScriptToEvaluateOnNewDocument ids of a job
         self.tab_jobs = 0  # jobs served by the current tab
+        self.guard: RequestGuard | None = None  # the running raw-URL job's request guard
+        self._ws_routed = False  # the tab's WebSocket route (installed once, see guard_requests)
+        self._guard_tasks: set[asyncio.Task[None]] = set()
 
     @property
     def page(self) -> Page:
@@ -75,6 +80,7 @@ class Slot:
     async def _new_page(self) -> None:
         assert self._context is not None
         self._page = await self._context.new_page()
+        self._ws_routed = False
         self._page.on("framenavigated", self._remember_origin)
         self._cdp = await self._context.new_cdp_session(self._page)
         patterns = self.browser.settings.blocked_url_patterns
@@ -88,6 +94,75 @@ class Slot:
             # is accepted by Chromium 156 but does not block; `urls` (globs) does.
             await self._cdp.send("Network.enable")
             await self._cdp.send("Network.setBlockedURLs", {"urls": patterns})
+
+    async def guard_requests(self, guard: RequestGuard) -> None:
+        """Check every request of the job about to run against `guard` until `reset`.
+
+        Only raw-URL jobs pay for this: each hook pauses every request for a round trip
+        through Python (the first lookup of a host costs a DNS query, later ones are cached).
+        """
+        page, cdp = self.page, self.cdp
+        self.guard = guard
+        cdp.on("Fetch.requestPaused", self._on_paused)
+        await cdp.send("Fetch.enable",
+                       {"patterns": [{"urlPattern": "*", "requestStage": "Request"}]})
+        await page.route("**/*", self._guard_route)
+        if not self._ws_routed:
+            # Playwright has no way to remove a WebSocket route: it stays with the tab and lets
+            # everything through while no guard is set.
+            await page.route_web_socket(lambda url: True, self._guard_websocket)
+            self._ws_routed = True
+
+    async def _unguard(self, page: Page, cdp: CDPSession) -> None:
+        if self.guard is None:
+            return
+        self.guard = None
+        cdp.remove_listener("Fetch.requestPaused", self._on_paused)
+        await cdp.send("Fetch.disable")
+        await page.unroute("**/*", self._guard_route)
+
+    def _on_paused(self, event: dict[str, Any]) -> None:
+        # CDP events arrive as plain callbacks; the verdict may need a DNS lookup.
+        task = asyncio.get_running_loop().create_task(self._answer_paused(event))
+        self._guard_tasks.add(task)  # held so it is not garbage-collected mid-flight
+        task.add_done_callback(self._guard_tasks.discard)
+
+    async def _answer_paused(self, event: dict[str, Any]) -> None:
+        cdp, guard = self._cdp, self.guard
+        if cdp is None:
+            return
+        request_id, url = event["requestId"], event["request"]["url"]
+        reason = await guard.verdict(url) if guard is not None else None
+        try:
+            if reason is None:
+                await cdp.send("Fetch.continueRequest", {"requestId": request_id})
+            else:
+                assert guard is not None
+                guard.record(url, reason)
+                await cdp.send("Fetch.failRequest",
+                               {"requestId": request_id, "errorReason": "BlockedByClient"})
+        except PlaywrightError as exc:  # the request or the tab went away meanwhile
+            log.debug("answering a paused request failed: %s", exc)
+
+    async def _guard_route(self, route: Route) -> None:
+        guard, url = self.guard, route.request.url
+        reason = await guard.verdict(url) if guard is not None else None
+        if reason is None:
+            await route.fallback()  # on to the context's routes (bundled pieces, blocked hosts)
+            return
+        assert guard is not None
+        guard.record(url, reason)
+        await route.abort("blockedbyclient")
+
+    async def _guard_websocket(self, ws: WebSocketRoute) -> None:
+        guard = self.guard
+        reason = await guard.verdict(ws.url) if guard is not None else None
+        if reason is None:
+            ws.connect_to_server()
+            return
+        assert guard is not None
+        guard.record(ws.url, reason)
+        await ws.close(code=1008, reason="blocked by oven")
 
     def _remember_origin(self, frame: Any) -> None:
         origin = _origin(frame.url)
@@ -106,6 +181,7 @@ class Slot:
             return await self.discard(timeout_s=timeout_s)
         try:
             async with asyncio.timeout(timeout_s):
+                await self._unguard(page, cdp)
                 for identifier in scripts:
                     await cdp.send("Page.removeScriptToEvaluateOnNewDocument",
                                    {"identifier": identifier})
@@ -140,6 +216,7 @@ class Slot:
     async def discard(self, *, timeout_s: float) -> bool:
         """Close the slot's context; False when closing hung past the timeout."""
         context, self._context, self._page, self._cdp = self._context, None, None, None
+        self.guard, self._ws_routed = None, False
         self._origins, self.init_scripts, self.tab_jobs = set(), [], 0
         if context is None:
             return True

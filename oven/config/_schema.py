@@ -130,6 +130,10 @@ LIVE_KEYS = (
     "memory.*",
     "pieces.allowed_origins",
     "pieces.allow_private",
+    "webhooks.*",
+    "cluster.lease_s",
+    "cluster.heartbeat_s",
+    "cluster.poll_s",
 )
 
 

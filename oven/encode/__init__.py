@@ -3,6 +3,7 @@
 Plain async code; the Encoder actor runs it on its loop thread and bounds concurrency.
 """
 
+from ._bake import BakeEncodeRequest, bake_command, encode_bake
 from ._encode import encode
 from ._errors import EncodeError, EncodeTimeout
 from ._request import EncodeRequest, EncodeResult, Format
@@ -10,14 +11,17 @@ from ._run import check_ffmpeg, ffmpeg_version, running_pids
 from ._settings import EncoderSettings
 
 __all__ = [
+    "BakeEncodeRequest",
     "EncodeError",
     "EncodeRequest",
     "EncodeResult",
     "EncodeTimeout",
     "EncoderSettings",
     "Format",
+    "bake_command",
     "check_ffmpeg",
     "encode",
+    "encode_bake",
     "ffmpeg_version",
     "running_pids",
 ]

@@ -47,6 +47,11 @@ class GrabRequest(BaseModel):
     )
     clock: Literal["real", "virtual"] = Field("real")
     lane: Lane = Field(Lane.INTERACTIVE)
+    callback_url: str | None = Field(
+        None, max_length=2048,
+        description="POSTed the result when the job is final (HMAC-signed; allowed origins "
+        "only, see [webhooks]). Not part of the capture key.",
+    )
 
     @model_validator(mode="after")
     def _shape(self) -> GrabRequest:

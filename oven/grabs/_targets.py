@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 from urllib.parse import urlsplit
 
+from oven.capture import is_private
 from oven.grabs._settings import PiecesSettings
+
+__all__ = ["is_private"]  # re-exported from oven.capture: one rule for the edge and the page
 
 
 class TargetRefused(Exception):
@@ -41,17 +43,13 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
 
 
-def is_private(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    return not ip.is_global or ip.is_multicast
-
-
 async def url_target(url: str, settings: PiecesSettings) -> str:
     """Check a raw URL against the allow-list and the address rules; returns it unchanged."""
     try:
         parts = urlsplit(url)
-    except ValueError:
-        raise TargetRefused("url: not a valid URL") from None
+        parts.port  # noqa: B018 -- raises ValueError for a port out of range or not a number
+    except ValueError as exc:
+        raise TargetRefused(f"url: not a valid URL ({exc})") from None
     if parts.scheme not in ("http", "https"):
         raise TargetRefused(f"url: scheme {parts.scheme or '(none)'!r} is not allowed; "
                             "only http and https")
@@ -68,7 +66,7 @@ async def url_target(url: str, settings: PiecesSettings) -> str:
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(
             parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
-    except socket.gaierror:
+    except (OSError, UnicodeError):  # gaierror, or a name IDNA cannot encode
         raise TargetRefused(f"url: host {parts.hostname!r} does not resolve") from None
     for info in infos:
         address = str(info[4][0])

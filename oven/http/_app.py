@@ -10,10 +10,13 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from oven._system import ActorSystem
+from oven.http._edge import with_edge
 from oven.http._errors import EXCEPTION_HANDLERS, error_response
 from oven.http._ops import ROUTES as OPS_ROUTES
 
 StatusSection = Callable[[], Awaitable[Any]]
+# Streamed to disk under their own limit (bakes.max_archive_bytes, oven/http/_bakes.py).
+UNLIMITED_PATHS = frozenset({"/bakes"})
 
 
 class BodyLimit:
@@ -24,7 +27,7 @@ class BodyLimit:
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in UNLIMITED_PATHS:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
@@ -68,4 +71,6 @@ def create_app(
     )
     app.state.system = system
     app.state.status_sections = status_sections or {}
-    return BodyLimit(app, system.settings.server.max_body_bytes)
+    # Read at request time, so a reload changes the rate limit without a restart.
+    return with_edge(BodyLimit(app, system.settings.server.max_body_bytes),
+                     lambda: system.settings.edge)

@@ -17,6 +17,7 @@ from oven._system import ActorSystem
 from oven.actors._grab_queue import (
     Cancel,
     GetJob,
+    JobElsewhere,
     PieceFrozen,
     QueueFull,
     QueueStatus,
@@ -31,6 +32,8 @@ from oven.grabs import GrabRequest, TargetRefused, UnknownPiece, piece_target, u
 from oven.http._auth import require_token
 from oven.http._errors import ApiError, validation_message
 from oven.http._openapi import operation
+from oven.store import StoreUnavailable
+from oven.webhooks import CallbackRefused, check_callback_url
 
 MEDIA = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif",
          "mp4": "video/mp4"}
@@ -85,6 +88,11 @@ async def _validated(system: ActorSystem, data: Any) -> tuple[GrabRequest, str]:
         raise ApiError(404, str(exc), code="unknown_piece") from None
     except TargetRefused as exc:
         raise ApiError(403, str(exc), code="target_refused") from None
+    if grab.callback_url is not None:
+        try:
+            check_callback_url(grab.callback_url, system.settings.webhooks)
+        except CallbackRefused as exc:
+            raise ApiError(exc.status, f"callback_url: {exc}", code="callback_refused") from None
     return grab, target
 
 
@@ -95,6 +103,10 @@ async def _submit(system: ActorSystem, grab: GrabRequest, target: str) -> Submit
         raise ApiError(429, str(exc), retry_after_s=exc.retry_after_s) from None
     except PieceFrozen as exc:
         raise ApiError(409, str(exc), code="frozen", retry_after_s=exc.retry_after_s) from None
+    except StoreUnavailable as exc:
+        # Nothing is admitted that the store could not record; running jobs carry on.
+        raise ApiError(503, f"the job store is unreachable, so no new work is accepted: {exc}",
+                       code="store_unavailable", retry_after_s=5) from None
     return submitted
 
 
@@ -155,7 +167,10 @@ async def get_grab(request: Request) -> Response:
 @operation("Cancel a grab", responses={200: GrabView}, tags=["grabs"])
 async def delete_grab(request: Request) -> Response:
     job_id = request.path_params["job_id"]
-    view = await _system(request).ask_async("grab_queue", Cancel(job_id), timeout=30)
+    try:
+        view = await _system(request).ask_async("grab_queue", Cancel(job_id), timeout=30)
+    except JobElsewhere as exc:
+        raise ApiError(409, str(exc), code="running_elsewhere") from None
     if view is None:
         raise ApiError(404, f"no grab with id {job_id!r}")
     return JSONResponse(view)

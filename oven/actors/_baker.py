@@ -1,0 +1,284 @@
+"""Baker actor ("bakes"): owns bake records and their lifecycle, queued → running → final.
+
+The HTTP edge streams and checks the archive (it must answer 4xx for a bad one), then hands the
+unpacked tape here. The Baker records it in the Store (kind "bakes"), lets at most the encoder's
+concurrency of bakes run at once, asks the Encoder (whose own limiter bounds every ffmpeg,
+grabs' and bakes' alike) for the MP4 and thumbnail, stores both through the Uploader and tells
+the webhooks actor when a bake with a callback_url is final. Work dirs are removed in a finally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pykka
+
+from oven import _metrics as metrics
+from oven.actors._async import AsyncActor
+from oven.actors._base import ActorContext
+from oven.actors._bridge import AskTimeout, ask_async
+from oven.actors._encoder import CancelEncode, Encode, EncodeBake
+from oven.actors._limiter import Limiter
+from oven.actors._mailbox import MailboxFull
+from oven.actors._store import StoreClient
+from oven.actors._uploader import Upload
+from oven.bakes import BakePlan, Tape
+from oven.config import Settings
+from oven.encode import BakeEncodeRequest, EncodeError, EncodeRequest, Format
+from oven.storage import StorageError
+from oven.store import StoreUnavailable
+from oven.supervisor import ActorUnavailable
+
+log = logging.getLogger(__name__)
+
+KIND = "bakes"
+FINAL = ("complete", "failed")
+_PEER_ERRORS = (MailboxFull, ActorUnavailable, AskTimeout, pykka.ActorDeadError,
+                StoreUnavailable)
+
+
+class BakesBusy(Exception):
+    def __init__(self, active: int, retry_after_s: float) -> None:
+        super().__init__(f"{active} bakes are queued or running (bakes.max_active); "
+                         "try again later")
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class Admit:
+    """Reserve a place for a bake before its body is read; BakesBusy when full."""
+
+    bake_id: str
+
+
+@dataclass(frozen=True)
+class Release:
+    """Give back a reservation whose upload was refused."""
+
+    bake_id: str
+
+
+@dataclass(frozen=True)
+class Enqueue:
+    """An admitted bake whose tape is unpacked and planned in `work_dir`: record it, run it."""
+
+    bake_id: str
+    work_dir: Path
+    tape: Tape
+    plan: BakePlan
+    source: str
+    callback_url: str | None = None
+
+
+@dataclass(frozen=True)
+class BakeStatus:
+    """Counts for /status: reserved, queued, running."""
+
+
+def work_root(settings: Settings) -> Path:
+    return settings.resolve(Path("bakes"))
+
+
+def public_url(key: str, url: str | None) -> str:
+    return url or f"/results/{key}"
+
+
+class Baker(AsyncActor):
+    def __init__(self, ctx: ActorContext, settings: Settings) -> None:
+        super().__init__(ctx)
+        self.settings = settings
+        self.store = StoreClient(ctx.lookup, timeout_s=settings.supervisor.ask_timeout_s)
+        self.reserved: set[str] = set()
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.running: set[str] = set()
+        self.limiter: Limiter | None = None
+
+    async def start_async(self) -> None:
+        self.limiter = Limiter(self.settings.encoder.effective_concurrency())
+        metrics.BAKES_ACTIVE.set(0)
+        # Not awaited: a slow store must not fail this actor's start.
+        asyncio.get_running_loop().create_task(self._fail_interrupted())
+
+    async def stop_async(self) -> None:
+        tasks = list(self.tasks.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.stop_timeout_s / 2)
+
+    def reconfigure(self, settings: Any) -> None:
+        self.settings = settings
+        if self.limiter is not None:
+            self.spawn(self.limiter.resize(settings.encoder.effective_concurrency()))
+
+    def receive(self, message: Any) -> Any:
+        match message:
+            case Admit(bake_id=bake_id):
+                return self.defer(self._admit(bake_id))
+            case Release(bake_id=bake_id):
+                return self.defer(self._release(bake_id))
+            case Enqueue():
+                return self.defer(self._enqueue(message))
+            case BakeStatus():
+                return self.defer(self._status())
+        return super().receive(message)
+
+    def _active(self) -> int:
+        return len(self.reserved) + len(self.tasks)
+
+    async def _admit(self, bake_id: str) -> None:
+        if self._active() >= self.settings.bakes.max_active:
+            metrics.BAKES.labels(outcome="busy").inc()
+            raise BakesBusy(self._active(), retry_after_s=5.0)
+        self.reserved.add(bake_id)
+        metrics.BAKES_ACTIVE.set(self._active())
+
+    async def _release(self, bake_id: str) -> None:
+        self.reserved.discard(bake_id)
+        metrics.BAKES_ACTIVE.set(self._active())
+
+    async def _status(self) -> dict[str, Any]:
+        return {"receiving": len(self.reserved), "queued": len(self.tasks) - len(self.running),
+                "running": len(self.running), "max_active": self.settings.bakes.max_active}
+
+    async def _enqueue(self, job: Enqueue) -> dict[str, Any]:
+        self.reserved.discard(job.bake_id)
+        tape, plan = job.tape, job.plan
+        doc = {
+            "id": job.bake_id, "state": "queued", "error": None, "source": job.source,
+            "frames": tape.frames, "fps": round(plan.fps, 6), "fps_source": plan.fps_source,
+            "duration": round(plan.duration_s, 6), "has_audio": tape.soundtrack is not None,
+            "width": plan.out_width, "height": plan.out_height, "scale": plan.scale,
+            "url": None, "thumbnail_url": None, "size": None,
+            "callback_url": job.callback_url, "created_at": time.time(),
+            "started_at": None, "finished_at": None,
+        }
+        try:
+            await self.store.put_doc(KIND, job.bake_id, doc)
+        except BaseException:
+            metrics.BAKES_ACTIVE.set(self._active())
+            raise
+        task = asyncio.get_running_loop().create_task(self._run(job, doc))
+        self.tasks[job.bake_id] = task
+        metrics.BAKES_ACTIVE.set(self._active())
+        return doc
+
+    async def _run(self, job: Enqueue, doc: dict[str, Any]) -> None:
+        assert self.limiter is not None
+        try:
+            async with self.limiter.slot():
+                self.running.add(job.bake_id)
+                doc.update(state="running", started_at=time.time())
+                await self._save(doc)
+                doc.update(await self._bake(job))
+                doc.update(state="complete")
+        except asyncio.CancelledError:
+            doc.update(state="failed", error="interrupted: oven stopped before the bake finished")
+            self._tell_encoder(CancelEncode(job.bake_id))
+            raise
+        except Exception as exc:
+            doc.update(state="failed", error=_reason(exc))
+            log.info("bake %s failed: %s", job.bake_id, doc["error"], extra={"bake": job.bake_id})
+        finally:
+            doc["finished_at"] = time.time()
+            self.running.discard(job.bake_id)
+            self.tasks.pop(job.bake_id, None)
+            metrics.BAKES_ACTIVE.set(self._active())
+            metrics.BAKES.labels(outcome=doc["state"]).inc()
+            shutil.rmtree(job.work_dir, ignore_errors=True)
+            await self._save(doc)
+            self._notify(doc)
+
+    async def _bake(self, job: Enqueue) -> dict[str, Any]:
+        tape, plan, bake_id = job.tape, job.plan, job.bake_id
+        out = job.work_dir / "out"
+        out.mkdir(parents=True, exist_ok=True)
+        settings = self.settings
+        request = BakeEncodeRequest(
+            frames_dir=tape.dir, first_index=tape.first_index, frames=tape.frames,
+            fps=plan.fps, soundtrack=tape.soundtrack, out_path=out / "tape.mp4",
+            scale=plan.scale, audio_bitrate=settings.bakes.audio_bitrate,
+            timeout_s=settings.bakes.encode_timeout_s)
+        # The ask covers the wait for an encoder slot (grabs share them) plus the run itself.
+        waiting = math.ceil(settings.bakes.max_active / settings.encoder.effective_concurrency())
+        timeout = settings.bakes.encode_timeout_s * (1 + waiting) + 30
+        video = await self._encode(EncodeBake(bake_id, request), timeout=timeout)
+        thumb_request = EncodeRequest(
+            frames=[tape.frame_path(tape.frames // 2)], fps=1, format=Format.JPEG,
+            out_path=out / "thumb.jpg", upscale=plan.scale)
+        thumb = await self._encode(Encode(f"{bake_id}-thumb", thumb_request),
+                                   timeout=settings.encoder.timeout_s * (1 + waiting) + 30)
+        stored_video = await self._upload(bake_id, "tape.mp4", video.path, "video/mp4")
+        stored_thumb = await self._upload(bake_id, "thumb.jpg", thumb.path, "image/jpeg")
+        return {"url": public_url(stored_video.key, stored_video.url),
+                "thumbnail_url": public_url(stored_thumb.key, stored_thumb.url),
+                "size": stored_video.size, "storage_key": stored_video.key,
+                "thumbnail_key": stored_thumb.key, "encode_s": round(video.seconds, 3)}
+
+    async def _encode(self, message: Encode | EncodeBake, *, timeout: float) -> Any:
+        try:
+            return await ask_async(self.ctx.lookup.ref("encoder"), message, timeout=timeout)
+        except AskTimeout:
+            # Our wait is over; the encoder must not go on to run (or keep running) it.
+            self._tell_encoder(CancelEncode(message.job_id))
+            raise
+
+    async def _upload(self, bake_id: str, name: str, path: Path, content_type: str) -> Any:
+        return await ask_async(self.ctx.lookup.ref("uploader"),
+                               Upload(bake_id, f"bakes/{bake_id}/{name}", path, content_type),
+                               timeout=120)
+
+    def _tell_encoder(self, message: Any) -> None:
+        try:
+            self.ctx.lookup.ref("encoder").tell(message)
+        except (ActorUnavailable, MailboxFull, pykka.ActorDeadError) as exc:
+            log.warning("could not tell the encoder %s: %s", type(message).__name__, exc)
+
+    async def _save(self, doc: dict[str, Any]) -> None:
+        try:
+            await self.store.put_doc(KIND, doc["id"], doc)
+        except _PEER_ERRORS as exc:
+            log.warning("bake %s: could not record state %s: %s", doc["id"], doc["state"], exc,
+                        extra={"bake": doc["id"]})
+
+    def _notify(self, doc: dict[str, Any]) -> None:
+        url = doc.get("callback_url")
+        if not url:
+            return
+        payload = {k: doc.get(k) for k in ("id", "state", "url", "thumbnail_url", "error")}
+        try:
+            from oven.actors._webhooks import Deliver
+
+            self.ctx.lookup.ref("webhooks").tell(
+                Deliver(kind="bake", subject_id=doc["id"], url=url, payload=payload))
+        except (ImportError, ActorUnavailable, MailboxFull, pykka.ActorDeadError) as exc:
+            log.warning("bake %s: webhook not sent: %s", doc["id"], exc,
+                        extra={"bake": doc["id"]})
+
+    async def _fail_interrupted(self) -> None:
+        """Bakes left queued/running by a previous run cannot resume: their tapes are gone."""
+        try:
+            docs = await self.store.list_docs(KIND, limit=1000)
+        except _PEER_ERRORS as exc:
+            log.warning("could not look for interrupted bakes: %s", exc)
+            return
+        for doc in docs:
+            if doc.get("state") in FINAL or doc.get("id") in self.tasks:
+                continue
+            doc.update(state="failed", finished_at=time.time(),
+                       error="interrupted: oven restarted before the bake finished")
+            await self._save(doc)
+            shutil.rmtree(work_root(self.settings) / str(doc.get("id")), ignore_errors=True)
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, EncodeError | StorageError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

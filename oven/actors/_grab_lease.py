@@ -1,0 +1,142 @@
+"""The shared job queue as one instance sees it: its name, claims, heartbeats, expired leases,
+and waiting for jobs that finish elsewhere.
+
+Every oven process on one store (a SQLite file, or one MongoDB for several hosts) takes its work
+from the store's `grabs` table: it claims the oldest queued job of a lane atomically
+(Store.claim_next: state queued → running with `owner` and `lease_expires_at`), renews the lease
+of each job it runs every `cluster.heartbeat_s`, and requeues running jobs whose lease ran out,
+because their instance died. A single instance does exactly the same.
+
+Waiters on a job that runs in another instance are answered by polling the store every
+`cluster.poll_s`: MongoDB change streams need a replica set (nx-27017 and many small deployments
+have none) and SQLite has no notifications, while a poll reads only the few watched ids by
+primary key. Jobs that finish in this instance wake their waiters at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from oven import _metrics as metrics
+from oven._jobs import JobState
+from oven.actors._store import StoreClient
+from oven.config import Settings
+from oven.store import JobRecord, StaleState
+
+log = logging.getLogger(__name__)
+
+
+def resolve_instance_id(settings: Settings) -> str:
+    """`cluster.instance_id`, else hostname:port — stable across restarts, so a restarted
+    instance requeues its own running jobs at once instead of waiting for their leases."""
+    if settings.cluster.instance_id:
+        return settings.cluster.instance_id
+    return _generated_id(settings.server.port)
+
+
+@functools.cache
+def _generated_id(port: int) -> str:
+    host = socket.gethostname() or "oven"
+    # Port 0 picks a new port each start: nothing stable to name, so a random suffix.
+    return f"{host}:{port}" if port else f"{host}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class _Watch:
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+    waiters: int = 0
+
+
+class Watchers:
+    """Waiters per job id; woken by `notify` (job final here) or by the store poll."""
+
+    def __init__(self) -> None:
+        self._watches: dict[str, _Watch] = {}
+
+    async def wait(self, job_id: str, timeout_s: float) -> None:
+        watch = self._watches.setdefault(job_id, _Watch())
+        watch.waiters += 1
+        try:
+            # Bounded: the caller answers with the job's current state when this runs out.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(watch.event.wait(), timeout_s)
+        finally:
+            watch.waiters -= 1
+            if watch.waiters == 0 and self._watches.get(job_id) is watch:
+                del self._watches[job_id]
+
+    def notify(self, job_id: str) -> None:
+        watch = self._watches.get(job_id)
+        if watch is not None:
+            watch.event.set()
+
+    def watched(self) -> list[str]:
+        return [job_id for job_id, w in self._watches.items() if not w.event.is_set()]
+
+
+class LeaseKeeper:
+    """Claims, heartbeats and takeovers for one instance, through the Store actor."""
+
+    def __init__(self, store: StoreClient, owner: str, settings: Settings) -> None:
+        self.store = store
+        self.owner = owner
+        self.settings = settings
+
+    @property
+    def lease_s(self) -> float:
+        return self.settings.cluster.lease_s
+
+    async def claim(self, lanes: list[str]) -> JobRecord | None:
+        t0 = time.monotonic()
+        record = await self.store.claim_next(self.owner, lanes, lease_s=self.lease_s)
+        metrics.LEASE_OP_SECONDS.labels(op="claim").observe(time.monotonic() - t0)
+        if record is not None:
+            metrics.LEASE_CLAIMS.labels(instance_id=self.owner).inc()
+        return record
+
+    async def renew(self, job_ids: list[str]) -> list[str]:
+        """Renew each lease; returns the ids whose lease is no longer ours."""
+        lost = []
+        for job_id in job_ids:
+            t0 = time.monotonic()
+            if not await self.store.renew_lease(job_id, self.owner, lease_s=self.lease_s):
+                lost.append(job_id)
+            metrics.LEASE_OP_SECONDS.labels(op="renew").observe(time.monotonic() - t0)
+        return lost
+
+    async def requeue_expired(self, running_here: set[str]) -> int:
+        """Requeue (or fail, when out of attempts or time) jobs whose owner stopped renewing."""
+        now = time.time()
+        taken = 0
+        for record in await self.store.expired_leases(now=now):
+            if record.id in running_here:
+                continue  # ours: the heartbeat renews it (a late one still finds it running)
+            owner = record.owner or "an unknown instance"
+            out_of_tries = record.attempts >= self.settings.queue.max_attempts
+            try:
+                if out_of_tries or now >= record.deadline_at:
+                    reason = (f"the lease of {owner} expired (instance gone?) after "
+                              f"{record.attempts} attempts")
+                    await self.store.transition(
+                        record.id, JobState.FAILED, expect=JobState.RUNNING,
+                        expect_lease_before=now, note=reason, error=reason, stage=None,
+                        lease_expires_at=None)
+                else:
+                    await self.store.transition(
+                        record.id, JobState.QUEUED, expect=JobState.RUNNING,
+                        expect_lease_before=now, note=f"lease of {owner} expired; requeued",
+                        stage="queued", owner=None, lease_expires_at=None)
+            except StaleState:
+                continue  # another instance took it over first, or the owner woke up
+            taken += 1
+            metrics.LEASES_EXPIRED.labels(instance_id=self.owner).inc()
+            log.warning("job=%s: lease of %s expired; %s", record.id, owner,
+                        "failed (no attempts left)" if out_of_tries else "requeued")
+        return taken

@@ -1,0 +1,313 @@
+"""Showcase routes: app-store screenshots (one preset, or all as a streamed ZIP) and OG images.
+
+Every capture here goes through the grab queue's background lane and its result cache, like
+icons: a repeated request is a cache hit that never touches the browser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from oven import _metrics as metrics
+from oven._system import ActorSystem
+from oven.actors._grab_queue import WaitFor
+from oven.actors._uploader import Locate, Location
+from oven.grabs import GrabRequest
+from oven.http._errors import ApiError
+from oven.http._grabs import _grab_and_wait, _split_name, _submit, _validated
+from oven.http._openapi import operation
+from oven.showcase import (
+    LAYOUTS,
+    OgCache,
+    OgRenderer,
+    Preset,
+    RenderFailed,
+    ShowcaseSettings,
+    ZipStream,
+    boxes_for,
+    compose,
+    utc_today,
+)
+
+log = logging.getLogger(__name__)
+
+CHUNK = 256 * 1024  # bytes read from a stored result per step of a streamed ZIP
+
+
+def _system(request: Request) -> ActorSystem:
+    system: ActorSystem = request.app.state.system
+    return system
+
+
+def _still(piece: str, width: int, height: int, density: int = 1) -> dict[str, Any]:
+    return {"piece": piece, "format": "png", "width": width, "height": height,
+            "density": density, "frames": 1, "lane": "background"}
+
+
+# -- app-store screenshots ---------------------------------------------------------------------
+
+
+def _preset(settings: ShowcaseSettings, name: str) -> Preset:
+    preset = settings.presets.get(name)
+    if preset is None:
+        raise ApiError(404, f"no screenshot preset {name!r}; presets are "
+                       f"{', '.join(settings.presets)}", code="unknown_preset")
+    return preset
+
+
+def _preset_request(system: ActorSystem, piece: str, name: str, preset: Preset) -> dict[str, Any]:
+    """The grab for one preset; a preset the [limits] refuse is named with the way out."""
+    width, height = preset.css_size
+    data = _still(piece, width, height, preset.density)
+    try:
+        grab = GrabRequest.model_validate(data)
+    except ValidationError:
+        return data  # a bad piece name: _validated answers it like any grab's
+    violations = grab.limit_violations(system.settings.limits)
+    if violations:
+        field, rule = violations[0]
+        raise ApiError(422, f"preset {name!r} captures {width}x{height} CSS px at density "
+                       f"{preset.density}, and {field} must be {rule} ([limits]); raise its "
+                       f"density in [showcase.presets.{name}] or the limit", code="invalid")
+    return data
+
+
+@operation("An app-store screenshot of a piece at a configured preset size (cached)",
+           responses={200: "image/png"}, tags=["showcase"])
+async def get_app_screenshot(request: Request) -> Response:
+    system = _system(request)
+    name = request.path_params["preset"]
+    preset = _preset(system.settings.showcase, name)
+    piece, _ = _split_name(request.path_params["name"], ("png",))
+    return await _grab_and_wait(request, _preset_request(system, piece, name, preset), wait=True)
+
+
+async def _result_chunks(system: ActorSystem,
+                         result: dict[str, Any]) -> AsyncGenerator[bytes, None]:
+    """A stored result's bytes in chunks: read from local storage, or fetched from its URL."""
+    location: Location = await system.ask_async("uploader", Locate(result["storage_key"]))
+    if location.path is not None:
+        with open(location.path, "rb") as source:
+            while chunk := await asyncio.to_thread(source.read, CHUNK):
+                yield chunk
+        return
+    if location.url is None:
+        raise RuntimeError(f"stored result {result['storage_key']!r} has no path or URL")
+    async with httpx.AsyncClient(timeout=30) as client, \
+            client.stream("GET", location.url) as response:
+        response.raise_for_status()
+        async for chunk in response.aiter_bytes(CHUNK):
+            yield chunk
+
+
+async def _finished(system: ActorSystem, job: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    if job["state"] not in ("complete", "failed", "cancelled") and job.get("id"):
+        job = await system.ask_async("grab_queue", WaitFor(job["id"], timeout_s),
+                                     timeout=timeout_s + 10)
+    return job
+
+
+def _failure(job: dict[str, Any], what: str, timeout_s: float) -> str | None:
+    if job["state"] == "complete":
+        return None
+    if job["state"] in ("failed", "cancelled"):
+        return f"{what}: grab {job['state']}: {job.get('error')}"
+    return f"{what}: not finished within {timeout_s:g} s (still {job['state']})"
+
+
+@operation("Every screenshot preset of a piece as one ZIP, streamed as each PNG is ready",
+           responses={200: "application/zip"}, tags=["showcase"])
+async def get_app_screenshot_zip(request: Request) -> Response:
+    system = _system(request)
+    settings = system.settings
+    piece, _ = _split_name(request.path_params["name"], ("zip",))
+    # Everything is checked before anything is submitted: a bad request starts no capture.
+    checked = []
+    for name, preset in settings.showcase.presets.items():
+        grab, target = await _validated(system, _preset_request(system, piece, name, preset))
+        checked.append((name, grab, target))
+    # The jobs' own deadline bounds them; waiting past it could only see them fail.
+    timeout_s = settings.queue.deadline_s + 5
+    waits: dict[asyncio.Task[dict[str, Any]], str] = {}
+    try:
+        for name, grab, target in checked:
+            submitted = await _submit(system, grab, target)
+            waits[asyncio.create_task(_finished(system, submitted.job, timeout_s))] = name
+        # The first PNG is awaited before the response starts, so the usual failure (the
+        # piece itself fails) is still a JSON error and not a cut-off download.
+        done, pending = await asyncio.wait(set(waits), return_when=asyncio.FIRST_COMPLETED)
+        first = done.pop()
+        ready = [first, *done]
+        problem = _failure(first.result(), f"{piece} at preset {waits[first]}", timeout_s)
+        if problem is not None:
+            raise ApiError(422, problem, code="failed")
+    except BaseException:
+        # Only the waits stop: submitted captures finish and land in the cache.
+        for task in waits:
+            task.cancel()
+        raise
+    stream = _zip_members(system, piece, waits, ready, pending, timeout_s)
+    return StreamingResponse(stream, media_type="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="{piece}-app-screenshots.zip"',
+        "Cache-Control": "no-store"})
+
+
+async def _zip_members(system: ActorSystem, piece: str,
+                       waits: dict[asyncio.Task[dict[str, Any]], str],
+                       ready: list[asyncio.Task[dict[str, Any]]],
+                       pending: set[asyncio.Task[dict[str, Any]]],
+                       timeout_s: float) -> AsyncIterator[bytes]:
+    archive = ZipStream()
+    try:
+        while ready or pending:
+            if not ready:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                ready = list(done)
+            task = ready.pop(0)
+            job = task.result()
+            problem = _failure(job, f"{piece} at preset {waits[task]}", timeout_s)
+            if problem is not None:
+                # The status line is sent: all that is left is to cut the download short, so
+                # the client sees a broken transfer rather than a ZIP quietly missing a size.
+                log.warning("app-screenshots zip piece=%s aborted: %s", piece, problem)
+                raise RuntimeError(problem)
+            yield archive.open_member(f"{piece}-{waits[task]}.png",
+                                      size=job["result"].get("size"))
+            async with contextlib.aclosing(_result_chunks(system, job["result"])) as chunks:
+                async for chunk in chunks:
+                    yield archive.write(chunk)
+            yield archive.close_member()
+        yield archive.finish()
+    finally:
+        # A client that hangs up stops the waits; the captures finish and land in the cache.
+        for task in pending:
+            task.cancel()
+
+
+# -- OG images ---------------------------------------------------------------------------------
+
+
+async def _still_bytes(system: ActorSystem, piece: str, width: int, height: int) -> bytes:
+    grab, target = await _validated(system, _still(piece, width, height))
+    submitted = await _submit(system, grab, target)
+    timeout_s = system.settings.queue.deadline_s + 5
+    job = await _finished(system, submitted.job, timeout_s)
+    problem = _failure(job, f"still of {piece!r}", timeout_s)
+    if problem is not None:
+        raise RuntimeError(problem)
+    return b"".join([chunk async for chunk in _result_chunks(system, job["result"])])
+
+
+async def _render(system: ActorSystem, layout: str) -> bytes:
+    showcase = system.settings.showcase
+    width, height = showcase.og_width, showcase.og_height
+    boxes = boxes_for(layout, len(showcase.og_pieces), width, height)
+    stills = await asyncio.gather(*(
+        _still_bytes(system, piece, box.width, box.height)
+        for piece, box in zip(showcase.og_pieces, boxes, strict=True)))
+    # Pillow work is CPU-bound: off the event loop that serves every other request.
+    return await asyncio.to_thread(compose, layout, stills, width, height)
+
+
+def _renderer(request: Request) -> OgRenderer:
+    system = _system(request)
+    showcase = system.settings.showcase
+    directory = system.settings.resolve(showcase.og_cache_dir)
+    renderer: OgRenderer | None = getattr(request.app.state, "og_renderer", None)
+    if renderer is None:
+        renderer = OgRenderer(OgCache(directory),
+                              lambda layout: _render(system, layout),
+                              retry_s=showcase.og_retry_s)
+        request.app.state.og_renderer = renderer
+    renderer.cache.directory = directory  # a reload may have moved it
+    renderer.retry_s = showcase.og_retry_s
+    return renderer
+
+
+def _seconds_to_midnight(now: dt.datetime) -> int:
+    tomorrow = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(), dt.UTC)
+    return max(1, int((tomorrow - now).total_seconds()))
+
+
+async def _og_response(showcase: ShowcaseSettings, layout: str, day: dt.date, path: Path,
+                       freshness: str) -> Response:
+    # Read whole (an OG PNG is small): a render finishing now may delete an older file
+    # between the lookup and the send, which would break a FileResponse halfway.
+    content = await asyncio.to_thread(path.read_bytes)
+    if freshness == "stale":
+        max_age = showcase.og_stale_max_age_s
+    else:
+        max_age = min(showcase.og_max_age_s, _seconds_to_midnight(dt.datetime.now(dt.UTC)))
+    metrics.OG_SERVED.labels(layout=layout, freshness=freshness).inc()
+    return Response(content, media_type="image/png", headers={
+        "Cache-Control": f"public, max-age={max_age}, "
+                         f"stale-while-revalidate={showcase.og_stale_while_revalidate_s}",
+        "X-Oven-Og-Date": day.isoformat(),
+        "X-Oven-Og-Freshness": freshness,
+    })
+
+
+@operation("An OG image (1200x630 by default) of the configured pieces, rendered once a day; "
+           "while today's renders, the previous one is served at once",
+           responses={200: "image/png", 503: None}, tags=["showcase"])
+async def get_og(request: Request) -> Response:
+    showcase = _system(request).settings.showcase
+    layout, _ = _split_name(request.path_params["name"], ("png",))
+    if layout not in LAYOUTS:
+        raise ApiError(404, f"no OG layout {layout!r}; layouts are {', '.join(LAYOUTS)}",
+                       code="unknown_layout")
+    renderer = _renderer(request)
+    today = utc_today()
+    for _attempt in range(3):  # a file may vanish under us when a render prunes it
+        image = renderer.cache.latest(layout, today=today)
+        try:
+            if image is not None and image.day == today:
+                return await _og_response(showcase, layout, today, image.path, "fresh")
+            try:
+                task = renderer.ensure(layout, today)
+            except RenderFailed as exc:
+                if image is not None:
+                    return await _og_response(showcase, layout, image.day, image.path, "stale")
+                raise ApiError(503, str(exc), code="render_failed",
+                               retry_after_s=exc.retry_after_s) from None
+            if image is not None:  # stale-while-revalidate: a crawler never waits
+                return await _og_response(showcase, layout, image.day, image.path, "stale")
+            path = await _wait_render(task, showcase.og_wait_timeout_s)
+            return await _og_response(showcase, layout, today, path, "waited")
+        except FileNotFoundError:
+            continue
+    raise ApiError(503, f"the {layout} OG image kept changing under this request; retry",
+                   retry_after_s=1)
+
+
+async def _wait_render(task: asyncio.Task[Path], timeout_s: float) -> Path:
+    try:
+        # shield: a request that gives up (or a client that hangs up) must not cancel the
+        # render every other request is waiting on.
+        return await asyncio.wait_for(asyncio.shield(task), timeout_s)
+    except TimeoutError:
+        raise ApiError(503, f"the OG image is still rendering after {timeout_s:g} s",
+                       code="rendering", retry_after_s=5) from None
+    except RenderFailed as exc:
+        raise ApiError(503, str(exc), code="render_failed",
+                       retry_after_s=exc.retry_after_s) from None
+
+
+def showcase_routes() -> list[BaseRoute]:
+    return [
+        Route("/app-screenshots/{preset}/{name}", get_app_screenshot, methods=["GET"]),
+        Route("/app-screenshots/{name}", get_app_screenshot_zip, methods=["GET"]),
+        Route("/og/{name}", get_og, methods=["GET"]),
+    ]

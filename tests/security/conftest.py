@@ -1,0 +1,81 @@
+"""Fixtures of the security suite: real `oven serve` processes started with their own config."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from oven_process import OvenProcess, free_port
+
+from oven.capture._settings import DEFAULT_ARGS
+
+logging.getLogger("httpx").setLevel(logging.WARNING)
+
+ADMIN_TOKEN = "sec-admin-token-4f1c9a"
+METRICS_TOKEN = "sec-metrics-token-77b2e0"
+PTY_TOKEN = "sec-pty-token-d91e3b"
+MAX_BODY_BYTES = 65536
+
+
+def chromium_args(*extra: str, disable: tuple[str, ...] = ()) -> list[str]:
+    """oven's default Chromium switches plus `extra`; `disable` joins the --disable-features list
+    (Chromium keeps only the last --disable-features switch, so it must be one)."""
+    args = []
+    for arg in DEFAULT_ARGS:
+        if arg.startswith("--disable-features=") and disable:
+            arg = ",".join([arg, *disable])
+        args.append(arg)
+    return [*args, *extra]
+
+
+@pytest.fixture(scope="module")
+def edge_oven(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OvenProcess]:
+    """One service for the refusal cases: tokens set, a small body limit, and its own loopback
+    origin allowed (so the private-address rule, not the allow-list, is what refuses it)."""
+    port = free_port()
+    oven = OvenProcess(
+        tmp_path_factory.mktemp("security-oven"),
+        config={
+            "server": {"admin_token": ADMIN_TOKEN, "metrics_token": METRICS_TOKEN,
+                       "max_body_bytes": MAX_BODY_BYTES},
+            "log": {"level": "DEBUG"},
+            "pieces": {"allowed_origins": [f"http://localhost:{port}",
+                                           f"http://127.0.0.1:{port}"]},
+            "pty": {"enabled": True, "token": PTY_TOKEN},
+            "browser": {"pages": 1},
+        },
+        port=port,
+    )
+    oven.start()
+    try:
+        yield oven
+    finally:
+        code = oven.stop()
+    assert code == 0, f"oven serve exited {code} on SIGTERM:\n{oven.log[-3000:]}"
+
+
+StartOven = Callable[..., OvenProcess]
+
+
+@pytest.fixture
+def start_oven(tmp_path: Path) -> Iterator[StartOven]:
+    """Services with their own config; teardown stops each and checks nothing is left running."""
+    started: list[OvenProcess] = []
+
+    def start(config: dict[str, dict[str, Any]]) -> OvenProcess:
+        oven = OvenProcess(tmp_path / f"oven-{len(started)}", config=config)
+        oven.workdir.mkdir()
+        started.append(oven)
+        return oven.start()
+
+    yield start
+    errors = []
+    for oven in reversed(started):
+        code = oven.stop()
+        if code not in (0, -signal.SIGKILL):
+            errors.append(f"oven serve exited {code} on SIGTERM:\n{oven.log[-3000:]}")
+    assert not errors, errors
