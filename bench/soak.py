@@ -25,10 +25,10 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from oven_process import OvenProcess  # noqa: E402 - tests/ is put on the path just above
-from websockets.sync.client import connect  # noqa: E402
+from oven_process import OvenProcess
+from websockets.sync.client import connect
 
-from oven.store import StoreSettings, make_store  # noqa: E402
+from oven.store import StoreSettings, make_store
 
 GRABS = int(os.environ.get("OVEN_SOAK_GRABS", "500"))
 PASTES = int(os.environ.get("OVEN_SOAK_PASTES", "20"))

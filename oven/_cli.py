@@ -61,6 +61,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server = uvicorn.Server(uvicorn.Config(
         service.asgi_app(lifespan=lifespan), host=server_settings.host, port=server_settings.port,
         log_config=None, access_log=False, lifespan="on",
+        # The client address is the peer's: X-Forwarded-For is honoured only by the edge's
+        # rate limit and only with [edge] trust_forwarded (uvicorn would trust it from loopback).
+        proxy_headers=False,
         timeout_graceful_shutdown=int(server_settings.shutdown_grace_s) or None,
     ))
 

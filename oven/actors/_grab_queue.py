@@ -25,9 +25,7 @@ from oven._jobs import JobState
 from oven._readiness import ReadinessBoard
 from oven.actors._async import AsyncActor
 from oven.actors._base import ActorContext
-from oven.actors._bridge import ask_async
-from oven.actors._browser_pool import CancelCapture, CaptureStage
-from oven.actors._encoder import CancelEncode
+from oven.actors._browser_pool import CaptureStage
 from oven.actors._grab_lease import LeaseKeeper, Watchers, resolve_instance_id
 from oven.actors._grab_messages import (
     Cancel,
@@ -41,11 +39,11 @@ from oven.actors._grab_messages import (
     WaitFor,
     record_view,
 )
-from oven.actors._grab_run import Permanent, Pipeline, Transient, UploadPending
+from oven.actors._grab_run import Pipeline
+from oven.actors._grab_runner import JobRunner, Run, parse_request
 from oven.actors._store import StoreClient
 from oven.config import Settings
-from oven.encode import Format
-from oven.grabs import GrabRequest, Lane, capture_key
+from oven.grabs import Lane, capture_key
 from oven.store import CaptureKeyBusy, JobRecord, StaleState
 
 log = logging.getLogger(__name__)
@@ -62,28 +60,7 @@ class _KeyLock:
     users: int = 0
 
 
-@dataclass
-class _Run:
-    """A job this instance holds the lease of (running, or parked in upload_pending)."""
-
-    record: JobRecord
-    grab: GrabRequest
-    target_url: str
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-    stage: str = "navigate"
-    started: float = field(default_factory=time.monotonic)
-    task: asyncio.Task[None] | None = None
-    holds_page: bool = True
-    lease_lost: bool = False
-
-
-def _parse(record: JobRecord) -> tuple[GrabRequest, str]:
-    request = dict(record.request)
-    target = request.pop("target_url")
-    return GrabRequest.model_validate(request), target
-
-
-class GrabQueue(AsyncActor):
+class GrabQueue(AsyncActor, JobRunner):
     def __init__(self, ctx: ActorContext, settings: Settings, board: ReadinessBoard) -> None:
         super().__init__(ctx)
         self.settings = settings
@@ -93,8 +70,8 @@ class GrabQueue(AsyncActor):
         self.leases = LeaseKeeper(self.store, self.instance, settings)
         self.watchers = Watchers()
         self.pipeline = Pipeline(ctx.lookup, settings)
-        self.runs: dict[str, _Run] = {}
-        self.pending_uploads: dict[str, _Run] = {}
+        self.runs: dict[str, Run] = {}
+        self.pending_uploads: dict[str, Run] = {}
         self.capturing = 0
         # The shared queue as last read (every poll_s, and as jobs are admitted here): views
         # take positions from it and admission its depth.
@@ -105,6 +82,7 @@ class GrabQueue(AsyncActor):
         self._claiming: asyncio.Task[None] | None = None
         self._claim_again = False
         self._stopping = False
+        self._poll_failing = False
         self._admitting: dict[str, _KeyLock] = {}
         metrics.INSTANCE_INFO.labels(instance_id=self.instance).set(1)
 
@@ -144,8 +122,8 @@ class GrabQueue(AsyncActor):
                 except StaleState:
                     continue  # taken over meanwhile by another instance
                 continue
-            grab, target = _parse(record)
-            self.pending_uploads[record.id] = _Run(record, grab, target, stage="upload",
+            grab, target = parse_request(record)
+            self.pending_uploads[record.id] = Run(record, grab, target, stage="upload",
                                                    holds_page=False)
         if mine:
             log.info("instance %s resumed %d of its jobs from the store", self.instance,
@@ -271,222 +249,6 @@ class GrabQueue(AsyncActor):
         self._finished(record)
         return self._view_record(record)
 
-    async def _stop_run(self, run: _Run) -> None:
-        """Cancel a running job's task and stop its hop where it runs (page, ffmpeg)."""
-        if run.task is None:
-            return
-        run.task.cancel()
-        for name, message in (("browser", CancelCapture(run.record.id)),
-                              ("encoder", CancelEncode(run.record.id))):
-            try:
-                await ask_async(self.ctx.lookup.ref(name), message, timeout=5)
-            except Exception as exc:
-                log.warning("cancel job=%s: %s did not confirm: %s", run.record.id, name, exc)
-
-    # -- claiming and running -------------------------------------------------------------------
-
-    def _kick(self) -> None:
-        """Claim work for free page slots, now or as soon as the claim under way returns."""
-        self._claim_again = True
-        if self._claiming is None or self._claiming.done():
-            self._claiming = asyncio.get_running_loop().create_task(self._claim())
-
-    async def _claim(self) -> None:
-        while self._claim_again and not self._stopping:
-            self._claim_again = False
-            while not self._stopping and "memory" not in self.board.reasons():
-                pages = self.settings.browser.pages
-                free = pages - self.capturing
-                if free <= 0:
-                    break
-                reserved = min(self.settings.queue.interactive_reserved, pages - 1)
-                lanes = [Lane.INTERACTIVE.value]
-                if free > reserved:
-                    lanes.append(Lane.BACKGROUND.value)
-                self.capturing += 1  # the slot is ours while the claim is in flight
-                try:
-                    record = await self.leases.claim(lanes)
-                except Exception as exc:
-                    self.capturing -= 1
-                    log.warning("claiming a job failed: %s", exc)
-                    return  # the next poll tries again
-                if record is None:
-                    self.capturing -= 1
-                    break
-                self._start(record)
-        self._gauge()
-
-    def _start(self, record: JobRecord) -> None:
-        self.queued = [r for r in self.queued if r.id != record.id]
-        try:
-            grab, target = _parse(record)
-        except Exception as exc:  # a record this version cannot read: fail it, not the actor
-            self.capturing -= 1
-            self.spawn(self._fail_unreadable(record, exc))
-            return
-        run = _Run(record, grab, target)
-        self.runs[record.id] = run
-        run.task = asyncio.get_running_loop().create_task(self._run(run))
-
-    async def _fail_unreadable(self, record: JobRecord, exc: Exception) -> None:
-        reason = f"the stored request cannot be read: {exc}"
-        record = await self.store.transition(record.id, JobState.FAILED, note=reason,
-                                             error=reason, expect_owner=self.instance)
-        self._finished(record)
-
-    def _page_free(self, run: _Run) -> None:
-        if run.holds_page:
-            run.holds_page = False
-            self.capturing -= 1
-            self._kick()
-
-    async def _run(self, run: _Run) -> None:
-        record = run.record
-        if len(record.history) > 1:  # from (re)queueing to this claim
-            metrics.STAGE_SECONDS.labels(stage="queue_wait").observe(
-                max(0.0, record.history[-1].at - record.history[-2].at))
-
-        def stage(name: str) -> None:
-            run.stage = name
-
-        try:
-            outcome = await self.pipeline.run(
-                record.id, record.capture_key, run.grab, run.target_url, record.deadline_at,
-                stage, lambda: self._page_free(run))
-        except asyncio.CancelledError:
-            self._page_free(run)
-            if self._stopping:
-                raise  # shutdown: the job stays `running` and is requeued at the next start
-            if run.lease_lost:
-                self._forget(run)  # another instance runs it now
-                return
-            await self._finish(run, JobState.CANCELLED, note="cancelled by a client")
-            return
-        except Transient as exc:
-            await self._retry_or_fail(run, str(exc))
-            return
-        except Permanent as exc:
-            await self._fail(run, str(exc))
-            return
-        except UploadPending as exc:
-            log.warning("job=%s waits for storage: %s", record.id, exc)
-            await self._move(run, JobState.UPLOAD_PENDING, note=str(exc), stage="upload",
-                             error=str(exc), result=exc.facts, timings=exc.timings,
-                             lease_expires_at=None)
-            if not run.lease_lost:
-                self.runs.pop(record.id, None)
-                self.pending_uploads[record.id] = run
-                self._gauge()
-            return
-        except Exception as exc:
-            log.exception("job=%s failed unexpectedly", record.id)
-            await self._fail(run, f"internal error: {exc!r}")
-            return
-        finally:
-            self._page_free(run)
-        await self._complete(run, outcome.result, outcome.timings)
-
-    async def _move(self, run: _Run, state: JobState, *, note: str | None,
-                    **fields: Any) -> bool:
-        """Transition a job we hold; False (and the job dropped here) if its lease moved on."""
-        try:
-            run.record = await self.store.transition(
-                run.record.id, state, expect_owner=self.instance, note=note, **fields)
-        except StaleState as exc:
-            # Our lease passed on (we were silent too long) or a client cancelled the job
-            # elsewhere: either way it is no longer ours to finish.
-            log.warning("job=%s: %s; dropping this instance's run", run.record.id, exc)
-            metrics.LEASES_LOST.labels(instance_id=self.instance).inc()
-            run.lease_lost = True
-            self._forget(run)
-            return False
-        return True
-
-    async def _complete(self, run: _Run, result: dict[str, Any],
-                        timings: dict[str, float]) -> None:
-        record = run.record
-        self.service_times.append(time.monotonic() - run.started)
-        # Cache first: between releasing the key and caching it, a request would miss both.
-        await self.store.cache_put(record.capture_key, result, self.settings.store.cache_ttl_s)
-        if await self._finish(run, JobState.COMPLETE, result=result, timings=timings,
-                              error=None) and record.piece is not None:
-            await self.store.record_piece_success(record.piece)
-
-    async def _retry_or_fail(self, run: _Run, reason: str) -> None:
-        record = run.record
-        if record.attempts < self.settings.queue.max_attempts and time.time() < record.deadline_at:
-            log.warning("job=%s attempt %d failed (%s); retrying", record.id, record.attempts,
-                        reason)
-            # Back into the shared queue; its age puts it first in its lane.
-            if await self._move(run, JobState.QUEUED, note=f"retry: {reason}", stage="queued",
-                                owner=None, lease_expires_at=None):
-                self._forget(run)
-                await self._refresh_queued()
-                self._kick()
-            return
-        await self._fail(run, f"{reason} (after {record.attempts} attempts)")
-
-    async def _fail(self, run: _Run, reason: str) -> None:
-        record = run.record
-        log.info("job=%s failed: %s", record.id, reason)
-        if not await self._finish(run, JobState.FAILED, note=reason, error=reason):
-            return
-        if record.piece is None:
-            return
-        count = await self.store.record_piece_failure(record.piece, reason)
-        if count >= self.settings.queue.freeze_after:
-            until = time.time() + self.settings.queue.freeze_for_s
-            await self.store.freeze(record.piece, until, reason)
-            log.warning("piece %s frozen for %.0f s after %d failures in a row: %s",
-                        record.piece, self.settings.queue.freeze_for_s, count, reason)
-
-    async def _finish(self, run: _Run, state: JobState, *, note: str | None = None,
-                      **fields: Any) -> bool:
-        if not await self._move(run, state, note=note, stage=None, lease_expires_at=None,
-                                **fields):
-            return False
-        metrics.GRABS.labels(format=run.grab.format.value, outcome=state.value).inc()
-        self._forget(run)
-        self._finished(run.record)
-        return True
-
-    def _finished(self, record: JobRecord) -> None:
-        """A job reached a final state through this instance: answer and announce it."""
-        self.recent.appendleft(self._view_record(record))
-        self.watchers.notify(record.id)
-        callback = record.request.get("callback_url")
-        if callback:
-            result = record.result or {}
-            self._callback(callback, record.id, record.state, result, record.error)
-
-    def _forget(self, run: _Run) -> None:
-        self.runs.pop(run.record.id, None)
-        self.pending_uploads.pop(run.record.id, None)
-        run.done.set()
-        self._gauge()
-
-    # -- webhooks -------------------------------------------------------------------------------
-
-    def _callback(self, url: str, job_id: str | None, state: JobState,
-                  result: dict[str, Any], error: str | None) -> None:
-        from oven.actors._webhooks import Deliver
-
-        payload = {"id": job_id, "state": state.value, "url": result.get("url"),
-                   "thumbnail_url": None, "error": error}
-        try:
-            self.ctx.lookup.ref("webhooks").tell(
-                Deliver(kind="grab", subject_id=job_id or "cached", url=url, payload=payload))
-        except Exception as exc:  # delivery never blocks or breaks the job
-            log.warning("job=%s: webhook to %s not queued: %s", job_id, url, exc)
-
-    async def _callback_when_final(self, job_id: str, url: str) -> None:
-        """A callback given by a request that attached to a running job (held here only)."""
-        deadline = self.settings.queue.deadline_s + self.settings.cluster.lease_s
-        await self.watchers.wait(job_id, deadline)
-        record = await self.store.get_job(job_id)
-        if record is not None and record.state.is_final:
-            self._callback(url, job_id, record.state, record.result or {}, record.error)
-
     # -- background loops -----------------------------------------------------------------------
 
     async def _poll(self) -> None:
@@ -503,8 +265,13 @@ class GrabQueue(AsyncActor):
                     if record is None or record.state.is_final:
                         self.watchers.notify(job_id)
             except Exception as exc:
-                log.warning("polling the shared queue failed: %s", exc)
+                if not self._poll_failing:  # once per outage, not every poll_s
+                    log.warning("polling the shared queue failed: %s", exc)
+                self._poll_failing = True
                 continue
+            if self._poll_failing:
+                log.info("polling the shared queue works again")
+                self._poll_failing = False
             if self.queued:
                 self._kick()
 
@@ -513,47 +280,6 @@ class GrabQueue(AsyncActor):
             {JobState.QUEUED}, newest_first=False, limit=self.settings.queue.max_queued)
         self.queued.sort(key=lambda r: (_LANE_ORDER[r.lane], r.created_at, r.id))
         self._gauge()
-
-    async def _heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.cluster.heartbeat_s)
-            running = [job_id for job_id, run in self.runs.items() if run.task is not None]
-            try:
-                lost = await self.leases.renew(running)
-            except Exception as exc:
-                log.warning("renewing leases failed (%s); retrying in %.0f s", exc,
-                            self.settings.cluster.heartbeat_s)
-                continue
-            for job_id in lost:
-                run = self.runs.get(job_id)
-                if run is None or run.record.state.is_final:
-                    continue
-                log.warning("job=%s: lease lost (another instance took it over); stopping here",
-                            job_id)
-                metrics.LEASES_LOST.labels(instance_id=self.instance).inc()
-                run.lease_lost = True
-                await self._stop_run(run)
-
-    async def _retry_uploads(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.queue.upload_retry_s)
-            for job_id, run in list(self.pending_uploads.items()):
-                record = run.record
-                path = self.pipeline.pending_path(job_id, run.grab.format.value)
-                if not path.exists():
-                    await self._finish(run, JobState.FAILED, error="the encoded file waiting "
-                                       "for upload was lost")
-                    continue
-                try:
-                    stored = await self.pipeline.upload(
-                        job_id, record.capture_key, run.grab.format.value, path,
-                        Format(run.grab.format.value).content_type, {})
-                except (UploadPending, Permanent) as exc:
-                    log.info("job=%s still waiting for storage: %s", job_id, exc)
-                    continue
-                path.unlink(missing_ok=True)
-                result = {**(record.result or {}), **stored}  # the capture facts kept at parking
-                await self._complete(run, result, dict(record.timings))
 
     # -- views ----------------------------------------------------------------------------------
 
@@ -575,7 +301,7 @@ class GrabQueue(AsyncActor):
                     eta_s=None if position is None else round(self._eta(position), 1))
         return view
 
-    def _view(self, run: _Run) -> dict[str, Any]:
+    def _view(self, run: Run) -> dict[str, Any]:
         view = self._view_record(run.record)
         if not run.record.state.is_final:
             view["stage"] = run.stage

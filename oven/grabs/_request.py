@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import math
 import re
 from typing import Literal
 
@@ -63,6 +64,8 @@ class GrabRequest(BaseModel):
                 "letter or digit"
             )
         if self.duration is not None:
+            if not math.isfinite(self.duration * self.fps) or self.duration * self.fps > 1e6:
+                raise ValueError("duration: duration * fps must be at most 1000000 frames")
             self.frames = max(1, round(self.duration * self.fps))
             self.duration = None
         if self.frames > 1 and self.format not in ANIMATED:

@@ -78,7 +78,7 @@ class RateLimit:
         metrics.RATE_LIMITED.labels(rule=rule).inc()
         response = error_response(
             429, f"rate limit: at most {edge.rate_limit_per_s:g} submissions per second "
-            f"(bursts of {edge.rate_limit_burst}) per client; retry in {wait:.1f} s",
+            f"(bursts of {edge.rate_limit_burst}) per client; retry in {max(wait, 0.1):.1f} s",
             code="rate_limited", retry_after_s=wait)
         await response(scope, receive, send)
 

@@ -142,6 +142,8 @@ async def post_grab(request: Request) -> Response:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ApiError(400, f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "body is not valid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise ApiError(422, "body: expected a JSON object")
     grab, target = await _validated(system, data)

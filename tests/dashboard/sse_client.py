@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from oven.http._dashboard import merge_patch
+from oven.http._dashboard_hub import merge_patch
 
 
 @dataclass
@@ -40,6 +40,7 @@ class SseClient:
     def _run(self) -> None:
         try:
             with httpx.stream("GET", f"{self.url}/dashboard/events",
+                              headers={"Accept": "text/event-stream"},
                               timeout=httpx.Timeout(30, read=30)) as response:
                 self._response = response
                 assert response.status_code == 200, response.status_code
@@ -55,7 +56,7 @@ class SseClient:
                     if "data" in fields:
                         self._accept(fields)
                     fields = {}
-        except BaseException as exc:  # noqa: BLE001 - reported to the test through .error
+        except BaseException as exc:  # reported to the test through .error
             if not self._stop.is_set():
                 self.error = exc
 

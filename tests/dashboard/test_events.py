@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import psutil
@@ -46,13 +47,13 @@ def test_the_first_event_is_a_snapshot_and_later_events_are_small_deltas_at_most
     job_id = accepted["id"]
     stages = set()
 
-    def running_stage() -> str | None:
-        job = client.job(job_id)
-        if job and job.get("stage"):
+    def final_state() -> str | None:
+        job = client.job(job_id) or {}
+        if job.get("stage"):
             stages.add(job["stage"])
-        return job and job.get("where") == "recent" and job["state"]
+        return str(job["state"]) if job.get("where") == "recent" else None
 
-    assert wait_until("the job to finish in the stream", running_stage, timeout=90) == \
+    assert wait_until("the job to finish in the stream", final_state, timeout=90) == \
         "complete", wait_for_job(oven, job_id)
     job = client.job(job_id)
     assert job is not None and job["result_url"] == f"/grabs/{job_id}/result"
@@ -83,12 +84,17 @@ def test_the_first_event_is_a_snapshot_and_later_events_are_small_deltas_at_most
           f"{most_in_window(client.events, 0.9)} events; stages seen {sorted(stages)}")
 
 
+def seen_complete(client: SseClient, job_id: str) -> Callable[[], bool]:
+    return lambda: (client.job(job_id) or {}).get("state") == "complete"
+
+
 def stuck_client(oven: OvenProcess) -> socket.socket:
     """Connects, asks for the stream and never reads a byte (a tiny receive window)."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", oven.port))
-    sock.sendall(b"GET /dashboard/events HTTP/1.1\r\nHost: oven\r\n\r\n")
+    sock.sendall(b"GET /dashboard/events HTTP/1.1\r\nHost: oven\r\n"
+                 b"Accept: text/event-stream\r\n\r\n")
     return sock
 
 
@@ -104,14 +110,13 @@ def test_clients_that_never_read_do_not_grow_the_server_or_hold_up_a_reading_cli
                    lambda: metric(oven, "oven_dashboard_clients") == STUCK_CLIENTS + 1,
                    timeout=20)
         # Activity that changes the state many times while the stuck clients read nothing.
-        for _ in range(3):
-            accepted = submit(oven, **{**ANIM, "frames": 20, "fps": 20 + _})
-            done = wait_for_job(oven, accepted["id"], timeout=90)
+        for n in range(3):
+            job_id = submit(oven, **{**ANIM, "frames": 20, "fps": 20 + n})["id"]
+            done = wait_for_job(oven, job_id, timeout=90)
             assert done["state"] == "complete", done
             # The reading client sees each completion promptly, stuck neighbours or not.
             wait_until("the reading client to see the job complete",
-                       lambda: (client.job(accepted["id"]) or {}).get("state") == "complete",
-                       timeout=5)
+                       seen_complete(client, job_id), timeout=5)
         growth = server.memory_info().rss - rss_before
         assert growth < 25 * 2**20, f"oven serve grew {growth / 2**20:.1f} MiB"
         assert client.error is None, client.error
@@ -124,7 +129,8 @@ def test_clients_that_never_read_do_not_grow_the_server_or_hold_up_a_reading_cli
           f"reading client got {len(client.events)} events")
 
 
-def test_the_page_and_the_stream_are_routes_in_the_openapi_description(oven: OvenProcess) -> None:
+def test_the_page_and_the_stream_are_in_the_openapi_description_and_answer_plain_clients(
+        oven: OvenProcess) -> None:
     page = httpx.get(f"{oven.url}/", timeout=10)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "dashboard/static/dashboard.js" in page.text
@@ -135,3 +141,27 @@ def test_the_page_and_the_stream_are_routes_in_the_openapi_description(oven: Ove
     assert httpx.get(f"{oven.url}/dashboard/static/nope.js", timeout=10).status_code == 404
     paths = httpx.get(f"{oven.url}/openapi.json", timeout=10).json()["paths"]
     assert "get" in paths["/"] and "get" in paths["/dashboard/events"]
+    # A client that does not ask for an event stream gets an answer, not an endless body.
+    plain = httpx.get(f"{oven.url}/dashboard/events", timeout=10)
+    assert plain.status_code == 406, plain.text
+    assert "text/event-stream" in plain.json()["error"]["message"]
+
+
+def test_oven_serve_stops_cleanly_with_a_dashboard_still_connected(tmp_path: Path) -> None:
+    """uvicorn cannot tell a stream it is stopping: it waits server.shutdown_grace_s, then
+    cancels it. The stream must leave quietly and nothing may be left running."""
+    grace_s = 1.0
+    oven = OvenProcess(tmp_path, config={"server": {"shutdown_grace_s": grace_s}}).start()
+    reader = SseClient(oven.url).start()
+    try:
+        wait_until("the snapshot", lambda: reader.events, timeout=20)
+        started = time.monotonic()
+        assert oven.stop() == 0  # also asserts that no process it started is left
+        took = time.monotonic() - started
+    finally:
+        reader.close()
+        if oven.proc is not None and oven.proc.poll() is None:
+            oven.stop()
+    assert "Traceback" not in oven.log, oven.log[-3000:]
+    assert took < grace_s + 15, took
+    print(f"oven serve stopped in {took:.1f} s with a dashboard connected (grace {grace_s} s)")

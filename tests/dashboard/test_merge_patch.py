@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from typing import Any
 
-from oven.http._dashboard import merge_diff, merge_patch, prune, sse_event
+from oven.http._dashboard_hub import merge_diff, merge_patch, prune, sse_event
 
 
 def random_json(rng: random.Random, depth: int = 0) -> Any:
@@ -65,7 +66,7 @@ def test_a_chain_of_deltas_rebuilds_the_latest_state_from_the_snapshot() -> None
     for _ in range(200):
         states.append(mutate(rng, states[-1]))
     client = states[0]
-    for before, after in zip(states, states[1:], strict=False):
+    for before, after in itertools.pairwise(states):
         client = merge_patch(client, merge_diff(before, after))
     assert client == states[-1]
     # A client that was behind gets one merged delta instead of the chain.

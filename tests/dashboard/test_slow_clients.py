@@ -16,9 +16,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+import uvicorn
 from prometheus_client import REGISTRY
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.routing import Route
 
-from oven.http._dashboard import DashboardHub, merge_patch
+from oven.http._dashboard_hub import DashboardHub, EventStream, merge_patch
 
 TICK_S = 0.02
 HIGH_WATER = 16 * 1024
@@ -223,3 +228,40 @@ async def test_the_producer_runs_only_while_someone_listens_and_unchanged_states
     calls_at_stop = calls
     await asyncio.sleep(5 * TICK_S)
     assert calls == calls_at_stop  # the last client left: the producer stopped
+
+
+async def test_closing_the_hub_ends_every_open_stream_as_a_complete_response() -> None:
+    """Under a real uvicorn: what a server stopping would call instead of waiting out its grace."""
+    hub = DashboardHub(ChangingState(), tick_s=0.1)
+
+    async def events(request: Request) -> EventStream:
+        return EventStream(hub)
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(Starlette(routes=[Route("/e", events)]),
+                                           log_config=None, lifespan="off"))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            async with asyncio.timeout(10):
+                while not server.started:
+                    await asyncio.sleep(0.02)
+            async with http.stream("GET", f"http://127.0.0.1:{port}/e") as response:
+                kinds = []
+                async with asyncio.timeout(10):
+                    async for line in response.aiter_lines():
+                        if line.startswith("event: "):
+                            kinds.append(line[7:])
+                            if len(kinds) == 3:
+                                hub.close()
+                # The loop ended because the response was complete, not by a timeout.
+                assert kinds[:3] == ["snapshot", "delta", "delta"]
+        async with asyncio.timeout(5):
+            while hub.clients:
+                await asyncio.sleep(0.02)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, 10)
+        sock.close()

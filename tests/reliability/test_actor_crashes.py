@@ -6,6 +6,7 @@ the intensity exits non-zero; this one measures the spacing of the restarts on t
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,7 @@ def test_an_actor_crashing_repeatedly_restarts_with_growing_backoff_then_the_ser
             planned = BACKOFF_INITIAL_S * 2**n
             # The backoff is the floor; starting the actor and its ping add a little on top.
             assert planned <= delay < planned + 1.0, (n, delays)
-        assert all(b > a for a, b in zip(delays, delays[1:], strict=False)), delays
+        assert all(b > a for a, b in itertools.pairwise(delays)), delays
         assert "restarting encoder in 1.60 s (restart 4)" in oven.log
 
         # One more inside the window is over the budget: stop everything and exit 3.

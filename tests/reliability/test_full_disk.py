@@ -9,6 +9,7 @@ without it the test skips and says so.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,8 @@ def full_job_dir(tmp_path: Path) -> Iterator[Path]:
     """`<workdir>/data/jobs` as a tiny tmpfs; requested before start_oven, so unmounted after."""
     jobs = tmp_path / "oven-0" / "data" / "jobs"
     jobs.mkdir(parents=True)
+    if shutil.which("mount") is None:
+        pytest.skip("no mount(8) here to make a size-limited tmpfs")
     mount = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={JOB_DIR_BYTES}", "tmpfs",
                             str(jobs)], capture_output=True, text=True)
     if mount.returncode != 0:

@@ -47,6 +47,9 @@ def edge_oven(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OvenProcess]
                                            f"http://127.0.0.1:{port}"]},
             "pty": {"enabled": True, "token": PTY_TOKEN},
             "browser": {"pages": 1},
+            # The refusal list and the fuzzer submit hundreds of requests a second from one
+            # client; the rate limit has its own tests (test_edge_features.py).
+            "edge": {"rate_limit_per_s": 10_000, "rate_limit_burst": 100_000},
         },
         port=port,
     )

@@ -37,7 +37,7 @@ class RecordingServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 -- the http.server hook name
+            def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 host = parts.hostname or self.headers.get("host", "").split(":")[0]
                 path = parts.path + (f"?{parts.query}" if parts.query else "")

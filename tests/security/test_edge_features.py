@@ -4,7 +4,6 @@ never reach the log, through a real `oven serve`."""
 from __future__ import annotations
 
 import httpx
-import pytest
 from oven_process import OvenProcess
 from pipeline.grab_client import metric
 
@@ -79,10 +78,6 @@ def test_a_client_over_its_submission_rate_gets_429_with_retry_after(
     assert metric(oven, "oven_rate_limited_total", {"rule": "POST /grabs"}) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="bug outside this suite's files: oven/_cli.py:61 starts "
-                   "uvicorn with its default proxy_headers=True, which takes X-Forwarded-For "
-                   "from any peer on 127.0.0.1 as the client address; pass proxy_headers=False "
-                   "and let [edge] trust_forwarded decide")
 def test_a_forged_x_forwarded_for_does_not_make_a_new_client(start_oven: StartOven) -> None:
     oven = start_oven({"edge": {"rate_limit_per_s": 0.01, "rate_limit_burst": 1},
                        "browser": {"pages": 1}})

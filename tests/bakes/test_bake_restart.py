@@ -1,0 +1,43 @@
+"""Bakes cut short by a stop: no ffmpeg outlives oven, and the next start records them failed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from bake_kit import frames, wait_until, zip_bytes
+from oven_process import OvenProcess
+
+
+def test_bakes_cut_short_by_a_stop_leave_no_ffmpeg_and_are_failed_on_the_next_start(
+        tmp_path: Path) -> None:
+    config = {"encoder": {"concurrency": 1}}
+    oven = OvenProcess(tmp_path, config=config).start()
+    try:
+        archive = zip_bytes(frames(60, (320, 240), noisy=True))
+        ids = [httpx.post(f"{oven.url}/bakes", files={"archive": ("t.zip", archive)},
+                          timeout=60).json()["id"] for _ in range(3)]
+
+        def running() -> bool:
+            states = [httpx.get(f"{oven.url}/bakes/{i}", timeout=10).json()["state"]
+                      for i in ids]
+            return "running" in states
+
+        wait_until("a bake to be running", running, timeout=60, interval=0.02)
+    finally:
+        assert oven.stop() == 0  # stop() also asserts no process it started is left
+    again = OvenProcess(tmp_path, config=config, port=oven.port).start()
+    try:
+        def settled() -> list[dict[str, object]] | None:
+            views = [httpx.get(f"{again.url}/bakes/{i}", timeout=10).json() for i in ids]
+            return views if all(v["state"] in ("complete", "failed") for v in views) else None
+
+        views = wait_until("the interrupted bakes to be settled", settled, timeout=30)
+        failed = [v for v in views if v["state"] == "failed"]
+        assert failed, views
+        assert all("interrupted" in str(v["error"]) for v in failed), failed
+        work = tmp_path / "data" / "bakes"
+        assert wait_until("work dirs of interrupted bakes to be removed",
+                          lambda: not work.exists() or not any(work.iterdir()), timeout=10)
+    finally:
+        assert again.stop() == 0
