@@ -49,16 +49,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log.error("oven could not start: %s", exc)
         return EXIT_FAILED
 
+    server_loop: list[asyncio.AbstractEventLoop] = []
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
+        server_loop.append(loop)
         # SIGHUP reloads the config; the reload asks actors, so it runs off the event loop.
         loop.add_signal_handler(
             signal.SIGHUP, lambda: loop.create_task(asyncio.to_thread(service.reload_quietly))
         )
         yield
 
-    server = uvicorn.Server(uvicorn.Config(
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            # uvicorn waits for open responses before it stops; event streams never end by
+            # themselves, so they are told first. Signal handlers run between bytecodes of the
+            # loop's thread: hand the call to the loop instead of running it mid-iteration.
+            if server_loop:
+                server_loop[0].call_soon_threadsafe(service.close_streams)
+            super().handle_exit(sig, frame)
+
+    server = Server(uvicorn.Config(
         service.asgi_app(lifespan=lifespan), host=server_settings.host, port=server_settings.port,
         log_config=None, access_log=False, lifespan="on",
         # The client address is the peer's: X-Forwarded-For is honoured only by the edge's

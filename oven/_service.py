@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp
@@ -31,6 +32,7 @@ class Service:
         self.board = ReadinessBoard()
         self.system = ActorSystem(config, children(config.settings, self.board))
         self.system.readiness_checks.append(self._board_reason)
+        self.stream_closers: list[Callable[[], None]] = []
 
     def _board_reason(self) -> list[str]:
         return list(self.board.reasons())
@@ -46,6 +48,7 @@ class Service:
         routes = [*grab_routes(), *bake_routes(), *pty_routes(), *showcase_routes(),
                   *pty_page_routes(), *dashboard_routes()]
         return create_app(self.system, routes=routes, lifespan=lifespan,
+                          stream_closers=self.stream_closers,
                           status_sections={"instance": self._instance_status,
                                            "grabs": self._grab_status,
                                            "memory": self._memory_status})
@@ -61,6 +64,11 @@ class Service:
 
     async def _grab_status(self) -> Any:
         return await self.system.ask_async("grab_queue", QueueStatus())
+
+    def close_streams(self) -> None:
+        """End open event streams (dashboard); call on the HTTP server's loop."""
+        for close in self.stream_closers:
+            close()
 
     def reload_quietly(self) -> None:
         """SIGHUP: reload, logging instead of raising (there is no caller to answer)."""

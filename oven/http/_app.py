@@ -63,7 +63,10 @@ def create_app(
     routes: list[BaseRoute] | None = None,
     status_sections: dict[str, StatusSection] | None = None,
     lifespan: Any = None,
+    stream_closers: list[Callable[[], None]] | None = None,
 ) -> ASGIApp:
+    """The app. Long-lived streams register a closer in `stream_closers` (app.state), called on
+    the server's loop when it starts stopping, so a graceful shutdown need not wait for them."""
     app = Starlette(
         routes=[*OPS_ROUTES, *(routes or [])],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -71,6 +74,7 @@ def create_app(
     )
     app.state.system = system
     app.state.status_sections = status_sections or {}
+    app.state.stream_closers = stream_closers if stream_closers is not None else []
     # Read at request time, so a reload changes the rate limit without a restart.
     return with_edge(BodyLimit(app, system.settings.server.max_body_bytes),
                      lambda: system.settings.edge)

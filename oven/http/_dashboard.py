@@ -205,6 +205,7 @@ def _hub(request: Request) -> DashboardHub:
         state = request.app.state
         hub = DashboardHub(Sources(state.system, state.status_sections))
         state.dashboard = hub
+        state.stream_closers.append(hub.close)
     return hub
 
 

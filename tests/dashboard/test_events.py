@@ -148,9 +148,10 @@ def test_the_page_and_the_stream_are_in_the_openapi_description_and_answer_plain
 
 
 def test_oven_serve_stops_cleanly_with_a_dashboard_still_connected(tmp_path: Path) -> None:
-    """uvicorn cannot tell a stream it is stopping: it waits server.shutdown_grace_s, then
-    cancels it. The stream must leave quietly and nothing may be left running."""
-    grace_s = 1.0
+    """uvicorn waits for open responses up to server.shutdown_grace_s; the dashboard's streams
+    are told to end when SIGTERM arrives, so the stop does not wait out a long grace. The
+    stream leaves quietly and nothing is left running."""
+    grace_s = 60.0
     oven = OvenProcess(tmp_path, config={"server": {"shutdown_grace_s": grace_s}}).start()
     reader = SseClient(oven.url).start()
     try:
@@ -163,5 +164,5 @@ def test_oven_serve_stops_cleanly_with_a_dashboard_still_connected(tmp_path: Pat
         if oven.proc is not None and oven.proc.poll() is None:
             oven.stop()
     assert "Traceback" not in oven.log, oven.log[-3000:]
-    assert took < grace_s + 15, took
+    assert took < 20, took  # the actors' orderly stop, not the 60 s grace
     print(f"oven serve stopped in {took:.1f} s with a dashboard connected (grace {grace_s} s)")
