@@ -33,7 +33,11 @@ from oven.store import StoreSettings, make_store
 GRABS = int(os.environ.get("OVEN_SOAK_GRABS", "500"))
 PASTES = int(os.environ.get("OVEN_SOAK_PASTES", "20"))
 IN_FLIGHT = 16  # grabs submitted but not finished; well under queue.max_queued
-WARMUP_SHARE = 0.1  # the PSS baseline is taken idle after this share of the grabs
+WARMUP_SHARE = 0.1  # the PSS baseline is taken idle after this share of the grabs...
+WARMUP_MIN = 30  # ...but not before this many (pages, contexts and GPU process all started)
+WARMUP_KINDS = [("still", "png", 1), ("still", "jpeg", 1), ("anim", "webp", 8),
+                ("anim", "gif", 8), ("anim", "mp4", 8), ("webgl", "webp", 8),
+                ("webgl", "mp4", 8), ("anim", "webp", 24)]
 PASTE_BYTES = 256 * 1024
 TOKEN = "soak-pty-token"
 FINAL = {"complete", "failed", "cancelled"}
@@ -48,6 +52,10 @@ CONSUMER = ("import os,sys; n=int(sys.argv[1]); got=0\n"
 def grab_body(i: int, rng: random.Random) -> dict[str, Any]:
     """Mostly small stills and short animations; each size unique, so no cache hit or merge."""
     w, h = 96 + i, 64 + (i * 7) % 200
+    if i < len(WARMUP_KINDS):  # every piece and format once, before the warm baseline
+        piece, fmt, frames = WARMUP_KINDS[i]
+        return {"piece": piece, "format": fmt, "width": w, "height": h, "frames": frames,
+                "fps": 20, "clock": "virtual"}
     roll = rng.random()
     if roll < 0.45:
         return {"piece": "still", "format": rng.choice(["png", "jpeg"]), "width": w, "height": h}
@@ -130,7 +138,7 @@ def run(workdir: Path) -> dict[str, Any]:
     paste_results: list[bool] = []
     pasters: list[threading.Thread] = []
     paste_every = max(1, GRABS // max(1, PASTES))
-    warm_at = max(1, int(GRABS * WARMUP_SHARE))
+    warm_at = max(1, int(GRABS * WARMUP_SHARE), min(WARMUP_MIN, GRABS // 2))
     pss_warm = pss_end = 0
     rejected = 0
     started = time.monotonic()

@@ -7,6 +7,7 @@ freezing the piece); storage outages park the job in upload_pending with its fil
 
 from __future__ import annotations
 
+import errno
 import shutil
 import time
 from collections.abc import Callable
@@ -41,6 +42,11 @@ class Transient(Exception):
 
 class Permanent(Exception):
     """Fail the job with this message; a retry would fail the same way."""
+
+
+class HostTrouble(Permanent):
+    """This host failed the job (e.g. its disk is full): a plain failure, not the piece's fault,
+    so it does not count toward freezing the piece."""
 
 
 class UploadPending(Exception):
@@ -100,67 +106,78 @@ class Pipeline:
         """
         timings: dict[str, float] = {}
         work = self.job_dir(job_id)
-        shutil.rmtree(work, ignore_errors=True)
-        frames_dir = work / "frames"
-        frames_dir.mkdir(parents=True)
         try:
-            remaining = deadline_at - time.time()
-            if remaining <= 0:
-                raise Permanent("deadline passed while the job was queued")
-            stage("navigate")
-            t0 = time.monotonic()
-            request = CaptureRequest(url=target_url, width=grab.width, height=grab.height,
-                                     density=grab.density, frames=grab.frames, fps=grab.fps,
-                                     clock=grab.clock, guard=_guard_mode(grab, self.settings))
-            try:
-                captured = await ask_async(
-                    self.lookup.ref("browser"),
-                    Capture(job_id, request, frames_dir, remaining, progress_to="grab_queue"),
-                    timeout=remaining + 10)
-            except PieceError as exc:
-                raise Permanent(str(exc)) from None
-            except CaptureTimeout as exc:
-                raise Permanent(f"{exc}; the job's deadline has passed") from None
-            except TRANSIENT as exc:
-                raise Transient(f"capture: {exc}") from None
-            timings["capture_total"] = time.monotonic() - t0
-            for name, seconds in captured.timings.items():
-                timings[name] = seconds
-                metrics.STAGE_SECONDS.labels(stage=name).observe(seconds)
-            page_free()
-
-            stage("encode")
-            t0 = time.monotonic()
-            out = work / f"result.{Format(grab.format.value).extension}"
-            encode = EncodeRequest(frames=captured.frames, fps=grab.fps,
-                                   format=Format(grab.format.value), out_path=out)
-            try:
-                encoded = await ask_async(
-                    self.lookup.ref("encoder"), Encode(job_id, encode),
-                    timeout=self.settings.encoder.timeout_s * 3 + 30)
-            except EncodeError as exc:
-                if exc.transient:
-                    raise Transient(f"encode: {exc}") from None
-                raise Permanent(f"encode: {exc}") from None
-            except TRANSIENT as exc:
-                raise Transient(f"encode: {exc}") from None
-            timings["encode"] = time.monotonic() - t0
-            metrics.STAGE_SECONDS.labels(stage="encode").observe(timings["encode"])
-
-            stage("upload")
-            facts = {"frames": encoded.frames, "frozen": captured.frozen, "ready": captured.ready,
-                     **({"blocked_requests": captured.blocked_requests}
-                        if captured.blocked_requests else {})}
-            try:
-                stored = await self.upload(job_id, key, grab.format.value, encoded.path,
-                                           encoded.content_type, timings)
-            except UploadPending as pending:
-                pending.facts, pending.timings = facts, timings
-                raise
-            return Outcome(result={**stored, **facts}, timings=timings)
+            return await self._run(job_id, key, grab, target_url, deadline_at, stage,
+                                   page_free, work, timings)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise HostTrouble(f"the job's temp dir {work.parent} is full: {exc}") from None
+            raise
         finally:
             page_free()
             shutil.rmtree(work, ignore_errors=True)
+
+    async def _run(self, job_id: str, key: str, grab: GrabRequest, target_url: str,
+                   deadline_at: float, stage: Callable[[str], None],
+                   page_free: Callable[[], None], work: Path,
+                   timings: dict[str, float]) -> Outcome:
+        shutil.rmtree(work, ignore_errors=True)
+        frames_dir = work / "frames"
+        frames_dir.mkdir(parents=True)
+        remaining = deadline_at - time.time()
+        if remaining <= 0:
+            raise Permanent("deadline passed while the job was queued")
+        stage("navigate")
+        t0 = time.monotonic()
+        request = CaptureRequest(url=target_url, width=grab.width, height=grab.height,
+                                 density=grab.density, frames=grab.frames, fps=grab.fps,
+                                 clock=grab.clock, guard=_guard_mode(grab, self.settings))
+        try:
+            captured = await ask_async(
+                self.lookup.ref("browser"),
+                Capture(job_id, request, frames_dir, remaining, progress_to="grab_queue"),
+                timeout=remaining + 10)
+        except PieceError as exc:
+            raise Permanent(str(exc)) from None
+        except CaptureTimeout as exc:
+            raise Permanent(f"{exc}; the job's deadline has passed") from None
+        except TRANSIENT as exc:
+            raise Transient(f"capture: {exc}") from None
+        timings["capture_total"] = time.monotonic() - t0
+        for name, seconds in captured.timings.items():
+            timings[name] = seconds
+            metrics.STAGE_SECONDS.labels(stage=name).observe(seconds)
+        page_free()
+
+        stage("encode")
+        t0 = time.monotonic()
+        out = work / f"result.{Format(grab.format.value).extension}"
+        encode = EncodeRequest(frames=captured.frames, fps=grab.fps,
+                               format=Format(grab.format.value), out_path=out)
+        try:
+            encoded = await ask_async(
+                self.lookup.ref("encoder"), Encode(job_id, encode),
+                timeout=self.settings.encoder.timeout_s * 3 + 30)
+        except EncodeError as exc:
+            if exc.transient:
+                raise Transient(f"encode: {exc}") from None
+            raise Permanent(f"encode: {exc}") from None
+        except TRANSIENT as exc:
+            raise Transient(f"encode: {exc}") from None
+        timings["encode"] = time.monotonic() - t0
+        metrics.STAGE_SECONDS.labels(stage="encode").observe(timings["encode"])
+
+        stage("upload")
+        facts = {"frames": encoded.frames, "frozen": captured.frozen, "ready": captured.ready,
+                 **({"blocked_requests": captured.blocked_requests}
+                    if captured.blocked_requests else {})}
+        try:
+            stored = await self.upload(job_id, key, grab.format.value, encoded.path,
+                                       encoded.content_type, timings)
+        except UploadPending as pending:
+            pending.facts, pending.timings = facts, timings
+            raise
+        return Outcome(result={**stored, **facts}, timings=timings)
 
     async def upload(self, job_id: str, key: str, fmt: str, path: Path, content_type: str,
                      timings: dict[str, float]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from oven.actors._bridge import AskTimeout, ask_async
 from oven.actors._browser_pool import CancelCapture
 from oven.actors._encoder import CancelEncode
 from oven.actors._grab_lease import LeaseKeeper, Watchers
-from oven.actors._grab_run import Permanent, Pipeline, Transient, UploadPending
+from oven.actors._grab_run import HostTrouble, Permanent, Pipeline, Transient, UploadPending
 from oven.actors._store import StoreClient
 from oven.config import Settings
 from oven.encode import Format
@@ -185,7 +185,7 @@ class JobRunner:
             await self._retry_or_fail(run, str(exc))
             return
         except Permanent as exc:
-            await self._fail(run, str(exc))
+            await self._fail(run, str(exc), blame_piece=not isinstance(exc, HostTrouble))
             return
         except UploadPending as exc:
             log.warning("job=%s waits for storage: %s", record.id, exc)
@@ -265,12 +265,12 @@ class JobRunner:
             return
         await self._fail(run, f"{reason} (after {record.attempts} attempts)")
 
-    async def _fail(self, run: Run, reason: str) -> None:
+    async def _fail(self, run: Run, reason: str, *, blame_piece: bool = True) -> None:
         record = run.record
         log.info("job=%s failed: %s", record.id, reason)
         if not await self._finish(run, JobState.FAILED, note=reason, error=reason):
             return
-        if record.piece is None:
+        if record.piece is None or not blame_piece:
             return
         count = await self.store.record_piece_failure(record.piece, reason)
         if count >= self.settings.queue.freeze_after:

@@ -113,12 +113,6 @@ def test_jobs_finishing_while_s3_is_down_for_30_s_wait_in_upload_pending_and_non
     assert listing.count("<Key>") == len(ids), listing
 
 
-# Known bug, reported: GrabRunner._run calls _complete() outside its try (oven/actors/
-# _grab_runner.py:203); the StoreUnavailable from store.cache_put ends the job's task silently,
-# so the job stays `running` at stage `upload` for good although its file was stored. strict:
-# this test turns red (XPASS) once that is fixed, so the mark cannot outlive the bug.
-@pytest.mark.xfail(strict=True, reason="a job finishing while the store is down is never "
-                   "recorded (oven/actors/_grab_runner.py:203)")
 def test_with_the_store_down_new_work_gets_503_and_a_running_job_is_recorded_when_it_returns(
         nx: list[NxServer], start_oven: StartOven) -> None:
     server = nx[0]
