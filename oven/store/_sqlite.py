@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import sqlite3
 import time
@@ -33,87 +32,12 @@ from oven.store._base import (
     validate_fields,
 )
 from oven.store._records import JobRecord
+from oven.store._sqlite_schema import JOB_COLUMNS, SCHEMA, SCHEMA_VERSION, to_job, to_row
 from oven.store._sqlite_side import SqliteSideTables
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-_SCHEMA_VERSION = 1
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS grabs (
-    id TEXT PRIMARY KEY,
-    capture_key TEXT NOT NULL,
-    state TEXT NOT NULL,
-    lane TEXT NOT NULL,
-    piece TEXT,
-    request TEXT NOT NULL,
-    attempts INTEGER NOT NULL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    deadline_at REAL NOT NULL,
-    stage TEXT,
-    history TEXT NOT NULL,
-    timings TEXT NOT NULL,
-    result TEXT,
-    error TEXT,
-    owner TEXT,
-    lease_expires_at REAL,
-    rev INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS grabs_capture_key_state ON grabs (capture_key, state);
-CREATE INDEX IF NOT EXISTS grabs_state_created_at ON grabs (state, created_at);
-CREATE INDEX IF NOT EXISTS grabs_created_at ON grabs (created_at);
-CREATE TABLE IF NOT EXISTS cache (
-    key TEXT PRIMARY KEY,
-    result TEXT NOT NULL,
-    expires_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS cache_expires_at ON cache (expires_at);
-CREATE TABLE IF NOT EXISTS frozen (
-    piece TEXT PRIMARY KEY,
-    failures INTEGER NOT NULL DEFAULT 0,
-    last_reason TEXT,
-    last_failure_at REAL,
-    frozen_until REAL,
-    reason TEXT,
-    frozen_at REAL
-);
-CREATE INDEX IF NOT EXISTS frozen_frozen_until ON frozen (frozen_until);
-CREATE TABLE IF NOT EXISTS flights (
-    capture_key TEXT PRIMARY KEY,
-    job_id TEXT NOT NULL,
-    at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS grabs_state_lane_created_at ON grabs (state, lane, created_at);
-CREATE TABLE IF NOT EXISTS docs (
-    kind TEXT NOT NULL,
-    id TEXT NOT NULL,
-    body TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (kind, id)
-);
-CREATE INDEX IF NOT EXISTS docs_kind_created_at ON docs (kind, created_at);
-"""
-
-_JOB_COLUMNS = tuple(JobRecord.model_fields)
-_JSON_COLUMNS = frozenset({"request", "history", "timings", "result"})
-
-
-def _to_row(values: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: json.dumps(v) if k in _JSON_COLUMNS and v is not None else v for k, v in values.items()
-    }
-
-
-def _to_job(row: sqlite3.Row) -> JobRecord:
-    data = {k: row[k] for k in _JOB_COLUMNS}
-    for k in _JSON_COLUMNS:
-        if data[k] is not None:
-            data[k] = json.loads(data[k])
-    return JobRecord.model_validate(data)
-
 
 class SqliteStore(SqliteSideTables):
     """The Store protocol on a local SQLite file."""
@@ -205,18 +129,18 @@ class SqliteStore(SqliteSideTables):
             conn.execute("PRAGMA foreign_keys = ON")
             # One write transaction: two processes starting at once apply it in turn.
             try:
-                conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
+                conn.executescript(f"BEGIN IMMEDIATE;{SCHEMA}COMMIT;")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:
-                conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-            elif version > _SCHEMA_VERSION:
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            elif version > SCHEMA_VERSION:
                 raise StoreUnavailable(
                     f"SQLite store {self._path} has schema {version}, newer than this oven "
-                    f"({_SCHEMA_VERSION}); upgrade oven or point store.sqlite_path elsewhere"
+                    f"({SCHEMA_VERSION}); upgrade oven or point store.sqlite_path elsewhere"
                 )
         except BaseException:
             conn.close()
@@ -256,9 +180,9 @@ class SqliteStore(SqliteSideTables):
         await self._call(self._insert_job, job)
 
     def _insert_job(self, job: JobRecord) -> None:
-        row = _to_row(job.model_dump(mode="json"))
-        names = ", ".join(_JOB_COLUMNS)
-        marks = ", ".join(f":{k}" for k in _JOB_COLUMNS)
+        row = to_row(job.model_dump(mode="json"))
+        names = ", ".join(JOB_COLUMNS)
+        marks = ", ".join(f":{k}" for k in JOB_COLUMNS)
         with self._write_tx() as conn:
             if conn.execute("SELECT 1 FROM grabs WHERE id = ?", (job.id,)).fetchone():
                 raise JobExists(job.id)
@@ -269,7 +193,7 @@ class SqliteStore(SqliteSideTables):
                 "WHERE f.capture_key = ?", (job.capture_key,)
             ).fetchone()
             if held is not None and JobState(held["state"]) in ACTIVE_STATES:
-                raise CaptureKeyBusy(job.capture_key, _to_job(held))
+                raise CaptureKeyBusy(job.capture_key, to_job(held))
             try:
                 conn.execute(f"INSERT INTO grabs ({names}) VALUES ({marks})", row)
             except sqlite3.IntegrityError as exc:
@@ -286,7 +210,7 @@ class SqliteStore(SqliteSideTables):
 
     def _get_job(self, job_id: str) -> JobRecord | None:
         row = self._db.execute("SELECT * FROM grabs WHERE id = ?", (job_id,)).fetchone()
-        return None if row is None else _to_job(row)
+        return None if row is None else to_job(row)
 
     async def transition(
         self,
@@ -315,7 +239,7 @@ class SqliteStore(SqliteSideTables):
             row = conn.execute("SELECT * FROM grabs WHERE id = ?", (job_id,)).fetchone()
             if row is None:
                 raise JobNotFound(job_id)
-            return self._transition_row(conn, _to_job(row), row["rev"], to, conditions, note,
+            return self._transition_row(conn, to_job(row), row["rev"], to, conditions, note,
                                         fields)
 
     def _transition_row(
@@ -339,7 +263,7 @@ class SqliteStore(SqliteSideTables):
         cur = conn.execute(
             f"UPDATE grabs SET {sets}, rev = rev + 1 "
             "WHERE id = :_id AND state = :_state AND rev = :_rev",
-            {**_to_row(values), "_id": job_id, "_state": job.state.value, "_rev": rev},
+            {**to_row(values), "_id": job_id, "_state": job.state.value, "_rev": rev},
         )
         if cur.rowcount != 1:
             raise StaleState(job_id, expect or job.state, None)
@@ -364,7 +288,7 @@ class SqliteStore(SqliteSideTables):
                 ).fetchone()
                 if row is None:
                     continue
-                job = _to_job(row)
+                job = to_job(row)
                 now = time.time()
                 fields = {"owner": owner, "lease_expires_at": now + lease_s,
                           "attempts": job.attempts + 1, "stage": "navigate"}
@@ -391,7 +315,7 @@ class SqliteStore(SqliteSideTables):
             "SELECT * FROM grabs WHERE state = ? AND lease_expires_at < ? ORDER BY created_at",
             (JobState.RUNNING.value, now),
         ).fetchall()
-        return [_to_job(row) for row in rows]
+        return [to_job(row) for row in rows]
 
     async def update_job(self, job_id: str, **fields: Any) -> JobRecord:
         return await self._call(self._update_job, job_id, fields)
@@ -401,12 +325,12 @@ class SqliteStore(SqliteSideTables):
         sets = ", ".join(f"{k} = :{k}" for k in values)
         with self._write_tx() as conn:
             cur = conn.execute(
-                f"UPDATE grabs SET {sets} WHERE id = :_id", {**_to_row(values), "_id": job_id}
+                f"UPDATE grabs SET {sets} WHERE id = :_id", {**to_row(values), "_id": job_id}
             )
             if cur.rowcount != 1:
                 raise JobNotFound(job_id)
             row = conn.execute("SELECT * FROM grabs WHERE id = ?", (job_id,)).fetchone()
-        return _to_job(row)
+        return to_job(row)
 
     async def find_active(self, capture_key: str) -> JobRecord | None:
         return await self._call(self._find_active, capture_key)
@@ -418,7 +342,7 @@ class SqliteStore(SqliteSideTables):
             "ORDER BY created_at, id LIMIT 1",
             (capture_key, *states),
         ).fetchone()
-        return None if row is None else _to_job(row)
+        return None if row is None else to_job(row)
 
     async def list_jobs(
         self,
@@ -446,7 +370,7 @@ class SqliteStore(SqliteSideTables):
             f"SELECT * FROM grabs {where} ORDER BY created_at {order}, id {order} LIMIT ?",
             (*args, limit),
         ).fetchall()
-        return [_to_job(row) for row in rows]
+        return [to_job(row) for row in rows]
 
     async def count_by_state(self) -> dict[JobState, int]:
         return await self._call(self._count_by_state)

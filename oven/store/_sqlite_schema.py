@@ -1,0 +1,84 @@
+"""The SQLite store's schema and how job records map to rows."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from oven.store._records import JobRecord
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS grabs (
+    id TEXT PRIMARY KEY,
+    capture_key TEXT NOT NULL,
+    state TEXT NOT NULL,
+    lane TEXT NOT NULL,
+    piece TEXT,
+    request TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    deadline_at REAL NOT NULL,
+    stage TEXT,
+    history TEXT NOT NULL,
+    timings TEXT NOT NULL,
+    result TEXT,
+    error TEXT,
+    owner TEXT,
+    lease_expires_at REAL,
+    rev INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS grabs_capture_key_state ON grabs (capture_key, state);
+CREATE INDEX IF NOT EXISTS grabs_state_created_at ON grabs (state, created_at);
+CREATE INDEX IF NOT EXISTS grabs_created_at ON grabs (created_at);
+CREATE TABLE IF NOT EXISTS cache (
+    key TEXT PRIMARY KEY,
+    result TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cache_expires_at ON cache (expires_at);
+CREATE TABLE IF NOT EXISTS frozen (
+    piece TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL DEFAULT 0,
+    last_reason TEXT,
+    last_failure_at REAL,
+    frozen_until REAL,
+    reason TEXT,
+    frozen_at REAL
+);
+CREATE INDEX IF NOT EXISTS frozen_frozen_until ON frozen (frozen_until);
+CREATE TABLE IF NOT EXISTS flights (
+    capture_key TEXT PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS grabs_state_lane_created_at ON grabs (state, lane, created_at);
+CREATE TABLE IF NOT EXISTS docs (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (kind, id)
+);
+CREATE INDEX IF NOT EXISTS docs_kind_created_at ON docs (kind, created_at);
+"""
+
+JOB_COLUMNS = tuple(JobRecord.model_fields)
+_JSON_COLUMNS = frozenset({"request", "history", "timings", "result"})
+
+
+def to_row(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: json.dumps(v) if k in _JSON_COLUMNS and v is not None else v for k, v in values.items()
+    }
+
+
+def to_job(row: sqlite3.Row) -> JobRecord:
+    data = {k: row[k] for k in JOB_COLUMNS}
+    for k in _JSON_COLUMNS:
+        if data[k] is not None:
+            data[k] = json.loads(data[k])
+    return JobRecord.model_validate(data)
