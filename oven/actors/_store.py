@@ -179,6 +179,10 @@ class StoreClient:
     async def cache_put(self, key: str, result: dict[str, Any], ttl_s: float) -> None:
         await self._call("cache_put", key, result, ttl_s)
 
+    async def cache_delete(self, key: str) -> bool:
+        deleted: bool = await self._call("cache_delete", key)
+        return deleted
+
     async def record_piece_failure(self, piece: str, reason: str) -> int:
         count: int = await self._call("record_piece_failure", piece, reason)
         return count

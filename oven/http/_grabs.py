@@ -309,6 +309,18 @@ async def unfreeze(request: Request) -> Response:
     return JSONResponse({"piece": piece, "frozen": False})
 
 
+@operation("Forget a cached result (admin): the next request for it captures again",
+           tags=["admin"], secured=True)
+async def clear_cached(request: Request) -> Response:
+    system = _system(request)
+    require_token(request, system.settings.server.admin_token, what="admin",
+                  setting="server.admin_token")
+    key = request.path_params["capture_key"]
+    if not await _store(request).cache_delete(key):
+        raise ApiError(404, f"no cached result for capture key {key!r}")
+    return JSONResponse({"capture_key": key, "cached": False})
+
+
 @operation("A stored result file (local storage)", responses={200: "application/octet-stream"},
            tags=["grabs"])
 async def get_result_file(request: Request) -> Response:
@@ -337,6 +349,7 @@ def grab_routes() -> list[BaseRoute]:
         Route("/grab-status", grab_status, methods=["GET"]),
         Route("/frozen", list_frozen, methods=["GET"]),
         Route("/frozen/{piece}", unfreeze, methods=["DELETE"]),
+        Route("/cache/{capture_key}", clear_cached, methods=["DELETE"]),
         Route("/results/{key:path}", get_result_file, methods=["GET"]),
         Mount("/pieces", app=StaticFiles(directory=pieces_dir(), html=True), name="pieces"),
     ]

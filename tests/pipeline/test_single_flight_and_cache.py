@@ -11,6 +11,7 @@ import httpx
 import pytest
 from oven_process import OvenProcess
 
+from .conftest import ADMIN_TOKEN
 from .grab_client import grab_bytes, metric, post_grab, wait_for_job
 
 
@@ -92,3 +93,23 @@ def test_a_cache_hit_answers_at_once_without_touching_the_browser(
     assert cached_bytes.status_code == 200
     assert cached_bytes.content == data
     assert first["result"]["size"] == len(data)
+
+
+def test_an_admin_clears_a_cached_result_and_the_next_request_captures_again(
+        shared_oven: OvenProcess) -> None:
+    body: dict[str, Any] = {"piece": "still", "format": "png", "width": 263, "height": 149}
+    first, _ = grab_bytes(shared_oven, **body)
+    key = first["capture_key"]
+    url = f"{shared_oven.url}/cache/{key}"
+
+    assert httpx.delete(url, timeout=10).status_code == 401
+    wrong = httpx.delete(url, headers={"authorization": "Bearer nope"}, timeout=10)
+    assert wrong.status_code in (401, 403) and "error" in wrong.json()
+    admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    cleared = httpx.delete(url, headers=admin, timeout=10)
+    assert cleared.status_code == 200 and cleared.json() == {"capture_key": key, "cached": False}
+    again = httpx.delete(url, headers=admin, timeout=10)
+    assert again.status_code == 404 and again.json()["error"]["code"] == "not_found"
+
+    recaptured = post_grab(shared_oven, **body)
+    assert recaptured.status_code == 202 and recaptured.json()["cached"] is False
