@@ -140,7 +140,7 @@ def run(workdir: Path) -> dict[str, Any]:
     paste_every = max(1, GRABS // max(1, PASTES))
     warm_at = max(1, int(GRABS * WARMUP_SHARE), min(WARMUP_MIN, GRABS // 2))
     pss_warm = pss_end = 0
-    rejected = 0
+    rejected = cached = 0
     started = time.monotonic()
     try:
         i = 0
@@ -158,8 +158,12 @@ def run(workdir: Path) -> dict[str, Any]:
                     rejected += 1
                     break  # back off until the queue drains a little
                 r.raise_for_status()
-                ids.append(r.json()["id"])
-                pending.add(r.json()["id"])
+                accepted = r.json()
+                if accepted["id"] is None:  # a repeat answered from the result cache
+                    cached += 1
+                else:
+                    ids.append(accepted["id"])
+                    pending.add(accepted["id"])
                 if i % paste_every == 0 and len(pasters) < PASTES:
                     thread = threading.Thread(target=lambda: paste_results.append(paste(oven)),
                                               daemon=True)
@@ -186,7 +190,9 @@ def run(workdir: Path) -> dict[str, Any]:
                for state in ("complete", "failed", "cancelled")}
     report = {
         "bench": "soak",
-        "grabs": len(ids),
+        "grabs": len(ids) + cached,
+        "jobs": len(ids),
+        "cache_hits": cached,
         "outcomes": outcome,
         "rejected_429": rejected,
         "pastes": len(paste_results),
@@ -203,7 +209,7 @@ def run(workdir: Path) -> dict[str, Any]:
         "failed_reasons": sorted({e or "" for s, e in stored.values() if s == "failed"})[:5],
     }
     report["ok"] = bool(
-        code == 0 and not unaccounted and not left_dirs and len(ids) == GRABS
+        code == 0 and not unaccounted and not left_dirs and len(ids) + cached == GRABS
         and sum(paste_results) == len(pasters) == min(PASTES, GRABS)
         and growth is not None and growth < 0.10)
     return report
