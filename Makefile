@@ -37,8 +37,9 @@ bench-mem: $(VENV)/.test-installed system-deps
 
 # Long reliability run, not part of `make test`: 500 mixed grabs + 20 PTY pastes, one JSON line
 # (OVEN_SOAK_GRABS / OVEN_SOAK_PASTES to resize); exits 1 when a check fails.
-soak: $(VENV)/.test-installed system-deps
+soak: $(VENV)/.test-installed system-deps system-test-deps
 	$(PY) bench/soak.py
+	OVEN_FUZZ_EXAMPLES=300 $(VENV)/bin/pytest -q tests/security/test_fuzz.py
 
 # Debian packages, installed only when missing (apt-get update once, then install).
 system-deps:

@@ -310,8 +310,11 @@ class JobRunner:
                   result: dict[str, Any], error: str | None) -> None:
         from oven.actors._webhooks import Deliver
 
-        payload = {"id": job_id, "state": state.value, "url": result.get("url"),
-                   "thumbnail_url": None, "error": error}
+        # Local storage has no public URL: the path under this service (as in the API).
+        result_url = result.get("url") or (f"/results/{result['storage_key']}"
+                                           if result.get("storage_key") else None)
+        payload = {"id": job_id, "state": state.value, "url": result_url, "thumbnail_url": None,
+                   "error": error}
         try:
             self.ctx.lookup.ref("webhooks").tell(
                 Deliver(kind="grab", subject_id=job_id or "cached", url=url, payload=payload))
