@@ -10,44 +10,26 @@ import asyncio
 import collections
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
-import pytest
 from oven_process import OvenProcess
 from pydantic import SecretStr
-from storage.moto_s3 import MotoServer, start_moto
-from store.nx_server import NxServer, start_nx
+from storage.moto_s3 import MotoServer
+from store.nx_server import NxServer
 
 from oven.store import JobRecord, StoreSettings, make_store
 
 from .conftest import StartOven
 from .grab_client import job, metric, submit, wait_for_job, wait_until
-from .test_backends import s3_config
+from .test_backends import moto, nx, s3_config
+
+__all__ = ["moto", "nx"]  # module-scoped fixtures shared with test_backends
 
 # Short leases so a dead instance's jobs move on within seconds.
 CLUSTER = {"lease_s": 3.0, "heartbeat_s": 1.0, "poll_s": 0.2}
-
-
-@pytest.fixture(scope="module")
-def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    server = start_moto(tmp_path_factory.mktemp("moto") / "moto.log")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def nx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NxServer]:
-    server = start_nx(tmp_path_factory.mktemp("nx-27017"))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def mongo_config(nx: NxServer, moto: MotoServer, database: str, instance: str

@@ -6,32 +6,15 @@ issue names, on the default pool, with the results listing and the orphan sweep 
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import psutil
 from pipeline.grab_client import job, submit, wait_for_job, wait_until
-
-from oven.store import JobRecord, StoreSettings, make_store
+from pipeline.test_recovery import stored_jobs
 
 from .conftest import StartOven
 
 JOBS = 50
-
-
-def stored_jobs(data_dir: Path, ids: list[str]) -> dict[str, JobRecord]:
-    """Read the jobs straight from the SQLite store (the services are stopped)."""
-
-    async def read() -> dict[str, JobRecord]:
-        store = make_store(StoreSettings(backend="sqlite"), data_dir)
-        await store.start()
-        try:
-            found = {job_id: await store.get_job(job_id) for job_id in ids}
-        finally:
-            await store.close()
-        return {k: v for k, v in found.items() if v is not None}
-
-    return asyncio.run(read())
 
 
 def marked_by(pid: int) -> list[psutil.Process]:
