@@ -25,6 +25,7 @@ from oven.actors._encoder import CancelEncode
 from oven.actors._grab_lease import LeaseKeeper, Watchers
 from oven.actors._grab_run import HostTrouble, Permanent, Pipeline, Transient, UploadPending
 from oven.actors._store import StoreClient
+from oven.actors._webhooks import Deliver
 from oven.config import Settings
 from oven.encode import Format
 from oven.grabs import GrabRequest, Lane
@@ -82,9 +83,6 @@ class JobRunner:
         raise NotImplementedError
 
     def _gauge(self) -> None:
-        raise NotImplementedError
-
-    async def _refresh_queued(self) -> None:
         raise NotImplementedError
 
     def _view_record(self, record: JobRecord) -> dict[str, Any]:
@@ -260,8 +258,7 @@ class JobRunner:
             if await self._move(run, JobState.QUEUED, note=f"retry: {reason}", stage="queued",
                                 owner=None, lease_expires_at=None):
                 self._forget(run)
-                await self._refresh_queued()
-                self._kick()
+                self._kick()  # claims it again (here or elsewhere); the next poll shows it queued
             return
         await self._fail(run, f"{reason} (after {record.attempts} attempts)")
 
@@ -308,8 +305,6 @@ class JobRunner:
 
     def _callback(self, url: str, job_id: str | None, state: JobState,
                   result: dict[str, Any], error: str | None) -> None:
-        from oven.actors._webhooks import Deliver
-
         # Local storage has no public URL: the path under this service (as in the API).
         result_url = result.get("url") or (f"/results/{result['storage_key']}"
                                            if result.get("storage_key") else None)

@@ -6,6 +6,7 @@ from oven.grabs._targets import (
     TargetRefused,
     UnknownPiece,
     is_private,
+    origin_of,
     piece_target,
     url_target,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "UnknownPiece",
     "capture_key",
     "is_private",
+    "origin_of",
     "piece_target",
     "url_target",
 ]

@@ -35,7 +35,8 @@ def piece_target(piece: str, settings: PiecesSettings) -> str:
     return settings.url_template.format(piece=piece)
 
 
-def _origin(url: str) -> str:
+def origin_of(url: str) -> str:
+    """scheme://host[:port], host lowered and default ports dropped: how allow-lists compare."""
     parts = urlsplit(url)
     default = {"http": 80, "https": 443}.get(parts.scheme)
     port = parts.port if parts.port not in (None, default) else None
@@ -55,8 +56,8 @@ async def url_target(url: str, settings: PiecesSettings) -> str:
                             "only http and https")
     if not parts.hostname:
         raise TargetRefused("url: has no host")
-    origin = _origin(url)
-    allowed = {_origin(o) for o in settings.allowed_origins}
+    origin = origin_of(url)
+    allowed = {origin_of(o) for o in settings.allowed_origins}
     if origin not in allowed:
         raise TargetRefused(
             f"url: origin {origin} is not allowed; add it to [pieces] allowed_origins"

@@ -24,9 +24,9 @@ from oven._system import ActorSystem
 from oven.actors._baker import Admit, BakesBusy, Enqueue, Release, work_root
 from oven.actors._store import StoreClient
 from oven.bakes import BakeRefused, fetch_archive, plan_bake, read_body, unpack
-from oven.grabs import TargetRefused
 from oven.http._errors import ApiError, validation_message
 from oven.http._openapi import operation
+from oven.webhooks import check_callback_url
 
 log = logging.getLogger(__name__)
 
@@ -89,21 +89,6 @@ def _options(fields: dict[str, Any]) -> BakeOptions:
         raise ApiError(422, message, extra={"details": details}) from None
 
 
-def _check_callback(url: str, system: ActorSystem) -> None:
-    try:
-        from oven.webhooks import check_callback_url
-    except ImportError:  # pragma: no cover - until the webhooks room lands
-        # TODO(lead): remove this fallback once oven.webhooks.check_callback_url is merged.
-        if not url.startswith(("http://", "https://")):
-            raise ApiError(422, "callback_url: only http and https URLs") from None
-        return
-    try:
-        check_callback_url(url, system.settings.webhooks)
-    except TargetRefused as exc:
-        status = getattr(exc, "status", 422)
-        raise ApiError(status, str(exc), code=getattr(exc, "code", "callback_refused")) from None
-
-
 @operation("Bake a tape: multipart 'archive' (ZIP/tar of frame-NNNNN.png, optional "
            "soundtrack.wav and timing.json) or JSON/form 'url' → MP4 + thumbnail",
            body=BakeOptions, responses={202: BakeView}, tags=["bakes"],
@@ -152,8 +137,8 @@ async def _intake(request: Request, system: ActorSystem, bake_id: str, work: Any
     options = _options({**request.query_params, **intake.fields})
     if intake.archive is not None and options.url:
         raise ApiError(422, "send either an archive or a url, not both")
-    if options.callback_url:
-        _check_callback(options.callback_url, system)
+    if options.callback_url:  # CallbackRefused answers 422 (see http._errors)
+        check_callback_url(options.callback_url, system.settings.webhooks)
     source = "upload"
     if intake.archive is None:
         if not options.url:

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from oven.actors import AskTimeout, MailboxFull
 from oven.supervisor import ActorUnavailable
+from oven.webhooks import CallbackRefused
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,11 @@ async def _timeout(request: Request, exc: Exception) -> Response:
     return error_response(503, str(exc), code="timeout", retry_after_s=2)
 
 
+async def _callback_refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CallbackRefused)
+    return error_response(exc.status, f"callback_url: {exc}", code=exc.code)
+
+
 async def _unhandled(request: Request, exc: Exception) -> Response:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, f"internal error: {type(exc).__name__}")
@@ -129,5 +135,6 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     ActorUnavailable: _unavailable,
     pykka.ActorDeadError: _unavailable,
     AskTimeout: _timeout,
+    CallbackRefused: _callback_refused,
     Exception: _unhandled,
 }

@@ -7,7 +7,7 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
-from oven.grabs import TargetRefused, is_private
+from oven.grabs import TargetRefused, is_private, origin_of
 from oven.webhooks._settings import WebhookSettings
 
 MAX_URL_LENGTH = 2048
@@ -22,14 +22,6 @@ class CallbackRefused(TargetRefused):
 
     status = 422
     code = "callback_refused"
-
-
-def _origin(url: str) -> str:
-    # The same normalisation as [pieces] allowed_origins (default ports dropped, host lowered).
-    parts = urlsplit(url)
-    default = {"http": 80, "https": 443}.get(parts.scheme)
-    port = parts.port if parts.port not in (None, default) else None
-    return f"{parts.scheme}://{(parts.hostname or '').lower()}" + (f":{port}" if port else "")
 
 
 def _literal_private(host: str) -> bool:
@@ -66,8 +58,8 @@ def check_callback_url(url: str, settings: WebhookSettings) -> str:
     if not settings.allowed_origins:
         raise CallbackRefused("callback_url: callbacks are disabled; list the receiver's origin "
                               "in [webhooks] allowed_origins")
-    origin = _origin(url)
-    if origin not in {_origin(o) for o in settings.allowed_origins}:
+    origin = origin_of(url)
+    if origin not in {origin_of(o) for o in settings.allowed_origins}:
         raise CallbackRefused(f"callback_url: origin {origin} is not allowed; add it to "
                               "[webhooks] allowed_origins")
     if not settings.allow_private and _literal_private(parts.hostname):

@@ -8,14 +8,15 @@ import math
 import struct
 import subprocess
 import tarfile
-import time
 import wave
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageDraw
+from pipeline.grab_client import wait_until
+
+__all__ = ["wait_until"]  # the pipeline tests' bounded poll, for the bake tests
 
 Members = dict[str, bytes]
 
@@ -116,16 +117,3 @@ def audio_streams(probe: dict[str, Any]) -> list[dict[str, Any]]:
 def rate(text: str) -> float:
     num, _, den = text.partition("/")
     return float(num) / float(den or 1)
-
-
-def wait_until(what: str, check: Callable[[], Any], *, timeout: float = 60,
-               interval: float = 0.1) -> Any:
-    """Poll `check` until truthy; an HTTP API offers no event to wait on."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}; last: {last!r}")

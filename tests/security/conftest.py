@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import signal
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 from oven_process import OvenProcess, free_port
+
+# The pipeline tests' fixture: services with their own config, stopped and checked for leftovers.
+from pipeline.conftest import StartOven, start_oven
 
 from oven.capture._settings import DEFAULT_ARGS
 
@@ -19,6 +19,8 @@ ADMIN_TOKEN = "sec-admin-token-4f1c9a"
 METRICS_TOKEN = "sec-metrics-token-77b2e0"
 PTY_TOKEN = "sec-pty-token-d91e3b"
 MAX_BODY_BYTES = 65536
+
+__all__ = ["StartOven", "start_oven"]
 
 
 def chromium_args(*extra: str, disable: tuple[str, ...] = ()) -> list[str]:
@@ -60,25 +62,3 @@ def edge_oven(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OvenProcess]
         code = oven.stop()
     assert code == 0, f"oven serve exited {code} on SIGTERM:\n{oven.log[-3000:]}"
 
-
-StartOven = Callable[..., OvenProcess]
-
-
-@pytest.fixture
-def start_oven(tmp_path: Path) -> Iterator[StartOven]:
-    """Services with their own config; teardown stops each and checks nothing is left running."""
-    started: list[OvenProcess] = []
-
-    def start(config: dict[str, dict[str, Any]]) -> OvenProcess:
-        oven = OvenProcess(tmp_path / f"oven-{len(started)}", config=config)
-        oven.workdir.mkdir()
-        started.append(oven)
-        return oven.start()
-
-    yield start
-    errors = []
-    for oven in reversed(started):
-        code = oven.stop()
-        if code not in (0, -signal.SIGKILL):
-            errors.append(f"oven serve exited {code} on SIGTERM:\n{oven.log[-3000:]}")
-    assert not errors, errors
