@@ -20,7 +20,9 @@ class JobState(enum.StrEnum):
 
 _FINAL = frozenset({JobState.COMPLETE, JobState.FAILED, JobState.CANCELLED})
 
-# Which state may follow which. RUNNING -> QUEUED is a retry (transient failure or restart).
+# Which state may follow which. RUNNING -> QUEUED is a retry (transient failure or restart);
+# UPLOAD_PENDING -> QUEUED a takeover of a job parked by an instance that never came back (its
+# encoded file is on that host, so the job is captured again).
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.QUEUED: frozenset({JobState.RUNNING, JobState.CANCELLED, JobState.FAILED}),
     JobState.RUNNING: frozenset(
@@ -32,7 +34,9 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
             JobState.CANCELLED,
         }
     ),
-    JobState.UPLOAD_PENDING: frozenset({JobState.COMPLETE, JobState.FAILED, JobState.CANCELLED}),
+    JobState.UPLOAD_PENDING: frozenset(
+        {JobState.QUEUED, JobState.COMPLETE, JobState.FAILED, JobState.CANCELLED}
+    ),
     JobState.COMPLETE: frozenset(),
     JobState.FAILED: frozenset(),
     JobState.CANCELLED: frozenset(),

@@ -130,12 +130,14 @@ class StoreClient:
         expect: JobState | None = None,
         expect_owner: str | None = None,
         expect_lease_before: float | None = None,
+        expect_claim: str | None = None,
         note: str | None = None,
         **fields: Any,
     ) -> JobRecord:
         result: JobRecord = await self._call(
             "transition", job_id, to, expect=expect, expect_owner=expect_owner,
-            expect_lease_before=expect_lease_before, note=note, **fields
+            expect_lease_before=expect_lease_before, expect_claim=expect_claim, note=note,
+            **fields
         )
         return result
 
@@ -144,8 +146,10 @@ class StoreClient:
         result: JobRecord | None = await self._call("claim_next", owner, lanes, lease_s=lease_s)
         return result
 
-    async def renew_lease(self, job_id: str, owner: str, *, lease_s: float) -> bool:
-        result: bool = await self._call("renew_lease", job_id, owner, lease_s=lease_s)
+    async def renew_lease(self, job_id: str, owner: str, *, lease_s: float,
+                          claim: str | None = None) -> bool:
+        result: bool = await self._call("renew_lease", job_id, owner, lease_s=lease_s,
+                                        claim=claim)
         return result
 
     async def expired_leases(self, *, now: float) -> list[JobRecord]:

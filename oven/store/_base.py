@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from functools import cache
 from typing import Annotated, Any, Protocol
 
@@ -13,6 +14,8 @@ from oven.store._records import FrozenPiece, HistoryEntry, JobRecord
 
 # A job in one of these states owns its capture key: a second request for the key attaches to it.
 ACTIVE_STATES = frozenset({JobState.QUEUED, JobState.RUNNING, JobState.UPLOAD_PENDING})
+# A job in one of these states is held by an instance under a lease it renews.
+LEASED_STATES = (JobState.RUNNING.value, JobState.UPLOAD_PENDING.value)
 
 # Fields only the store writes: state and history move together through `transition`.
 _MANAGED_FIELDS = frozenset({"id", "state", "history", "created_at", "updated_at"})
@@ -85,18 +88,24 @@ class Store(Protocol):
         expect: JobState | None = None,
         expect_owner: str | None = None,
         expect_lease_before: float | None = None,
+        expect_claim: str | None = None,
         note: str | None = None,
         **fields: Any,
     ) -> JobRecord: ...
 
     # Leases: a worker claims the oldest queued job of the first lane that has one (state
-    # running, owner, lease_expires_at = now + lease_s, attempts + 1); it renews the lease while
-    # the job runs; a job whose lease ran out is requeued by whoever notices (transition with
-    # expect_lease_before), so a dead instance's work is taken over.
+    # running, owner, a new claim token, lease_expires_at = now + lease_s, attempts + 1); it
+    # renews the lease while the job runs or waits in upload_pending; a job whose lease ran out
+    # is requeued by whoever notices (transition with expect_lease_before), so a dead
+    # instance's work is taken over. A transition with expect_claim is idempotent: when the job
+    # is already in the target state under that claim (a retried write whose first try landed
+    # late), it answers the record unchanged.
     async def claim_next(
         self, owner: str, lanes: list[str], *, lease_s: float
     ) -> JobRecord | None: ...
-    async def renew_lease(self, job_id: str, owner: str, *, lease_s: float) -> bool: ...
+    async def renew_lease(
+        self, job_id: str, owner: str, *, lease_s: float, claim: str | None = None
+    ) -> bool: ...
     async def expired_leases(self, *, now: float) -> list[JobRecord]: ...
 
     async def update_job(self, job_id: str, **fields: Any) -> JobRecord: ...
@@ -164,6 +173,16 @@ def validate_fields(job_id: str, fields: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def already_settled(job: JobRecord, to: JobState, expect_claim: str | None) -> bool:
+    """True when a write under `expect_claim` to `to` has already landed: retrying a settle
+    after its first try timed out must succeed, not fail on the state it wrote itself."""
+    return expect_claim is not None and job.claim == expect_claim and job.state == to
+
+
+def new_claim_token() -> str:
+    return uuid.uuid4().hex
+
+
 def plan_transition(
     job: JobRecord,
     to: JobState,
@@ -174,6 +193,7 @@ def plan_transition(
     now: float,
     expect_owner: str | None = None,
     expect_lease_before: float | None = None,
+    expect_claim: str | None = None,
 ) -> dict[str, Any]:
     """The JSON-ready column values a transition writes, or the error it raises.
 
@@ -184,6 +204,9 @@ def plan_transition(
         raise StaleState(job.id, expect, job.state)
     if expect_owner is not None and job.owner != expect_owner:
         # The lease passed to another worker: this one's view of the job is out of date.
+        raise StaleState(job.id, job.state, job.state, lease_owner=job.owner, lease_lost=True)
+    if expect_claim is not None and job.claim != expect_claim:
+        # A newer claim holds the job (perhaps this very instance, after its lease lapsed).
         raise StaleState(job.id, job.state, job.state, lease_owner=job.owner, lease_lost=True)
     if expect_lease_before is not None and (
         job.lease_expires_at is None or job.lease_expires_at >= expect_lease_before

@@ -28,12 +28,15 @@ from pymongo.errors import (
 from oven._jobs import JobState
 from oven.store._base import (
     ACTIVE_STATES,
+    LEASED_STATES,
     CaptureKeyBusy,
     JobExists,
     JobNotFound,
     StaleState,
     StoreError,
     StoreUnavailable,
+    already_settled,
+    new_claim_token,
     plan_transition,
     validate_fields,
 )
@@ -240,6 +243,7 @@ class MongoStore(MongoSideCollections):
         expect: JobState | None = None,
         expect_owner: str | None = None,
         expect_lease_before: float | None = None,
+        expect_claim: str | None = None,
         note: str | None = None,
         **fields: Any,
     ) -> JobRecord:
@@ -250,19 +254,22 @@ class MongoStore(MongoSideCollections):
                 raise JobNotFound(job_id)
             return await self._transition_doc(
                 doc, to, note, fields, expect=expect, expect_owner=expect_owner,
-                expect_lease_before=expect_lease_before)
+                expect_lease_before=expect_lease_before, expect_claim=expect_claim)
 
     async def _transition_doc(
         self, doc: Doc, to: JobState, note: str | None, fields: dict[str, Any], *,
         expect: JobState | None, expect_owner: str | None = None,
-        expect_lease_before: float | None = None,
+        expect_lease_before: float | None = None, expect_claim: str | None = None,
     ) -> JobRecord:
         grabs = self._col("grabs")
         job_id = doc["_id"]
         job = _to_job(doc)
+        if already_settled(job, to, expect_claim):
+            return job
         values = plan_transition(
             job, to, expect=expect, note=note, fields=fields, now=time.time(),
             expect_owner=expect_owner, expect_lease_before=expect_lease_before,
+            expect_claim=expect_claim,
         )
         # The whole history is $set rather than $push'ed: nx-27017 stores a $push'ed
         # document as a JSON string. Safe because the filter pins `rev`, which every
@@ -302,7 +309,8 @@ class MongoStore(MongoSideCollections):
                           .limit(_CLAIM_CANDIDATES))
                 for doc in await cursor.to_list():
                     fields = {"owner": owner, "lease_expires_at": time.time() + lease_s,
-                              "attempts": int(doc["attempts"]) + 1, "stage": "navigate"}
+                              "attempts": int(doc["attempts"]) + 1, "stage": "navigate",
+                              "claim": new_claim_token()}
                     try:
                         return await self._transition_doc(
                             doc, JobState.RUNNING, f"claimed by {owner}", fields,
@@ -311,17 +319,20 @@ class MongoStore(MongoSideCollections):
                         continue
         return None
 
-    async def renew_lease(self, job_id: str, owner: str, *, lease_s: float) -> bool:
+    async def renew_lease(
+        self, job_id: str, owner: str, *, lease_s: float, claim: str | None = None
+    ) -> bool:
+        match: Doc = {"_id": job_id, "owner": owner, "state": {"$in": list(LEASED_STATES)}}
+        if claim is not None:
+            match["claim"] = claim
         async with self._guard():
             updated = await self._col("grabs").update_one(
-                {"_id": job_id, "owner": owner, "state": JobState.RUNNING.value},
-                {"$set": {"lease_expires_at": time.time() + lease_s}},
-            )
+                match, {"$set": {"lease_expires_at": time.time() + lease_s}})
         return updated.matched_count == 1
 
     async def expired_leases(self, *, now: float) -> list[JobRecord]:
         cursor = self._col("grabs").find(
-            {"state": JobState.RUNNING.value, "lease_expires_at": {"$lt": now}}
+            {"state": {"$in": list(LEASED_STATES)}, "lease_expires_at": {"$lt": now}}
         ).sort([("created_at", ASCENDING)])
         async with self._guard():
             docs = await cursor.to_list()

@@ -56,11 +56,18 @@ class MongoSideCollections:
     # -- frozen pieces --------------------------------------------------------------------
 
     async def record_piece_failure(self, piece: str, reason: str) -> int:
+        now = time.time()
         update = {
             "$inc": {"failures": 1},
-            "$set": {"last_reason": reason, "last_failure_at": time.time()},
+            "$set": {"last_reason": reason, "last_failure_at": now},
         }
         async with self._guard():
+            # A freeze that has run out starts the count afresh: one more failure after it
+            # must not freeze the piece again at once.
+            await self._col("frozen").update_one(
+                {"_id": piece, "frozen_until": {"$lte": now}},
+                {"$set": {"failures": 0, "frozen_until": None, "reason": None,
+                          "frozen_at": None}})
             # Two first failures racing can collide on the new `_id`: MongoDB then raises
             # DuplicateKeyError, nx-27017 returns None instead. Either way the document
             # exists now, so a second try increments it.
@@ -113,10 +120,11 @@ class MongoSideCollections:
     async def unfreeze(self, piece: str) -> bool:
         cleared = {"frozen_until": None, "reason": None, "frozen_at": None, "failures": 0}
         async with self._guard():
-            updated = await self._col("frozen").update_one(
-                {"_id": piece, "frozen_until": {"$gt": time.time()}}, {"$set": cleared}
-            )
-        return updated.matched_count > 0
+            frozen = await self._col("frozen").find_one(
+                {"_id": piece, "frozen_until": {"$gt": time.time()}})
+            # Also the count an expired freeze left behind: an unfrozen piece starts afresh.
+            await self._col("frozen").update_one({"_id": piece}, {"$set": cleared})
+        return frozen is not None
 
     # -- documents (bakes, webhook deliveries, ...) ----------------------------------------
 

@@ -48,6 +48,12 @@ class JobRecord(BaseModel):
     error: str | None = None
     owner: str | None = Field(default=None, description="Which worker holds the job.")
     lease_expires_at: float | None = None
+    claim: str | None = Field(
+        default=None,
+        description="Token of the claim that holds (or last held) the job. Every claim makes a "
+        "new one, also by the same instance after its lease lapsed, so a settle or renewal "
+        "carrying an older token can never touch a newer attempt.",
+    )
 
     @classmethod
     def queued(

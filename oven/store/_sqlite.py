@@ -23,16 +23,26 @@ from typing import Any, TypeVar
 from oven._jobs import JobState
 from oven.store._base import (
     ACTIVE_STATES,
+    LEASED_STATES,
     CaptureKeyBusy,
     JobExists,
     JobNotFound,
     StaleState,
     StoreUnavailable,
+    already_settled,
+    new_claim_token,
     plan_transition,
     validate_fields,
 )
 from oven.store._records import JobRecord
-from oven.store._sqlite_schema import JOB_COLUMNS, SCHEMA, SCHEMA_VERSION, to_job, to_row
+from oven.store._sqlite_schema import (
+    JOB_COLUMNS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    migrate,
+    to_job,
+    to_row,
+)
 from oven.store._sqlite_side import SqliteSideTables
 
 log = logging.getLogger(__name__)
@@ -135,8 +145,8 @@ class SqliteStore(SqliteSideTables):
                     conn.execute("ROLLBACK")
                 raise
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version == 0:
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            if version < SCHEMA_VERSION:
+                migrate(conn)
             elif version > SCHEMA_VERSION:
                 raise StoreUnavailable(
                     f"SQLite store {self._path} has schema {version}, newer than this oven "
@@ -220,11 +230,12 @@ class SqliteStore(SqliteSideTables):
         expect: JobState | None = None,
         expect_owner: str | None = None,
         expect_lease_before: float | None = None,
+        expect_claim: str | None = None,
         note: str | None = None,
         **fields: Any,
     ) -> JobRecord:
         conditions = {"expect": expect, "expect_owner": expect_owner,
-                      "expect_lease_before": expect_lease_before}
+                      "expect_lease_before": expect_lease_before, "expect_claim": expect_claim}
         return await self._call(self._transition, job_id, to, conditions, note, fields)
 
     def _transition(
@@ -254,6 +265,8 @@ class SqliteStore(SqliteSideTables):
     ) -> JobRecord:
         """Inside a write transaction: apply one planned transition to a row read in it."""
         job_id, expect = job.id, conditions.get("expect")
+        if already_settled(job, to, conditions.get("expect_claim")):
+            return job
         values = plan_transition(
             job, to, note=note, fields=fields, now=time.time(), **conditions
         )
@@ -291,19 +304,23 @@ class SqliteStore(SqliteSideTables):
                 job = to_job(row)
                 now = time.time()
                 fields = {"owner": owner, "lease_expires_at": now + lease_s,
-                          "attempts": job.attempts + 1, "stage": "navigate"}
+                          "attempts": job.attempts + 1, "stage": "navigate",
+                          "claim": new_claim_token()}
                 return self._transition_row(
                     conn, job, row["rev"], JobState.RUNNING, {"expect": JobState.QUEUED},
                     f"claimed by {owner}", fields)
         return None
 
-    async def renew_lease(self, job_id: str, owner: str, *, lease_s: float) -> bool:
-        return await self._call(self._renew_lease, job_id, owner, lease_s)
+    async def renew_lease(
+        self, job_id: str, owner: str, *, lease_s: float, claim: str | None = None
+    ) -> bool:
+        return await self._call(self._renew_lease, job_id, owner, lease_s, claim)
 
-    def _renew_lease(self, job_id: str, owner: str, lease_s: float) -> bool:
+    def _renew_lease(self, job_id: str, owner: str, lease_s: float, claim: str | None) -> bool:
         cur = self._db.execute(
-            "UPDATE grabs SET lease_expires_at = ? WHERE id = ? AND owner = ? AND state = ?",
-            (time.time() + lease_s, job_id, owner, JobState.RUNNING.value),
+            "UPDATE grabs SET lease_expires_at = ? WHERE id = ? AND owner = ? "
+            "AND state IN (?, ?) AND (? IS NULL OR claim = ?)",
+            (time.time() + lease_s, job_id, owner, *LEASED_STATES, claim, claim),
         )
         return cur.rowcount == 1
 
@@ -312,8 +329,8 @@ class SqliteStore(SqliteSideTables):
 
     def _expired_leases(self, now: float) -> list[JobRecord]:
         rows = self._db.execute(
-            "SELECT * FROM grabs WHERE state = ? AND lease_expires_at < ? ORDER BY created_at",
-            (JobState.RUNNING.value, now),
+            "SELECT * FROM grabs WHERE state IN (?, ?) AND lease_expires_at < ? "
+            "ORDER BY created_at", (*LEASED_STATES, now),
         ).fetchall()
         return [to_job(row) for row in rows]
 

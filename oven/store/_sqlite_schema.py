@@ -8,7 +8,7 @@ from typing import Any
 
 from oven.store._records import JobRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: grabs.claim
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS grabs (
     id TEXT PRIMARY KEY,
@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS grabs (
     error TEXT,
     owner TEXT,
     lease_expires_at REAL,
+    claim TEXT,
     rev INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS grabs_capture_key_state ON grabs (capture_key, state);
@@ -67,6 +68,21 @@ CREATE INDEX IF NOT EXISTS docs_kind_created_at ON docs (kind, created_at);
 """
 
 JOB_COLUMNS = tuple(JobRecord.model_fields)
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring a file of an older schema (or a new one) to SCHEMA_VERSION, in one write
+    transaction so two processes opening the file together apply it once."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(grabs)")}
+        if "claim" not in columns:  # schema 1 had no claim tokens
+            conn.execute("ALTER TABLE grabs ADD COLUMN claim TEXT")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 _JSON_COLUMNS = frozenset({"request", "history", "timings", "result"})
 
 

@@ -69,10 +69,16 @@ class SqliteSideTables:
 
     def _record_piece_failure(self, piece: str, reason: str) -> int:
         with self._write_tx() as conn:
+            # A freeze that has run out starts the count afresh: one more failure after it
+            # must not freeze the piece again at once. (SET expressions read the old row.)
             row = conn.execute(
                 "INSERT INTO frozen (piece, failures, last_reason, last_failure_at) "
                 "VALUES (?, 1, ?, ?) ON CONFLICT (piece) DO UPDATE SET "
-                "failures = failures + 1, last_reason = excluded.last_reason, "
+                "failures = CASE WHEN frozen_until <= excluded.last_failure_at THEN 1 "
+                "ELSE failures + 1 END, "
+                "frozen_until = CASE WHEN frozen_until <= excluded.last_failure_at THEN NULL "
+                "ELSE frozen_until END, "
+                "last_reason = excluded.last_reason, "
                 "last_failure_at = excluded.last_failure_at RETURNING failures",
                 (piece, reason, time.time()),
             ).fetchone()
@@ -120,12 +126,16 @@ class SqliteSideTables:
         return await self._call(self._unfreeze, piece)
 
     def _unfreeze(self, piece: str) -> bool:
-        cur = self._db.execute(
-            "UPDATE frozen SET frozen_until = NULL, reason = NULL, frozen_at = NULL, "
-            "failures = 0 WHERE piece = ? AND frozen_until > ?",
-            (piece, time.time()),
-        )
-        return cur.rowcount > 0
+        """Clear the freeze and the failure count (also one left by an expired freeze);
+        True when the piece was frozen."""
+        with self._write_tx() as conn:
+            frozen = conn.execute(
+                "SELECT 1 FROM frozen WHERE piece = ? AND frozen_until > ?", (piece, time.time())
+            ).fetchone()
+            conn.execute(
+                "UPDATE frozen SET frozen_until = NULL, reason = NULL, frozen_at = NULL, "
+                "failures = 0 WHERE piece = ?", (piece,))
+        return frozen is not None
 
     # -- documents (bakes, webhook deliveries, ...) ----------------------------------------
 
