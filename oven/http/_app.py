@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from oven._system import ActorSystem
 from oven.http._edge import with_edge
-from oven.http._errors import EXCEPTION_HANDLERS, error_response
+from oven.http._errors import EXCEPTION_HANDLERS, ApiError, error_response
 from oven.http._ops import ROUTES as OPS_ROUTES
 
 StatusSection = Callable[[], Awaitable[Any]]
@@ -20,7 +20,13 @@ UNLIMITED_PATHS = frozenset({"/bakes"})
 
 
 class BodyLimit:
-    """Refuse bodies over the limit with 413 before they are read into memory."""
+    """Refuse bodies over the limit with 413 before they are read into memory.
+
+    A declared Content-Length is checked up front. A chunked body has none, so its bytes are
+    counted as the route reads them and the read that passes the limit raises BodyTooLarge: an
+    ApiError, so the app's own error handling answers the 413 (anything else raised from inside
+    a route would reach the catch-all handler and answer 500).
+    """
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -32,10 +38,11 @@ class BodyLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            response = error_response(413, f"request body over {self.limit} bytes")
+            response = error_response(413, _too_large(self.limit))
             await response(scope, receive, send)
             return
         seen = 0
+        started = False
 
         async def limited() -> Message:
             nonlocal seen
@@ -43,18 +50,31 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _TooLarge(self.limit)
+                    raise BodyTooLarge(self.limit)
             return message
 
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await error_response(413, f"request body over {self.limit} bytes")(scope, receive, send)
+            await self.app(scope, limited, watched)
+        except BodyTooLarge:
+            # Only reached when a body is read outside the routes' error handling (e.g. by a
+            # middleware); once an answer has started, nothing else can be sent.
+            if started:
+                raise
+            await error_response(413, _too_large(self.limit))(scope, receive, send)
 
 
-class _TooLarge(Exception):
+class BodyTooLarge(ApiError):
     def __init__(self, limit: int) -> None:
-        super().__init__(f"body over {limit} bytes")
+        super().__init__(413, _too_large(limit))
+
+
+def _too_large(limit: int) -> str:
+    return f"request body over {limit} bytes (server.max_body_bytes)"
 
 
 def create_app(
