@@ -6,16 +6,18 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-# Job submission routes, by "[METHOD ]path prefix". Polling (GET /grabs/{id}) is not limited:
-# it costs one store read, and clients poll at their own pace while their jobs run.
+# Job submission routes, by "[METHOD ]path prefix"; a GET rule covers HEAD too (the same
+# handler runs). Polling (GET /grabs/{id}) is not limited: it costs one store read, and clients
+# poll at their own pace while their jobs run. tests/security/test_edge_features.py lists every
+# route as limited or not, so a new submission route cannot be missed.
 DEFAULT_LIMITED = [
     "POST /grabs",
     "GET /grab/",
     "GET /icon/",
     "GET /preview/",
     "POST /bakes",
-    "POST /app-screenshots",
-    "/og",
+    "GET /app-screenshots/",
+    "/og/",
 ]
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
@@ -40,7 +42,8 @@ class EdgeSettings(BaseModel):
         60, ge=1, le=1_000_000, description="Submissions a client may make at once.")
     rate_limited_paths: list[str] = Field(
         default_factory=lambda: list(DEFAULT_LIMITED),
-        description="Routes the limit applies to: '[METHOD ]path-prefix', e.g. 'POST /grabs'.")
+        description="Routes the limit applies to: '[METHOD ]path-prefix', e.g. 'POST /grabs'; "
+        "a GET rule also covers HEAD, a rule without a method covers every method.")
     rate_limit_clients: int = Field(
         10_000, ge=1, le=10_000_000,
         description="Client addresses remembered (least recently seen forgotten first).")

@@ -88,9 +88,15 @@ def _limited(scope: Scope, edge: EdgeSettings) -> str | None:
     method, path = scope["method"], scope["path"]
     for rule in edge.rate_limited_paths:
         want, _, prefix = rule.rpartition(" ")
-        if (not want or want == method) and path.startswith(prefix):
+        if _covers(want, method) and path.startswith(prefix):
             return rule
     return None
+
+
+def _covers(want: str, method: str) -> bool:
+    # A GET route answers HEAD by running the same handler (Starlette adds HEAD to every GET
+    # route), so a HEAD is the same submission: a rule for GET covers it.
+    return not want or want == method or (want == "GET" and method == "HEAD")
 
 
 def client_address(scope: Scope, *, trust_forwarded: bool) -> str:

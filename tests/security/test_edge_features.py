@@ -3,11 +3,21 @@ never reach the log, through a real `oven serve`."""
 
 from __future__ import annotations
 
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
 import httpx
 from oven_process import OvenProcess
 from pipeline.grab_client import metric
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
-from oven.http._edge import TokenBuckets, client_address
+from oven._service import Service
+from oven.config import load
+from oven.config._edge import DEFAULT_LIMITED, EdgeSettings
+from oven.http._edge import TokenBuckets, _limited, client_address
 
 from .conftest import ADMIN_TOKEN, METRICS_TOKEN, PTY_TOKEN, StartOven
 
@@ -105,3 +115,125 @@ def test_the_forwarded_address_is_the_last_entry_and_only_when_trusted() -> None
              "headers": [(b"x-forwarded-for", b"1.2.3.4, 198.51.100.7")]}
     assert client_address(scope, trust_forwarded=False) == "10.0.0.2"
     assert client_address(scope, trust_forwarded=True) == "198.51.100.7"
+
+
+# -- which requests the rate limit covers ------------------------------------------------------
+
+# The requests that make oven do work, as (method, route path): every one of them, in every
+# method Starlette answers for it (a GET route also answers HEAD, and runs the same handler),
+# must be covered by a default rule.
+SUBMISSIONS = {
+    "/grabs": {"POST"},
+    "/grab/{format}/{width:int}/{height:int}/{piece}": {"GET", "HEAD"},
+    "/icon/{size:int}/{name}": {"GET", "HEAD"},
+    "/preview/{dims}/{name}": {"GET", "HEAD"},
+    "/bakes": {"POST"},
+    "/app-screenshots/{preset}/{name}": {"GET", "HEAD"},
+    "/app-screenshots/{name}": {"GET", "HEAD"},  # one request submits a capture per preset
+    "/og/{name}": {"GET", "HEAD"},
+}
+# Routes that are not limited, and why. A new route must be put in one list or the other.
+NOT_LIMITED = {
+    # reads: one store or actor ask each, polled at the client's pace while its jobs run
+    "/grabs/{job_id}", "/grabs/{job_id}/result", "/grab-status", "/frozen", "/results/{key:path}",
+    "/bakes/{bake_id}", "/health", "/ready", "/status", "/metrics", "/openapi.json",
+    # need the admin token (or a job's own cancel token)
+    "/frozen/{piece}", "/cache/{capture_key}", "/admin/reload", "/admin/faults/{actor}/crash",
+    # need the PTY token, and pty.max_sessions bounds what they start
+    "/pty/sessions", "/pty/sessions/{session_id}", "/pty/sessions/{session_id}/stream",
+    "/pty/sessions/{session_id}/ws",
+    # pages and static files
+    "/", "/pty", "/dashboard/events", "/pieces", "/pty/static", "/dashboard/static",
+}
+
+
+def _app_routes() -> list[BaseRoute]:
+    """The routes of the app `oven serve` runs (built, never started)."""
+    app: Any = Service(load(None, env={})).asgi_app()
+    while not isinstance(app, Starlette):
+        app = app.app  # through the edge middleware
+    return list(app.routes)
+
+
+def _example_path(template: str) -> str:
+    """A concrete path for a route template: each {param} becomes a plausible value."""
+    examples = {"format": "png", "width:int": "64", "height:int": "64", "size:int": "64",
+                "dims": "64x64", "key:path": "ab/cd.png"}
+    return re.sub(r"\{([^}]+)\}", lambda m: examples.get(m.group(1), "x.png"), template)
+
+
+def _rule_for(method: str, path: str, edge: EdgeSettings) -> str | None:
+    return _limited({"type": "http", "method": method, "path": path}, edge)
+
+
+def test_every_submission_route_is_covered_by_a_default_rule_in_every_method() -> None:
+    edge = EdgeSettings()
+    routes = _app_routes()
+    paths = {route.path for route in routes if isinstance(route, Route | WebSocketRoute | Mount)}
+    unclassified = paths - set(SUBMISSIONS) - NOT_LIMITED
+    assert not unclassified, f"new routes: add each to SUBMISSIONS or NOT_LIMITED: {unclassified}"
+    for route in routes:
+        if not isinstance(route, Route):
+            continue
+        example = _example_path(route.path)
+        for method in route.methods or ():
+            covered = _rule_for(method, example, edge) is not None
+            assert covered == (method in SUBMISSIONS.get(route.path, set())), \
+                f"{method} {route.path} ({example}) is {'' if covered else 'not '}limited"
+    for path, methods in SUBMISSIONS.items():
+        declared = {m for r in routes if isinstance(r, Route) and r.path == path
+                    for m in r.methods or ()}
+        assert methods <= declared, f"{path} answers {declared}, the list says {methods}"
+
+
+def test_a_rule_for_get_also_limits_head_and_no_other_method() -> None:
+    edge = EdgeSettings(rate_limited_paths=["GET /thing/", "POST /other", "/any"])
+    assert _rule_for("HEAD", "/thing/1", edge) == "GET /thing/"
+    assert _rule_for("GET", "/thing/1", edge) == "GET /thing/"
+    assert _rule_for("POST", "/thing/1", edge) is None
+    assert _rule_for("HEAD", "/other", edge) is None
+    assert _rule_for("DELETE", "/any/x", edge) == "/any"
+    assert _rule_for("HEAD", "/any/x", edge) == "/any"
+
+
+def test_the_shipped_config_file_lists_the_default_rules() -> None:
+    shipped = tomllib.loads((Path(__file__).parents[2] / "config" / "oven.toml").read_text())
+    assert shipped["edge"]["rate_limited_paths"] == DEFAULT_LIMITED
+
+
+def _limited_oven(start_oven: StartOven) -> OvenProcess:
+    """One token per client, refilled once in 100 s; each test client is its own
+    X-Forwarded-For address so one route's burst does not spend another's bucket."""
+    return start_oven({"edge": {"rate_limit_per_s": 0.01, "rate_limit_burst": 2,
+                                "trust_forwarded": True},
+                       "browser": {"pages": 1}})
+
+
+def _burst(oven: OvenProcess, method: str, path: str, client: str) -> list[int]:
+    # Unknown pieces: the answers that get through are quick 404s, no capture runs.
+    return [httpx.request(method, f"{oven.url}{path}", timeout=30,
+                          headers={"x-forwarded-for": client}).status_code for _ in range(4)]
+
+
+def test_a_burst_of_heads_on_the_get_submission_routes_gets_429(start_oven: StartOven) -> None:
+    oven = _limited_oven(start_oven)
+    paths = ["/grab/png/32/32/no-such-piece?nowait=1", "/icon/32/no-such-piece.png",
+             "/preview/32x32/no-such-piece.png", "/app-screenshots/phone-portrait/no-such.png",
+             "/app-screenshots/no-such.zip", "/og/no-such-layout.png"]
+    for index, path in enumerate(paths):
+        answers = _burst(oven, "HEAD", path, f"198.51.100.{index + 1}")
+        assert answers[:2] == [404, 404] and answers[2:] == [429, 429], (path, answers)
+    assert metric(oven, "oven_rate_limited_total", {"rule": "GET /grab/"}) == 2
+
+
+def test_a_burst_of_app_screenshot_requests_gets_429(start_oven: StartOven) -> None:
+    oven = _limited_oven(start_oven)
+    for index, path in enumerate(["/app-screenshots/no-such.zip",
+                                  "/app-screenshots/phone-portrait/no-such.png"]):
+        answers = _burst(oven, "GET", path, f"203.0.113.{index + 1}")
+        assert answers[:2] == [404, 404] and answers[2:] == [429, 429], (path, answers)
+        limited = httpx.get(f"{oven.url}{path}", timeout=30,
+                            headers={"x-forwarded-for": f"203.0.113.{index + 1}"})
+        assert limited.json()["error"]["code"] == "rate_limited"
+        assert int(limited.headers["retry-after"]) > 1
+    assert metric(oven, "oven_rate_limited_total", {"rule": "GET /app-screenshots/"}) == 6
