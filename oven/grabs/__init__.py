@@ -5,9 +5,11 @@ from oven.grabs._settings import LimitsSettings, PiecesSettings, QueueSettings
 from oven.grabs._targets import (
     TargetRefused,
     UnknownPiece,
+    WebUrl,
     is_private,
     origin_of,
     piece_target,
+    read_web_url,
     url_target,
 )
 
@@ -20,9 +22,11 @@ __all__ = [
     "QueueSettings",
     "TargetRefused",
     "UnknownPiece",
+    "WebUrl",
     "capture_key",
     "is_private",
     "origin_of",
     "piece_target",
+    "read_web_url",
     "url_target",
 ]
