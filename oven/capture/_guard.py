@@ -26,7 +26,8 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Literal
-from urllib.parse import urlsplit
+
+from ada_url import URL, HostType
 
 from oven import _metrics as metrics
 from oven.capture._pieces import PIECES_ORIGIN
@@ -39,18 +40,39 @@ Resolver = Callable[[str], Awaitable[list[str]]]
 # data: and blob: never reach the network; ws(s) handshakes are checked like http(s).
 _LOCAL_SCHEMES = frozenset({"data", "blob", "about"})
 _NETWORK_SCHEMES = frozenset({"http", "https", "ws", "wss"})
-_PIECES_HOST = urlsplit(PIECES_ORIGIN).hostname
+_PIECES_HOST = URL(PIECES_ORIGIN).hostname
 # A piece making thousands of blocked requests must not grow the job's record without bound.
 MAX_RECORDED = 20
 LOOKUP_TIMEOUT_S = 5.0
 
 
+# Prefixes whose last 32 bits are an IPv4 address a gateway forwards to: judged by that address.
+_EMBEDDING_LAST_32 = (
+    ipaddress.IPv6Network("::ffff:0:0/96"),  # IPv4-mapped
+    ipaddress.IPv6Network("::ffff:0:0:0/96"),  # IPv4-translated (SIIT)
+    ipaddress.IPv6Network("64:ff9b::/96"),  # NAT64 well-known prefix (RFC 6052)
+)
+# Private whole, whatever they embed.
+_PRIVATE_V6 = (
+    ipaddress.IPv6Network("::/96"),  # IPv4-compatible (deprecated; some stacks route it as IPv4)
+    ipaddress.IPv6Network("64:ff9b:1::/48"),  # NAT64 local use (RFC 8215): the network's own
+    ipaddress.IPv6Network("2001::/32"),  # Teredo: the client IPv4 is obfuscated; no site is there
+)
+
+
 def is_private(address: str) -> bool:
     """True for any address that is not globally routable unicast (loopback, RFC 1918,
-    link-local, CGNAT, documentation, multicast, unspecified; IPv4-mapped IPv6 unwrapped)."""
+    link-local, CGNAT, documentation, multicast, unspecified), and for IPv6 forms that lead to
+    such an IPv4 address: IPv4-mapped, SIIT, NAT64 and 6to4 are judged by the IPv4 address
+    inside; IPv4-compatible, local-use NAT64 and Teredo are private whole."""
     ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if any(ip in net for net in _PRIVATE_V6):
+            return True
+        if any(ip in net for net in _EMBEDDING_LAST_32):
+            return is_private(str(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)))
+        if ip.sixtofour is not None:  # 2002::/16 carries the relay's IPv4 in bits 16..47
+            return is_private(str(ip.sixtofour))
     return not ip.is_global or ip.is_multicast
 
 
@@ -76,15 +98,17 @@ class RequestGuard:
     async def verdict(self, url: str) -> str | None:
         """None when the request may go, else the reason it may not."""
         try:
-            parts = urlsplit(url)
+            parsed = URL(url)  # as Chromium reads it, so the host checked is the host reached
         except ValueError:
             return "bad_url"
-        scheme = parts.scheme.lower()
+        scheme = parsed.protocol.removesuffix(":")
         if scheme in _LOCAL_SCHEMES:
             return None
         if scheme not in _NETWORK_SCHEMES:
             return "scheme"
-        host = parts.hostname
+        host = parsed.hostname
+        if parsed.host_type == HostType.IPV6:
+            host = host.strip("[]")
         if not host:
             return "bad_url"
         if host == _PIECES_HOST or self.mode == "schemes":
