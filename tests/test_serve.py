@@ -44,6 +44,10 @@ def metric(text: str, name: str, labels: str = "") -> float | None:
     return None
 
 
+# What an orderly shutdown must never print: each is a task or callback dying unobserved.
+SHUTDOWN_NOISE = ("Event loop is closed", "Task was destroyed but it is pending", "Traceback")
+
+
 def test_sigterm_stops_everything_and_leaves_no_child_process(oven: OvenProcess) -> None:
     oven.start()
     body = {"piece": "anim", "format": "webp", "frames": 4, "fps": 20, "width": 320,
@@ -51,9 +55,18 @@ def test_sigterm_stops_everything_and_leaves_no_child_process(oven: OvenProcess)
     job = httpx.post(f"{oven.url}/grabs", json=body, timeout=10).json()
     wait_until(lambda: httpx.get(f"{oven.url}/grabs/{job['id']}").json()["state"] == "complete",
                what="the grab to complete")
+    # More grabs, still capturing and encoding when SIGTERM lands: their replies cross actors
+    # that are stopping one after the other.
+    busy = [httpx.post(f"{oven.url}/grabs", timeout=10, json={
+        **body, "format": "mp4", "frames": 40, "width": 320 + 16 * i}).json()["id"]
+        for i in range(3)]
+    wait_until(lambda: any(httpx.get(f"{oven.url}/grabs/{b}").json()["stage"] == "encode"
+                           for b in busy), what="a grab to reach its encode")
     oven.remember_children()
     assert any("chromium" in " ".join(_cmd(p)) for p in oven.descendants)
     assert oven.stop() == 0  # stop() also asserts every descendant is gone
+    log = oven.log
+    assert not [noise for noise in SHUTDOWN_NOISE if noise in log], log[-4000:]
 
 
 def _cmd(pid: int) -> list[str]:

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pykka
@@ -10,7 +13,7 @@ import pytest
 from actors_for_tests import Block, Crash, Echo, FailingStart, Worker
 from prometheus_client import REGISTRY
 
-from oven.actors import ActorContext
+from oven.actors import ActorContext, AsyncActor
 from oven.supervisor import (
     ActorUnavailable,
     ChildSpec,
@@ -253,3 +256,82 @@ def test_an_async_actor_with_a_blocked_loop_counts_as_hung(tree: Any) -> None:
         assert restarts("loopy", "hung") == 1
     finally:
         release.set()
+
+
+# -- owned tasks: a long-lived task that dies is logged and acted on ------------------------------
+
+
+@dataclass(frozen=True)
+class BreakLoop:
+    """Make the actor's owned loop raise on its next turn."""
+
+    why: str
+
+
+class LoopOwner(AsyncActor):
+    """Runs one owned loop; `BreakLoop` makes it raise (a bug in a long-lived task)."""
+
+    on_death = "crash"
+
+    async def start_async(self) -> None:
+        self.broken: asyncio.Queue[str] = asyncio.Queue()
+        self.turns = 0
+        self.own("ticker", self._tick, on_death=self.on_death)  # type: ignore[arg-type]
+
+    async def _tick(self) -> None:
+        self.turns += 1
+        why = await self.broken.get()
+        raise RuntimeError(why)
+
+    def receive(self, message: Any) -> Any:
+        match message:
+            case BreakLoop(why=why):
+                return self.defer(self._break(why))
+            case "turns":
+                return self.defer(self._turns())
+        return super().receive(message)
+
+    async def _break(self, why: str) -> None:
+        self.broken.put_nowait(why)
+
+    async def _turns(self) -> int:
+        return self.turns
+
+
+class RestartingLoopOwner(LoopOwner):
+    on_death = "restart"
+
+
+def test_an_owned_loop_that_raises_is_logged_with_its_name_and_the_actor_is_restarted(
+    tree: Any, caplog: pytest.LogCaptureFixture,
+) -> None:
+    t = tree([ChildSpec(id="owner", start=LoopOwner.start)])
+    t.ref.ask(StartChildren(), timeout=10)
+    ref = t.registry.ref("owner")
+    with caplog.at_level(logging.ERROR):
+        ref.ask(BreakLoop("the loop hit a bug"), timeout=2)
+        new = t.wait_for_new("owner", ref.actor_urn, timeout=5)
+    assert restarts("owner", "crash") == 1
+    died = [r for r in caplog.records if r.levelno == logging.ERROR and "ticker" in r.getMessage()]
+    assert died, [r.getMessage() for r in caplog.records]
+    assert died[0].exc_info is not None and "the loop hit a bug" in str(died[0].exc_info[1])
+    assert new.ask("turns", timeout=2) == 1  # the new incarnation runs its own loop
+
+
+def test_an_owned_loop_may_instead_be_restarted_in_place_with_backoff(
+    tree: Any, caplog: pytest.LogCaptureFixture,
+) -> None:
+    t = tree([ChildSpec(id="restarting", start=RestartingLoopOwner.start)])
+    t.ref.ask(StartChildren(), timeout=10)
+    ref = t.registry.ref("restarting")
+    with caplog.at_level(logging.ERROR):
+        for turn in (2, 3):
+            ref.ask(BreakLoop(f"bug {turn}"), timeout=2)
+            deadline = time.monotonic() + 5
+            while ref.ask("turns", timeout=2) < turn:
+                assert time.monotonic() < deadline, "the loop was not restarted"
+                time.sleep(0.01)  # polling the actor: the restart has no event to wait on
+    assert ref.is_alive() and t.registry.ref("restarting").actor_urn == ref.actor_urn
+    assert restarts("restarting", "crash") == 0
+    died = [r for r in caplog.records if "ticker" in r.getMessage() and r.exc_info]
+    assert len(died) == 2

@@ -166,7 +166,11 @@ class OvenFuture(ThreadingFuture[Any]):
             self._done = True
             callbacks, self._callbacks = self._callbacks, []
         for callback in callbacks:
-            callback(self)
+            try:
+                callback(self)
+            except Exception:
+                # One waiter's broken callback must not keep the reply from the others.
+                log.exception("a reply callback failed")
 
     def set(self, value: Any | None = None) -> None:
         if isinstance(value, Deferred):

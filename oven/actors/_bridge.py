@@ -39,7 +39,13 @@ async def ask_async(ref: pykka.ActorRef[Any], message: Any, *, timeout: float) -
 
     def wake(_: OvenFuture) -> None:
         # Runs in the actor's thread; asyncio futures may only be touched from their loop.
-        loop.call_soon_threadsafe(resolve)
+        try:
+            loop.call_soon_threadsafe(resolve)
+        except RuntimeError:
+            # The asker's loop has closed (its actor stopped first, at shutdown): nobody is
+            # left to wake, and the reply is dropped with it.
+            if not loop.is_closed():
+                raise
 
     if isinstance(future, OvenFuture):
         future.add_done_callback(wake)

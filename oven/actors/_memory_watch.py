@@ -73,7 +73,6 @@ class MemoryWatch(AsyncActor):
         self.last_full = 0.0
         self.last_hard_action = 0.0
         self.last_recycle = float("-inf")
-        self._task: asyncio.Task[None] | None = None
         self._sampler_cpu = 0.0
 
     async def start_async(self) -> None:
@@ -86,11 +85,9 @@ class MemoryWatch(AsyncActor):
         self.sampler = TreeSampler(os.getpid(), self.settings)
         log.info("memory budget %d MB (%s); cgroup %s", self.budget >> 20, self.budget_source,
                  self.cgroup.version if self.cgroup else "not found")
-        self._task = asyncio.get_running_loop().create_task(self._watch())
+        self.own("sampler", self._watch)
 
     async def stop_async(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
         self.board.clear("memory")
 
     def reconfigure(self, settings: Any) -> None:

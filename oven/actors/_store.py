@@ -62,16 +62,13 @@ class StoreActor(AsyncActor):
         self.settings = settings
         self.board = board
         self.store: Store | None = None
-        self._watch: asyncio.Task[None] | None = None
 
     async def start_async(self) -> None:
         self.store = make_store(self.settings.store, self.settings.server.data_dir)
         await self.store.start()
-        self._watch = asyncio.get_running_loop().create_task(self._watch_reachability())
+        self.own("reachability", self._watch_reachability)
 
     async def stop_async(self) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
         if self.store is not None:
             await self.store.close()
 
@@ -81,8 +78,10 @@ class StoreActor(AsyncActor):
             try:
                 await self.store.ping()
                 self.board.clear("store")
-            except StoreUnavailable as exc:
-                self.board.set("store", str(exc))
+            except Exception as exc:
+                # Any failed ping, translated by the backend or not, means new work cannot be
+                # recorded: not ready, with the reason as the backend put it.
+                self.board.set("store", str(exc) or type(exc).__name__)
             await asyncio.sleep(2.0)
 
     def receive(self, message: Any) -> Any:
