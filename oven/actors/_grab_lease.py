@@ -101,24 +101,35 @@ class LeaseKeeper:
             metrics.LEASE_CLAIMS.labels(instance_id=self.owner).inc()
         return record
 
-    async def renew(self, job_ids: list[str]) -> list[str]:
-        """Renew each lease; returns the ids whose lease is no longer ours."""
-        lost = []
-        for job_id in job_ids:
+    async def renew(self, held: list[tuple[str, str | None]]) -> set[str]:
+        """Renew the lease of each (job id, claim token); returns the ids no longer ours."""
+        lost = set()
+        for job_id, claim in held:
             t0 = time.monotonic()
-            if not await self.store.renew_lease(job_id, self.owner, lease_s=self.lease_s):
-                lost.append(job_id)
+            if not await self.store.renew_lease(job_id, self.owner, lease_s=self.lease_s,
+                                                claim=claim):
+                lost.add(job_id)
             metrics.LEASE_OP_SECONDS.labels(op="renew").observe(time.monotonic() - t0)
         return lost
 
-    async def requeue_expired(self, running_here: set[str]) -> int:
-        """Requeue (or fail, when out of attempts or time) jobs whose owner stopped renewing."""
+    async def requeue_expired(self, held_here: set[str]) -> int:
+        """Requeue (or fail, when out of attempts or time) jobs whose owner stopped renewing.
+
+        A job parked in upload_pending is taken over only once its lease has been silent for
+        `cluster.parked_takeover_s` more: its encoded file is on its owner's disk, so a takeover
+        captures it again, and an owner that restarts soon finishes it cheaper.
+        """
         now = time.time()
         taken = 0
         for record in await self.store.expired_leases(now=now):
-            if record.id in running_here:
+            if record.id in held_here:
                 continue  # ours: the heartbeat renews it (a late one still finds it running)
             owner = record.owner or "an unknown instance"
+            if record.state is JobState.UPLOAD_PENDING:
+                silent = now - (record.lease_expires_at or now)
+                if silent >= self.settings.cluster.parked_takeover_s:
+                    taken += await self._take_over_parked(record, owner, now)
+                continue
             out_of_tries = record.attempts >= self.settings.queue.max_attempts
             try:
                 if out_of_tries or now >= record.deadline_at:
@@ -140,3 +151,18 @@ class LeaseKeeper:
             log.warning("job=%s: lease of %s expired; %s", record.id, owner,
                         "failed (no attempts left)" if out_of_tries else "requeued")
         return taken
+
+    async def _take_over_parked(self, record: JobRecord, owner: str, now: float) -> int:
+        note = (f"{owner} parked it for upload and has been gone for "
+                f"{self.settings.cluster.parked_takeover_s:g} s; captured again")
+        try:
+            await self.store.transition(
+                record.id, JobState.QUEUED, expect=JobState.UPLOAD_PENDING,
+                expect_lease_before=now - self.settings.cluster.parked_takeover_s, note=note,
+                stage="queued", owner=None, lease_expires_at=None, attempts=0, error=None,
+                deadline_at=now + self.settings.queue.deadline_s)
+        except StaleState:
+            return 0  # its owner came back, or another instance was first
+        metrics.LEASES_EXPIRED.labels(instance_id=self.owner).inc()
+        log.warning("job=%s: %s", record.id, note)
+        return 1

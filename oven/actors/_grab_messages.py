@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +51,7 @@ class Submitted:
     job: dict[str, Any]  # the job view (see _view)
     cached: bool
     attached: bool
+    cancel_token: str | None = None  # only for the submission that created the job
 
 
 @dataclass(frozen=True)
@@ -75,10 +79,35 @@ def record_view(record: JobRecord) -> dict[str, Any]:
     return {
         "id": record.id, "state": record.state.value, "stage": record.stage,
         "lane": record.lane, "piece": record.piece, "capture_key": record.capture_key,
-        "request": {k: v for k, v in record.request.items() if k != "target_url"},
+        "request": {k: v for k, v in record.request.items() if k not in INTERNAL_KEYS},
         "attempts": record.attempts, "created_at": record.created_at,
         "updated_at": record.updated_at, "deadline_at": record.deadline_at,
         "timings": record.timings, "result": record.result, "error": record.error,
         "history": [h.model_dump(mode="json") for h in record.history],
         "position": None, "eta_s": None,
     }
+
+
+# -- cancel tokens ---------------------------------------------------------------------------
+# A job can be cancelled by the admin or by whoever holds its cancel token, handed out once to
+# the submission that created it. The job keeps only a digest, in its request dict beside
+# target_url: nothing read from the store or shown in a view can cancel it.
+
+CANCEL_DIGEST = "cancel_digest"
+INTERNAL_KEYS = frozenset({"target_url", CANCEL_DIGEST})  # in record.request, not the grab's
+
+
+def new_cancel_token() -> tuple[str, str]:
+    """A fresh token and the digest the job keeps."""
+    token = secrets.token_urlsafe(32)
+    return token, _digest(token)
+
+
+def cancel_token_matches(record: JobRecord, token: str) -> bool:
+    """Constant time; a job admitted without a digest matches no token."""
+    expected = record.request.get(CANCEL_DIGEST)
+    return isinstance(expected, str) and hmac.compare_digest(expected, _digest(token))
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

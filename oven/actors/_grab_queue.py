@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import time
 import uuid
@@ -28,6 +29,7 @@ from oven.actors._base import ActorContext
 from oven.actors._browser_pool import CaptureStage
 from oven.actors._grab_lease import LeaseKeeper, Watchers, resolve_instance_id
 from oven.actors._grab_messages import (
+    CANCEL_DIGEST,
     Cancel,
     GetJob,
     JobElsewhere,
@@ -37,6 +39,7 @@ from oven.actors._grab_messages import (
     Submit,
     Submitted,
     WaitFor,
+    new_cancel_token,
     record_view,
 )
 from oven.actors._grab_run import Pipeline
@@ -49,6 +52,8 @@ from oven.store import CaptureKeyBusy, JobRecord, StaleState
 log = logging.getLogger(__name__)
 
 _LANE_ORDER = {Lane.INTERACTIVE.value: 0, Lane.BACKGROUND.value: 1}
+# How long a DELETE waits for a running job to settle before answering with its current view.
+CANCEL_WAIT_S = 20.0
 
 
 # -- state -----------------------------------------------------------------------------------
@@ -102,7 +107,7 @@ class GrabQueue(AsyncActor, JobRunner):
             task.cancel()
         # Running jobs stay `running` with our name on them: requeued when this instance starts
         # again, or by another instance once their lease runs out.
-        for run in self.runs.values():
+        for run in list(self.runs.values()):
             if run.task is not None:
                 run.task.cancel()
 
@@ -114,13 +119,7 @@ class GrabQueue(AsyncActor, JobRunner):
         mine = [r for r in records if r.owner in (self.instance, None)]
         for record in mine:
             if record.state is JobState.RUNNING:
-                try:
-                    await self.store.transition(
-                        record.id, JobState.QUEUED, expect=JobState.RUNNING,
-                        expect_owner=record.owner, note=f"requeued after {self.instance} "
-                        "restarted", stage="queued", owner=None, lease_expires_at=None)
-                except StaleState:
-                    continue  # taken over meanwhile by another instance
+                await self._requeue_after_restart(record)
                 continue
             grab, target = parse_request(record)
             self.pending_uploads[record.id] = Run(record, grab, target, stage="upload",
@@ -129,6 +128,27 @@ class GrabQueue(AsyncActor, JobRunner):
             log.info("instance %s resumed %d of its jobs from the store", self.instance,
                      len(mine))
         await self._refresh_queued()
+
+    async def _requeue_after_restart(self, record: JobRecord) -> None:
+        """A job this instance was running when it stopped: queued again, unless it is out of
+        attempts or time (a job that takes the whole instance down must not do so forever)."""
+        out_of_tries = record.attempts >= self.settings.queue.max_attempts
+        fields: dict[str, Any]
+        if out_of_tries or time.time() >= record.deadline_at:
+            why = (f"{record.attempts} attempts" if out_of_tries else "its deadline passed")
+            reason = f"{self.instance} stopped while running it, and {why}"
+            to, fields = JobState.FAILED, {"error": reason, "stage": None}
+        else:
+            reason = f"requeued after {self.instance} restarted"
+            to, fields = JobState.QUEUED, {"stage": "queued", "owner": None}
+        try:
+            record = await self.store.transition(
+                record.id, to, expect=JobState.RUNNING, expect_owner=record.owner,
+                expect_claim=record.claim, note=reason, lease_expires_at=None, **fields)
+        except StaleState:
+            return  # taken over meanwhile by another instance
+        if to is JobState.FAILED:
+            self._finished(record)
 
     def reconfigure(self, settings: Any) -> None:
         self.settings = settings
@@ -189,7 +209,9 @@ class GrabQueue(AsyncActor, JobRunner):
         queued = len(self.queued)
         if queued >= settings.queue.max_queued:
             raise QueueFull(queued, self._eta(queued))
-        request = grab.model_dump(mode="json") | {"target_url": msg.target_url}
+        cancel_token, digest = new_cancel_token()
+        request = grab.model_dump(mode="json") | {"target_url": msg.target_url,
+                                                  CANCEL_DIGEST: digest}
         record = JobRecord.queued(id=uuid.uuid4().hex, capture_key=key, lane=grab.lane.value,
                                   request=request, deadline_s=settings.queue.deadline_s,
                                   piece=grab.piece)
@@ -207,7 +229,8 @@ class GrabQueue(AsyncActor, JobRunner):
                  grab.format.value, grab.lane.value)
         self._gauge()
         self._kick()
-        return Submitted(self._view_record(record), cached=False, attached=False)
+        return Submitted(self._view_record(record), cached=False, attached=False,
+                         cancel_token=cancel_token)
 
     def _set_stage(self, job_id: str, stage: str) -> None:
         run = self.runs.get(job_id)
@@ -229,13 +252,20 @@ class GrabQueue(AsyncActor, JobRunner):
         return await self._get(job_id)
 
     async def _cancel(self, job_id: str) -> dict[str, Any] | None:
-        run = self.runs.get(job_id)
+        """Cancel a job wherever it is; cancelling twice, or a job already final, answers its
+        view. A run whose attempt already ended is settling its outcome: that outcome stands."""
+        run = self.runs.get(job_id) or self.pending_uploads.get(job_id)
         if run is not None:
-            await self._stop_run(run)
-            await run.done.wait()
+            run.cancel_requested = True
+            if self.pending_uploads.get(job_id) is run and not run.uploading:
+                await self._cancel_parked(run)
+            else:
+                await self._stop_run(run)
+            # Bounded: settling waits for the store, and the caller's ask has its own timeout.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(run.done.wait(), CANCEL_WAIT_S)
             return await self._get(job_id)
-        parked = self.pending_uploads.pop(job_id, None)
-        record = parked.record if parked is not None else await self.store.get_job(job_id)
+        record = await self.store.get_job(job_id)
         if record is None or record.state.is_final:
             return None if record is None else self._view_record(record)
         if record.state is JobState.RUNNING:
@@ -256,7 +286,7 @@ class GrabQueue(AsyncActor, JobRunner):
         while True:
             await asyncio.sleep(self.settings.cluster.poll_s)
             try:
-                await self.leases.requeue_expired(set(self.runs))
+                await self.leases.requeue_expired({*self.runs, *self.pending_uploads})
                 await self._refresh_queued()
                 for job_id in self.watchers.watched():
                     if job_id in self.runs:

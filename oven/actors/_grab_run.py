@@ -7,7 +7,9 @@ freezing the piece); storage outages park the job in upload_pending with its fil
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import logging
 import shutil
 import time
 from collections.abc import Callable
@@ -20,10 +22,10 @@ import pykka
 from oven import _metrics as metrics
 from oven.actors._bridge import AskTimeout, ask_async
 from oven.actors._browser_pool import Capture, CaptureTimeout
-from oven.actors._encoder import Encode
+from oven.actors._encoder import CancelEncode, Encode
 from oven.actors._mailbox import MailboxFull
 from oven.actors._uploader import Upload
-from oven.capture import BrowserGone, CaptureRequest, GuardMode, PieceError
+from oven.capture import BrowserGone, GuardMode, PieceError, RendererCrashed
 from oven.config import Settings
 from oven.encode import EncodeError, EncodeRequest, Format
 from oven.grabs import GrabRequest
@@ -31,22 +33,32 @@ from oven.storage import StorageError
 from oven.store import StoreUnavailable
 from oven.supervisor import ActorUnavailable
 
+log = logging.getLogger(__name__)
+
 # Failures a retry can fix: the browser died or was recycled, a peer was restarting or busy.
 TRANSIENT = (BrowserGone, MailboxFull, ActorUnavailable, AskTimeout, pykka.ActorDeadError,
              StoreUnavailable)
 
 
-class Transient(Exception):
+class Failure(Exception):
+    """A failed attempt. `piece_fault` says whether the piece itself failed (its page did not
+    load, threw, crashed its own renderer, overran its memory or never finished before the
+    deadline while it ran): only those count toward freezing it. oven's own trouble (a deadline
+    passed while queued or waiting for a page, a browser that cannot start, a full disk, ffmpeg,
+    an internal error) never does, or three hostile requests could freeze a piece for everyone.
+    """
+
+    def __init__(self, message: str, *, piece_fault: bool = False) -> None:
+        super().__init__(message)
+        self.piece_fault = piece_fault
+
+
+class Transient(Failure):
     """Retry the job (if attempts and deadline allow)."""
 
 
-class Permanent(Exception):
+class Permanent(Failure):
     """Fail the job with this message; a retry would fail the same way."""
-
-
-class HostTrouble(Permanent):
-    """This host failed the job (e.g. its disk is full): a plain failure, not the piece's fault,
-    so it does not count toward freezing the piece."""
 
 
 class UploadPending(Exception):
@@ -100,9 +112,9 @@ class Pipeline:
                   page_free: Callable[[], None]) -> Outcome:
         """Capture, encode and upload.
 
-        `stage(name)` is called as each hop begins; `page_free()` once the page slot is free
-        (after capture, or on failure), so the queue can start the next capture while this job
-        encodes. It must be idempotent.
+        `stage(name)` is called as each hop begins; `page_free()` once the capture is done,
+        so the queue can start the next capture while this job encodes. On failure the caller
+        frees the slot once the failure is settled. It must be idempotent.
         """
         timings: dict[str, float] = {}
         work = self.job_dir(job_id)
@@ -111,10 +123,9 @@ class Pipeline:
                                    page_free, work, timings)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise HostTrouble(f"the job's temp dir {work.parent} is full: {exc}") from None
+                raise Permanent(f"the job's temp dir {work.parent} is full: {exc}") from None
             raise
         finally:
-            page_free()
             shutil.rmtree(work, ignore_errors=True)
 
     async def _run(self, job_id: str, key: str, grab: GrabRequest, target_url: str,
@@ -129,18 +140,21 @@ class Pipeline:
             raise Permanent("deadline passed while the job was queued")
         stage("navigate")
         t0 = time.monotonic()
-        request = CaptureRequest(url=target_url, width=grab.width, height=grab.height,
-                                 density=grab.density, frames=grab.frames, fps=grab.fps,
-                                 clock=grab.clock, guard=_guard_mode(grab, self.settings))
+        request = grab.capture_request(target_url, guard=_guard_mode(grab, self.settings))
         try:
             captured = await ask_async(
                 self.lookup.ref("browser"),
                 Capture(job_id, request, frames_dir, remaining, progress_to="grab_queue"),
                 timeout=remaining + 10)
         except PieceError as exc:
-            raise Permanent(str(exc)) from None
+            raise Permanent(str(exc), piece_fault=True) from None
         except CaptureTimeout as exc:
-            raise Permanent(f"{exc}; the job's deadline has passed") from None
+            # The piece's fault only when its page was running when time ran out (a busy loop,
+            # a page that never settles), not while the job waited for a page or a browser.
+            raise Permanent(f"{exc}; the job's deadline has passed",
+                            piece_fault=exc.in_page) from None
+        except RendererCrashed as exc:
+            raise Transient(f"capture: {exc}", piece_fault=True) from None
         except TRANSIENT as exc:
             raise Transient(f"capture: {exc}") from None
         timings["capture_total"] = time.monotonic() - t0
@@ -158,6 +172,10 @@ class Pipeline:
             encoded = await ask_async(
                 self.lookup.ref("encoder"), Encode(job_id, encode),
                 timeout=self.settings.encoder.timeout_s * 3 + 30)
+        except (AskTimeout, asyncio.CancelledError):
+            # We stop waiting, so ffmpeg must stop working: nobody would read its output.
+            self._tell("encoder", CancelEncode(job_id))
+            raise
         except EncodeError as exc:
             if exc.transient:
                 raise Transient(f"encode: {exc}") from None
@@ -198,6 +216,12 @@ class Pipeline:
         metrics.STAGE_SECONDS.labels(stage="upload").observe(timings["upload"])
         return {"storage_key": stored.key, "size": stored.size, "content_type": content_type,
                 "url": stored.url}
+
+    def _tell(self, name: str, message: Any) -> None:
+        try:
+            self.lookup.ref(name).tell(message)
+        except Exception as exc:  # best effort: a restarting peer has dropped the work anyway
+            log.warning("%s not told %s: %s", name, type(message).__name__, exc)
 
     def keep_for_retry(self, job_id: str, fmt: str, path: Path) -> Path:
         keep = self.pending_path(job_id, fmt)

@@ -23,7 +23,8 @@ from oven.actors._bridge import AskTimeout, ask_async
 from oven.actors._browser_pool import CancelCapture
 from oven.actors._encoder import CancelEncode
 from oven.actors._grab_lease import LeaseKeeper, Watchers
-from oven.actors._grab_run import HostTrouble, Permanent, Pipeline, Transient, UploadPending
+from oven.actors._grab_messages import CANCEL_DIGEST
+from oven.actors._grab_run import Outcome, Permanent, Pipeline, Transient, UploadPending
 from oven.actors._store import StoreClient
 from oven.actors._webhooks import Deliver
 from oven.config import Settings
@@ -39,7 +40,13 @@ T = TypeVar("T")
 
 @dataclass
 class Run:
-    """A job this instance holds the lease of (running, or parked in upload_pending)."""
+    """A job this instance holds the lease of (running, or parked in upload_pending).
+
+    `task` is the run's whole life: the attempt, then settling its outcome in the store.
+    `attempt` is the cancellable part (the pipeline); a cancel stops only it, so a cancel that
+    lands while the outcome is being written cannot tear the write in half. `claim` is the
+    store's token for this claim: every settle and renewal carries it.
+    """
 
     record: JobRecord
     grab: GrabRequest
@@ -48,13 +55,28 @@ class Run:
     stage: str = "navigate"
     started: float = field(default_factory=time.monotonic)
     task: asyncio.Task[None] | None = None
+    attempt: asyncio.Task[Outcome] | None = None
     holds_page: bool = True
     lease_lost: bool = False
+    cancel_requested: bool = False
+    uploading: bool = False  # a parked job's upload is under way in the retry loop
+
+    @property
+    def claim(self) -> str | None:
+        return self.record.claim
+
+
+def _log_run_end(task: asyncio.Task[None]) -> None:
+    """A run's task is owned by its Run; an exception escaping it is a bug worth an ERROR line
+    (the run itself was already forgotten in its `finally`)."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("%s ended with an unexpected error", task.get_name(), exc_info=exc)
 
 
 def parse_request(record: JobRecord) -> tuple[GrabRequest, str]:
     request = dict(record.request)
     target = request.pop("target_url")
+    request.pop(CANCEL_DIGEST, None)
     return GrabRequest.model_validate(request), target
 
 
@@ -89,10 +111,11 @@ class JobRunner:
         raise NotImplementedError
 
     async def _stop_run(self, run: Run) -> None:
-        """Cancel a running job's task and stop its hop where it runs (page, ffmpeg)."""
-        if run.task is None:
+        """Cancel a running job's attempt and stop its hop where it runs (page, ffmpeg).
+        Idempotent; once the attempt has ended, its outcome is being settled and stands."""
+        if run.attempt is None or run.attempt.done():
             return
-        run.task.cancel()
+        run.attempt.cancel()
         for name, message in (("browser", CancelCapture(run.record.id)),
                               ("encoder", CancelEncode(run.record.id))):
             try:
@@ -111,7 +134,10 @@ class JobRunner:
     async def _claim(self) -> None:
         while self._claim_again and not self._stopping:
             self._claim_again = False
-            while not self._stopping and "memory" not in self.board.reasons():
+            # Any reason this instance is not ready (memory pressure, a browser that is down
+            # or restarting, an unreachable store) is a reason not to take work others could
+            # run; "full" is about admission, not about running.
+            while not self._stopping and not (set(self.board.reasons()) - {"full"}):
                 pages = self.settings.browser.pages
                 free = pages - self.capturing
                 if free <= 0:
@@ -143,12 +169,14 @@ class JobRunner:
             return
         run = Run(record, grab, target)
         self.runs[record.id] = run
-        run.task = asyncio.get_running_loop().create_task(self._run(run))
+        run.task = asyncio.get_running_loop().create_task(self._run(run), name=f"run {record.id}")
+        run.task.add_done_callback(_log_run_end)
 
     async def _fail_unreadable(self, record: JobRecord, exc: Exception) -> None:
         reason = f"the stored request cannot be read: {exc}"
         record = await self.store.transition(record.id, JobState.FAILED, note=reason,
-                                             error=reason, expect_owner=self.instance)
+                                             error=reason, expect_owner=self.instance,
+                                             expect_claim=record.claim)
         self._finished(record)
 
     def _page_free(self, run: Run) -> None:
@@ -158,50 +186,78 @@ class JobRunner:
             self._kick()
 
     async def _run(self, run: Run) -> None:
+        """The life of one claimed job: its attempt, then its outcome settled in the store.
+        Whatever happens, the run is forgotten at the end (and its waiters woken)."""
         record = run.record
         if len(record.history) > 1:  # from (re)queueing to this claim
             metrics.STAGE_SECONDS.labels(stage="queue_wait").observe(
                 max(0.0, record.history[-1].at - record.history[-2].at))
+        run.attempt = asyncio.get_running_loop().create_task(
+            self._attempt(run), name=f"attempt {record.id}")
+        try:
+            try:
+                outcome = await run.attempt
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if self._stopping or (task is not None and task.cancelling()):
+                    raise  # shutdown: the job stays `running` and is requeued at the next start
+                self._page_free(run)
+                if not run.lease_lost:  # else another instance runs it now
+                    await self._finish(run, JobState.CANCELLED, note="cancelled by a client")
+                return
+            # A failed attempt keeps its page slot until its outcome is settled: the next
+            # claim then sees a freeze this failure caused, instead of capturing the piece again.
+            except Transient as exc:
+                await self._retry_or_fail(run, exc)
+                return
+            except Permanent as exc:
+                await self._fail(run, str(exc), blame_piece=exc.piece_fault)
+                return
+            except UploadPending as exc:
+                await self._park(run, exc)
+                return
+            except Exception as exc:
+                log.exception("job=%s failed unexpectedly", record.id)
+                await self._fail(run, f"internal error: {exc!r}")  # oven's, not the piece's
+                return
+            await self._complete(run, outcome.result, outcome.timings)
+        finally:
+            self._page_free(run)
+            if run.record.state is not JobState.UPLOAD_PENDING or run.lease_lost:
+                self._forget(run)
+
+    async def _attempt(self, run: Run) -> Outcome:
+        """The cancellable part of a run: a frozen piece fails fast, else the pipeline."""
+        record = run.record
+        if record.piece is not None:
+            try:
+                until = await self.store.frozen_until(record.piece)
+            except (StoreUnavailable, AskTimeout, ActorUnavailable) as exc:
+                raise Transient(f"store: {exc}") from None
+            if until is not None and until > time.time():
+                raise Permanent(f"piece {record.piece!r} is frozen for "
+                                f"{until - time.time():.0f} s more; not captured")
 
         def stage(name: str) -> None:
             run.stage = name
 
-        try:
-            outcome = await self.pipeline.run(
-                record.id, record.capture_key, run.grab, run.target_url, record.deadline_at,
-                stage, lambda: self._page_free(run))
-        except asyncio.CancelledError:
-            self._page_free(run)
-            if self._stopping:
-                raise  # shutdown: the job stays `running` and is requeued at the next start
-            if run.lease_lost:
-                self._forget(run)  # another instance runs it now
-                return
-            await self._finish(run, JobState.CANCELLED, note="cancelled by a client")
+        return await self.pipeline.run(
+            record.id, record.capture_key, run.grab, run.target_url, record.deadline_at,
+            stage, lambda: self._page_free(run))
+
+    async def _park(self, run: Run, exc: UploadPending) -> None:
+        """Storage is down: keep the encoded file and the job's lease, retry the upload."""
+        log.warning("job=%s waits for storage: %s", run.record.id, exc)
+        if not await self._move(run, JobState.UPLOAD_PENDING, note=str(exc), stage="upload",
+                                error=str(exc), result=exc.facts, timings=exc.timings,
+                                lease_expires_at=time.time() + self.settings.cluster.lease_s):
             return
-        except Transient as exc:
-            await self._retry_or_fail(run, str(exc))
-            return
-        except Permanent as exc:
-            await self._fail(run, str(exc), blame_piece=not isinstance(exc, HostTrouble))
-            return
-        except UploadPending as exc:
-            log.warning("job=%s waits for storage: %s", record.id, exc)
-            await self._move(run, JobState.UPLOAD_PENDING, note=str(exc), stage="upload",
-                             error=str(exc), result=exc.facts, timings=exc.timings,
-                             lease_expires_at=None)
-            if not run.lease_lost:
-                self.runs.pop(record.id, None)
-                self.pending_uploads[record.id] = run
-                self._gauge()
-            return
-        except Exception as exc:
-            log.exception("job=%s failed unexpectedly", record.id)
-            await self._fail(run, f"internal error: {exc!r}")
-            return
-        finally:
-            self._page_free(run)
-        await self._complete(run, outcome.result, outcome.timings)
+        if self.runs.get(run.record.id) is run:
+            del self.runs[run.record.id]
+        self.pending_uploads[run.record.id] = run
+        self._gauge()
+        if run.cancel_requested:  # a cancel arrived while the attempt ended in parking
+            await self._cancel_parked(run)
 
     async def _move(self, run: Run, state: JobState, *, note: str | None,
                     **fields: Any) -> bool:
@@ -209,7 +265,8 @@ class JobRunner:
         job_id = run.record.id
         try:
             run.record = await self._stored(lambda: self.store.transition(
-                job_id, state, expect_owner=self.instance, note=note, **fields))
+                job_id, state, expect_owner=self.instance, expect_claim=run.claim, note=note,
+                **fields))
         except StaleState as exc:
             # Our lease passed on (we were silent too long) or a client cancelled the job
             # elsewhere: either way it is no longer ours to finish.
@@ -242,15 +299,16 @@ class JobRunner:
                         timings: dict[str, float]) -> None:
         record = run.record
         self.service_times.append(time.monotonic() - run.started)
-        # Cache first: between releasing the key and caching it, a request would miss both.
-        await self._stored(lambda: self.store.cache_put(
-            record.capture_key, result, self.settings.store.cache_ttl_s))
+        ttl = self.settings.store.cache_ttl_s
+        if ttl > 0:
+            # Cache first: between releasing the key and caching it, a request would miss both.
+            await self._stored(lambda: self.store.cache_put(record.capture_key, result, ttl))
         if await self._finish(run, JobState.COMPLETE, result=result, timings=timings,
                               error=None) and record.piece is not None:
-            await self.store.record_piece_success(record.piece)
+            await self._stored(lambda: self.store.record_piece_success(record.piece or ""))
 
-    async def _retry_or_fail(self, run: Run, reason: str) -> None:
-        record = run.record
+    async def _retry_or_fail(self, run: Run, failure: Transient) -> None:
+        record, reason = run.record, str(failure)
         if record.attempts < self.settings.queue.max_attempts and time.time() < record.deadline_at:
             log.warning("job=%s attempt %d failed (%s); retrying", record.id, record.attempts,
                         reason)
@@ -260,19 +318,22 @@ class JobRunner:
                 self._forget(run)
                 self._kick()  # claims it again (here or elsewhere); the next poll shows it queued
             return
-        await self._fail(run, f"{reason} (after {record.attempts} attempts)")
+        await self._fail(run, f"{reason} (after {record.attempts} attempts)",
+                         blame_piece=failure.piece_fault)
 
-    async def _fail(self, run: Run, reason: str, *, blame_piece: bool = True) -> None:
+    async def _fail(self, run: Run, reason: str, *, blame_piece: bool = False) -> None:
+        """Fail the job; only a failure of the piece itself counts toward freezing it."""
         record = run.record
         log.info("job=%s failed: %s", record.id, reason)
         if not await self._finish(run, JobState.FAILED, note=reason, error=reason):
             return
         if record.piece is None or not blame_piece:
             return
-        count = await self.store.record_piece_failure(record.piece, reason)
+        piece = record.piece
+        count = await self._stored(lambda: self.store.record_piece_failure(piece, reason))
         if count >= self.settings.queue.freeze_after:
             until = time.time() + self.settings.queue.freeze_for_s
-            await self.store.freeze(record.piece, until, reason)
+            await self._stored(lambda: self.store.freeze(piece, until, reason))
             log.warning("piece %s frozen for %.0f s after %d failures in a row: %s",
                         record.piece, self.settings.queue.freeze_for_s, count, reason)
 
@@ -296,8 +357,10 @@ class JobRunner:
             self._callback(callback, record.id, record.state, result, record.error)
 
     def _forget(self, run: Run) -> None:
-        self.runs.pop(run.record.id, None)
-        self.pending_uploads.pop(run.record.id, None)
+        # Only this run: a newer claim of the same job (after our lease lapsed) may be here too.
+        for table in (self.runs, self.pending_uploads):
+            if table.get(run.record.id) is run:
+                del table[run.record.id]
         run.done.set()
         self._gauge()
 
@@ -329,40 +392,66 @@ class JobRunner:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.settings.cluster.heartbeat_s)
-            running = [job_id for job_id, run in self.runs.items() if run.task is not None]
+            held = [run for run in (*self.runs.values(), *self.pending_uploads.values())
+                    if not run.record.state.is_final]
             try:
-                lost = await self.leases.renew(running)
+                lost = await self.leases.renew([(run.record.id, run.claim) for run in held])
             except Exception as exc:
                 log.warning("renewing leases failed (%s); retrying in %.0f s", exc,
                             self.settings.cluster.heartbeat_s)
                 continue
-            for job_id in lost:
-                run = self.runs.get(job_id)
-                if run is None or run.record.state.is_final:
+            for run in held:
+                if run.record.id not in lost:
                     continue
                 log.warning("job=%s: lease lost (another instance took it over); stopping here",
-                            job_id)
+                            run.record.id)
                 metrics.LEASES_LOST.labels(instance_id=self.instance).inc()
                 run.lease_lost = True
-                await self._stop_run(run)
+                if self.pending_uploads.get(run.record.id) is run:
+                    self._drop_parked_file(run)
+                    self._forget(run)
+                else:
+                    await self._stop_run(run)
 
     async def _retry_uploads(self) -> None:
         while True:
             await asyncio.sleep(self.settings.queue.upload_retry_s)
             for job_id, run in list(self.pending_uploads.items()):
-                record = run.record
-                path = self.pipeline.pending_path(job_id, run.grab.format.value)
-                if not path.exists():
-                    await self._finish(run, JobState.FAILED, error="the encoded file waiting "
-                                       "for upload was lost")
-                    continue
+                if self.pending_uploads.get(job_id) is not run:
+                    continue  # cancelled or taken over while an earlier upload ran
                 try:
-                    stored = await self.pipeline.upload(
-                        job_id, record.capture_key, run.grab.format.value, path,
-                        Format(run.grab.format.value).content_type, {})
-                except (UploadPending, Permanent) as exc:
-                    log.info("job=%s still waiting for storage: %s", job_id, exc)
-                    continue
-                path.unlink(missing_ok=True)
-                result = {**(record.result or {}), **stored}  # the capture facts kept at parking
-                await self._complete(run, result, dict(record.timings))
+                    await self._retry_upload(run)
+                except Exception:
+                    # One job's trouble must not end the loop that serves every parked job.
+                    log.exception("job=%s: retrying its parked upload failed", job_id)
+
+    async def _retry_upload(self, run: Run) -> None:
+        record, fmt = run.record, run.grab.format.value
+        path = self.pipeline.pending_path(record.id, fmt)
+        if not path.exists():
+            await self._finish(run, JobState.FAILED, error="the encoded file waiting for "
+                               "upload was lost")
+            return
+        run.uploading = True
+        try:
+            stored = await self.pipeline.upload(
+                record.id, record.capture_key, fmt, path, Format(fmt).content_type, {})
+        except (UploadPending, Permanent) as exc:
+            log.info("job=%s still waiting for storage: %s", record.id, exc)
+            return
+        finally:
+            run.uploading = False
+        if run.cancel_requested:  # cancelled during the upload: no result, no cache entry
+            await self._cancel_parked(run)
+            return
+        path.unlink(missing_ok=True)
+        result = {**(record.result or {}), **stored}  # the capture facts kept at parking
+        await self._complete(run, result, dict(record.timings))
+
+    async def _cancel_parked(self, run: Run) -> None:
+        """Cancel a job parked in upload_pending here: its kept file goes with it."""
+        await self._finish(run, JobState.CANCELLED, note="cancelled by a client")
+        self._drop_parked_file(run)
+
+    def _drop_parked_file(self, run: Run) -> None:
+        self.pipeline.pending_path(run.record.id, run.grab.format.value).unlink(missing_ok=True)

@@ -4,14 +4,28 @@ Plain async classes; the BrowserPool actor runs them on its own asyncio loop thr
 """
 
 from oven.capture._browser import Browser, BrowserState, Slot
-from oven.capture._capture import CaptureRequest, CaptureResult, capture
-from oven.capture._errors import BrowserGone, PieceError
+from oven.capture._capture import (
+    MAX_DENSITY,
+    MAX_FPS,
+    MAX_FRAMES,
+    MAX_SIDE,
+    MIN_FPS,
+    CaptureRequest,
+    CaptureResult,
+    capture,
+)
+from oven.capture._errors import BrowserGone, PieceError, RendererCrashed
 from oven.capture._guard import GuardMode, RequestGuard, is_private
 from oven.capture._pieces import PIECES_ORIGIN, piece_names, piece_url, pieces_dir
 from oven.capture._processes import marked_pids, new_marker, sweep_orphans
 from oven.capture._settings import BrowserSettings
 
 __all__ = [
+    "MAX_DENSITY",
+    "MAX_FPS",
+    "MAX_FRAMES",
+    "MAX_SIDE",
+    "MIN_FPS",
     "PIECES_ORIGIN",
     "Browser",
     "BrowserGone",
@@ -21,6 +35,7 @@ __all__ = [
     "CaptureResult",
     "GuardMode",
     "PieceError",
+    "RendererCrashed",
     "RequestGuard",
     "Slot",
     "capture",

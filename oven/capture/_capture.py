@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from oven.capture._browser import Browser, Slot
 from oven.capture._clock import VIRTUAL_CLOCK_JS
-from oven.capture._errors import BrowserGone, PieceError
+from oven.capture._errors import BrowserGone, PieceError, RendererCrashed
 from oven.capture._guard import GuardMode, RequestGuard
 
 log = logging.getLogger(__name__)
@@ -35,17 +35,27 @@ _GONE_HINTS = ("crashed", "Target closed", "has been closed", "Browser closed", 
 _NET_ERROR = re.compile(r"net::ERR_[A-Z_]+")
 
 
+# The hardest bounds a capture takes. The grab schema and the configurable limits are built on
+# these same numbers, so every request the edge admits is one capture can run.
+MAX_SIDE = 4096
+MAX_DENSITY = 4.0
+MAX_FRAMES = 3600
+MIN_FPS = 1.0
+MAX_FPS = 60.0
+
+
 class CaptureRequest(BaseModel):
     """What to capture: a page, its viewport, and a still (frames=1) or a frame sequence."""
 
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(min_length=1, description="Piece page URL.")
-    width: int = Field(default=640, ge=1, le=4096, description="Viewport width, CSS pixels.")
-    height: int = Field(default=360, ge=1, le=4096, description="Viewport height, CSS pixels.")
-    density: float = Field(default=1.0, ge=1.0, le=4.0, description="Device pixels per CSS px.")
-    frames: int = Field(default=1, ge=1, le=3600, description="1 for a still.")
-    fps: float = Field(default=20.0, ge=1.0, le=60.0, description="Frames per second.")
+    width: int = Field(default=640, ge=1, le=MAX_SIDE, description="Viewport width, CSS px.")
+    height: int = Field(default=360, ge=1, le=MAX_SIDE, description="Viewport height, CSS px.")
+    density: float = Field(default=1.0, ge=1.0, le=MAX_DENSITY,
+                           description="Device pixels per CSS px.")
+    frames: int = Field(default=1, ge=1, le=MAX_FRAMES, description="1 for a still.")
+    fps: float = Field(default=20.0, ge=MIN_FPS, le=MAX_FPS, description="Frames per second.")
     clock: Literal["real", "virtual"] = Field(
         default="real", description="real: sample the page as it runs; virtual: exact steps."
     )
@@ -132,6 +142,9 @@ async def _capture(
         watch = _PageWatch(slot.page)
         return await _run(slot, watch, request, out_dir, on_stage)
     except PlaywrightError as exc:
+        if watch is not None and watch.crashed and slot.browser.is_connected:
+            raise RendererCrashed(f"the piece's renderer crashed during capture of "
+                                  f"{request.url}: {exc.message}") from exc
         if _is_gone(slot, watch, exc):
             raise BrowserGone(f"browser gone during capture of {request.url}: {exc.message}") \
                 from exc
@@ -249,7 +262,7 @@ async def _wait_ready(
         if watch.errors:
             raise PieceError(f"piece threw: {watch.errors[0]}")
         if watch.crashed:
-            raise BrowserGone(f"renderer crashed while loading {request.url}")
+            raise RendererCrashed(f"renderer crashed while loading {request.url}")
         remaining = deadline - time.monotonic()
         try:
             # Bounded: a piece spinning its main thread would hold evaluate() forever.

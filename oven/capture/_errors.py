@@ -15,3 +15,8 @@ class BrowserGone(Exception):
 
     Transient: the caller retries the job on a fresh browser.
     """
+
+
+class RendererCrashed(BrowserGone):
+    """The piece's own renderer died (e.g. out of memory): retried like any browser trouble, but
+    it is the piece's doing, so repeated crashes count toward freezing it."""

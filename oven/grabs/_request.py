@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from oven.capture import MIN_FPS, CaptureRequest, GuardMode
 from oven.grabs._settings import LimitsSettings
 
 PIECE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -42,7 +43,8 @@ class GrabRequest(BaseModel):
     height: int = Field(360, ge=1, description="Viewport height in CSS pixels.")
     density: float = Field(1.0, ge=1, description="Device pixel ratio.")
     frames: int = Field(1, ge=1, description="1 for a still; more for an animation.")
-    fps: float = Field(20.0, gt=0, description="Frames per second of the capture and output.")
+    fps: float = Field(20.0, ge=MIN_FPS,
+                       description="Frames per second of the capture and output.")
     duration: float | None = Field(
         None, gt=0, description="Seconds to capture; sets frames = duration * fps."
     )
@@ -95,6 +97,12 @@ class GrabRequest(BaseModel):
     @property
     def subject(self) -> str:
         return self.piece if self.piece is not None else str(self.url)
+
+    def capture_request(self, target_url: str, *, guard: GuardMode) -> CaptureRequest:
+        """The capture this grab asks for: the one place a grab becomes a CaptureRequest."""
+        return CaptureRequest(url=target_url, width=self.width, height=self.height,
+                              density=self.density, frames=self.frames, fps=self.fps,
+                              clock=self.clock, guard=guard)
 
 
 def capture_key(request: GrabRequest, target_url: str, render_version: str) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from oven.capture import MAX_DENSITY, MAX_FPS, MAX_FRAMES, MAX_SIDE, MIN_FPS
+
 _STRICT = ConfigDict(extra="forbid")
 
 
@@ -30,13 +32,16 @@ class QueueSettings(BaseModel):
 
 
 class LimitsSettings(BaseModel):
+    """What a grab may ask, within the hard bounds of a capture (oven.capture's MAX_*): a limit
+    above those would admit requests that capture refuses, failing them as oven's error."""
+
     model_config = _STRICT
 
-    max_width: int = Field(1920, ge=16, le=8192)
-    max_height: int = Field(1920, ge=16, le=8192)
-    max_density: float = Field(3.0, ge=1, le=4)
-    max_frames: int = Field(300, ge=1, le=10_000)
-    max_fps: float = Field(60.0, ge=1, le=120)
+    max_width: int = Field(1920, ge=16, le=MAX_SIDE)
+    max_height: int = Field(1920, ge=16, le=MAX_SIDE)
+    max_density: float = Field(3.0, ge=1, le=MAX_DENSITY)
+    max_frames: int = Field(300, ge=1, le=MAX_FRAMES)
+    max_fps: float = Field(MAX_FPS, ge=MIN_FPS, le=MAX_FPS)
     max_duration_s: float = Field(30.0, gt=0, le=600, description="frames / fps at most.")
 
 
@@ -76,6 +81,12 @@ class ClusterSettings(BaseModel):
     )
     heartbeat_s: float = Field(
         10.0, gt=0, le=1200, description="How often running jobs' leases are renewed."
+    )
+    parked_takeover_s: float = Field(
+        600.0, ge=0, le=7 * 86400,
+        description="How long after its lease ran out a job parked in upload_pending by a "
+        "vanished instance waits before another instance captures it again (its file is on "
+        "the vanished host's disk).",
     )
     poll_s: float = Field(
         0.5, gt=0, le=60,

@@ -145,7 +145,8 @@ def test_jobs_of_a_killed_instance_complete_on_the_other_once_their_leases_expir
     killed_at = time.monotonic()
 
     views = [wait_for_job(b, job_id, timeout=240) for job_id in ids]
-    assert [v["state"] for v in views] == ["complete"] * 12, views
+    assert [v["state"] for v in views] == ["complete"] * 12, [
+        (v["state"], v["error"]) for v in views]
     jobs = {j.id: j for j in read_jobs(
         StoreSettings(backend="mongodb", mongodb_uri=SecretStr(nx.uri),
                       mongodb_database=database), b.workdir)}
