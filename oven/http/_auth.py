@@ -20,6 +20,12 @@ def presented_token(conn: HTTPConnection, *, allow_query: bool = False) -> str |
     return None
 
 
+def holds_token(conn: HTTPConnection, expected: SecretStr | None) -> bool:
+    """Whether the request carries this bearer token (never, when it is not configured)."""
+    given = presented_token(conn)
+    return expected is not None and given is not None and _same(given, expected)
+
+
 def require_token(
     conn: HTTPConnection,
     expected: SecretStr | None,
@@ -35,5 +41,9 @@ def require_token(
     given = presented_token(conn, allow_query=allow_query)
     if given is None:
         raise ApiError(401, f"{what} routes need 'Authorization: Bearer <token>'")
-    if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
+    if not _same(given, expected):
         raise ApiError(403, "wrong token")
+
+
+def _same(given: str, expected: SecretStr) -> bool:
+    return hmac.compare_digest(given.encode(), expected.get_secret_value().encode())

@@ -137,7 +137,7 @@ def with_edge(app: ASGIApp, settings: EdgeSource) -> ASGIApp:
         limited,
         allow_origins=edge.cors_origins,
         allow_methods=["GET", "POST", "DELETE"],
-        allow_headers=["authorization", "content-type"],
+        allow_headers=["authorization", "content-type", "x-cancel-token"],
         expose_headers=["Retry-After", "X-Queue-Position", "Location"],
         max_age=edge.cors_max_age_s,
     )

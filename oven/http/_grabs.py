@@ -7,13 +7,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from oven._system import ActorSystem
+from oven.actors._grab_messages import cancel_token_matches
 from oven.actors._grab_queue import (
     Cancel,
     GetJob,
@@ -29,12 +30,13 @@ from oven.actors._store import StoreClient
 from oven.actors._uploader import Locate, Location
 from oven.capture import pieces_dir
 from oven.grabs import GrabRequest, TargetRefused, UnknownPiece, piece_target, url_target
-from oven.http._auth import require_token
+from oven.http._auth import holds_token, require_token
 from oven.http._errors import ApiError, validation_message
 from oven.http._openapi import operation
 from oven.store import StoreUnavailable
 from oven.webhooks import check_callback_url
 
+CANCEL_HEADER = "X-Cancel-Token"
 MEDIA = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif",
          "mp4": "video/mp4"}
 
@@ -48,6 +50,10 @@ class GrabAccepted(BaseModel):
     eta_s: float | None = None
     cached: bool = False
     attached: bool = False
+    cancel_token: str | None = Field(
+        None, description="Cancels this job (DELETE /grabs/{id} with X-Cancel-Token or "
+        "?token=). Only the submission that created the job gets one; an attached or cached "
+        "answer has none.")
 
 
 class GrabView(BaseModel):
@@ -119,6 +125,7 @@ def _accepted(job: dict[str, Any], submitted: Submitted | None = None) -> dict[s
         "eta_s": job.get("eta_s"),
         "cached": bool(submitted and submitted.cached),
         "attached": bool(submitted and submitted.attached),
+        "cancel_token": submitted.cancel_token if submitted else None,
     }
 
 
@@ -163,9 +170,12 @@ async def get_grab(request: Request) -> Response:
     return JSONResponse(await _job(request))
 
 
-@operation("Cancel a grab", responses={200: GrabView}, tags=["grabs"])
+@operation("Cancel a grab: with its cancel token (from the submission) or the admin token",
+           responses={200: GrabView}, tags=["grabs"], secured=True,
+           query={"token": {"type": "string"}}, headers={CANCEL_HEADER: {"type": "string"}})
 async def delete_grab(request: Request) -> Response:
     job_id = request.path_params["job_id"]
+    await _may_cancel(request, job_id)
     try:
         view = await _system(request).ask_async("grab_queue", Cancel(job_id), timeout=30)
     except JobElsewhere as exc:
@@ -173,6 +183,27 @@ async def delete_grab(request: Request) -> Response:
     if view is None:
         raise ApiError(404, f"no grab with id {job_id!r}")
     return JSONResponse(view)
+
+
+async def _may_cancel(request: Request, job_id: str) -> None:
+    """The admin may cancel any job; anyone else only with the job's own cancel token.
+
+    Callers attached to a job (same capture key) never got its token: their cancel would
+    stop the work every other waiter is waiting for.
+    """
+    system = _system(request)
+    if holds_token(request, system.settings.server.admin_token):
+        return
+    given = request.headers.get(CANCEL_HEADER) or request.query_params.get("token")
+    if given:
+        record = await _store(request).get_job(job_id)
+        if record is None:
+            raise ApiError(404, f"no grab with id {job_id!r}")
+        if cancel_token_matches(record, given):
+            return
+    raise ApiError(403, f"cancelling grab {job_id} needs its cancel token (the 'cancel_token' "
+                   f"of the answer to its submission, sent as {CANCEL_HEADER} or ?token=) or "
+                   "the admin token")
 
 
 async def _result_response(system: ActorSystem, result: dict[str, Any]) -> Response:

@@ -31,6 +31,7 @@ class Operation:
     body: type[BaseModel] | None = None
     responses: dict[int, type[BaseModel] | str | None] = field(default_factory=dict)
     query: dict[str, dict[str, Any]] = field(default_factory=dict)
+    headers: dict[str, dict[str, Any]] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
     secured: bool = False
 
@@ -84,6 +85,9 @@ def build_openapi(routes: list[BaseRoute], *, title: str, version: str) -> dict[
         params = _path_params(path) + [
             {"name": name, "in": "query", "required": False, "schema": sch}
             for name, sch in op.query.items()
+        ] + [
+            {"name": name, "in": "header", "required": False, "schema": sch}
+            for name, sch in op.headers.items()
         ]
         if params:
             entry["parameters"] = params
