@@ -90,7 +90,7 @@ class Browser:
         try:
             pw_browser = await playwright.chromium.launch(
                 executable_path=settings.executable_path,
-                args=[*settings.args, _processes.marker_flag(marker)],
+                args=[*_without_shared_workers(settings.args), _processes.marker_flag(marker)],
                 headless=True,
                 timeout=settings.launch_timeout_s * 1000,
             )
@@ -158,6 +158,14 @@ class Browser:
         except Exception:
             return False
         return True
+
+    async def targets(self) -> list[dict[str, Any]]:
+        """What Chromium runs now: pages, workers and the rest, as CDP `Target.getTargets` lists
+        them (type, url, browserContextId); for checks that nothing outlives its job."""
+        if self._cdp is None:
+            raise BrowserGone("browser has no CDP session")
+        answer = await self._cdp.send("Target.getTargets")
+        return list(answer["targetInfos"])
 
     # --- contexts and slots -------------------------------------------------------------------
 
@@ -353,6 +361,20 @@ class Browser:
         # killpg also reaches renderers forked after the snapshot; the marker catches the rest.
         _processes.kill_tree(tree, self._browser_proc if self._owns_group else None)
         _kill_marked(self.marker)
+
+
+def _without_shared_workers(args: list[str]) -> list[str]:
+    """`args` with SharedWorker among the disabled Blink features (merged into an existing
+    --disable-blink-features switch: Chromium keeps only the last one).
+
+    Playwright detaches from shared workers, so no route or CDP session of ours would see their
+    requests (measured on Chromium 156: a raw-URL page's shared worker reached a private address
+    through every hook), and a capture has no use for them.
+    """
+    flag = "--disable-blink-features="
+    if not any(a.startswith(flag) for a in args):
+        return [*args, flag + "SharedWorker"]
+    return [f"{a},SharedWorker" if a.startswith(flag) else a for a in args]
 
 
 def _kill_marked(marker: str) -> None:

@@ -3,19 +3,31 @@ first URL.
 
 A page from an allowed public origin can still point the browser inward: a redirect to
 http://169.254.169.254/, an <img> or fetch() at 127.0.0.1, an iframe on a host whose DNS answer
-is private (DNS rebinding). The guard resolves each request's host itself, at request time, and
-aborts requests to private, loopback or link-local addresses (unless private addresses are
-allowed) and requests with a scheme other than http(s), ws(s), data and blob.
+is private. The guard reads each request's URL as Chromium does (WHATWG, ada-url), resolves its
+host itself, at request time, and aborts requests to private, loopback or link-local addresses
+(IPv6 forms that embed one included, see `is_private`; unless private addresses are allowed)
+and requests with a scheme other than http(s), ws(s), data and blob.
 
-Three hooks, because none of them sees everything (measured on Chromium 156, Playwright 1.65):
-- CDP `Fetch` on the slot's own session sees the top frame tree's requests *and every redirect
-  hop* (Playwright's routes never see redirect hops: it continues them itself);
-- `page.route` sees what CDP on the page session misses: requests of out-of-process (cross-site)
-  iframes and workers, which Playwright auto-attaches to;
-- `page.route_web_socket` sees WebSocket handshakes, which neither of the others intercepts.
-Not covered: a redirect hop of a sub-resource inside a cross-site iframe (each hook misses it),
-and a host that answers our lookup with a public address and Chromium's own lookup, a moment
-later, with a private one (answers are cached per job, so the window is one TTL).
+Hooks (measured on Chromium 156, Playwright 1.65; the Slot installs them):
+- CDP `Fetch` on the job's tab sees its frame tree's requests *and every redirect hop*,
+  dedicated workers' included (Playwright's routes never see redirect hops: it continues them
+  itself);
+- a *context* route sees what that misses: out-of-process (cross-site) iframes, workers, and
+  popups from their first request (a tab route misses popups). A popup is useless to a capture
+  and its redirect hops would pass unseen, so every request of another tab is refused and the
+  tab closed at once;
+- a context WebSocket route sees WebSocket handshakes, which neither of the others intercepts;
+- shared workers are disabled in oven's Chromium (Playwright detaches from them, so nothing
+  sees their requests) and service workers are blocked by the context.
+At the end of a job the guard stays until nothing of the job runs: extra tabs closed, scripts
+stopped, the tab on about:blank and its workers gone.
+
+Not covered: a redirect hop of a sub-resource inside a cross-site iframe (each hook misses it).
+DNS rebinding is covered only as far as our own lookups go: the guard resolves a host once per
+job and Chromium resolves it again to connect, so a host that answers our lookup with a public
+address and Chromium's, a moment later, with a private one gets through. Chromium offers no
+per-context way to pin an answer (`--host-resolver-rules` is one rule set for the whole browser,
+shared by every job), so oven does not pin.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
+from ada_url import URL
 from playwright.async_api import BrowserContext, CDPSession, Page, Route, WebSocketRoute
 from playwright.async_api import Error as PlaywrightError
 
@@ -44,7 +44,7 @@ class Slot:
         self.init_scripts: list[str] = []  # Page.addScriptToEvaluateOnNewDocument ids of a job
         self.tab_jobs = 0  # jobs served by the current tab
         self.guard: RequestGuard | None = None  # the running raw-URL job's request guard
-        self._ws_routed = False  # the tab's WebSocket route (installed once, see guard_requests)
+        self._ws_routed = False  # the context's WebSocket route and page hook (see _new_page)
         self._guard_tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -79,8 +79,14 @@ class Slot:
 
     async def _new_page(self) -> None:
         assert self._context is not None
+        if not self._ws_routed:
+            # Context-wide, so popups' WebSockets are checked too. Playwright has no way to
+            # remove a WebSocket route: it stays with the context and lets everything through
+            # while no guard is set.
+            await self._context.route_web_socket(lambda url: True, self._guard_websocket)
+            self._context.on("page", self._on_extra_page)
+            self._ws_routed = True
         self._page = await self._context.new_page()
-        self._ws_routed = False
         self._page.on("framenavigated", self._remember_origin)
         self._cdp = await self._context.new_cdp_session(self._page)
         patterns = self.browser.settings.blocked_url_patterns
@@ -100,26 +106,43 @@ class Slot:
 
         Only raw-URL jobs pay for this: each hook pauses every request for a round trip
         through Python (the first lookup of a host costs a DNS query, later ones are cached).
+        The route is the context's, not the tab's: Playwright holds a popup or a worker before
+        its first request until the context's routes apply to it (measured: a tab route misses
+        popups, and a popup's requests would otherwise go out unchecked).
         """
-        page, cdp = self.page, self.cdp
+        cdp = self.cdp
+        if self._context is None:
+            raise BrowserGone(f"slot {self.index} has no context")
         self.guard = guard
         cdp.on("Fetch.requestPaused", self._on_paused)
         await cdp.send("Fetch.enable",
                        {"patterns": [{"urlPattern": "*", "requestStage": "Request"}]})
-        await page.route("**/*", self._guard_route)
-        if not self._ws_routed:
-            # Playwright has no way to remove a WebSocket route: it stays with the tab and lets
-            # everything through while no guard is set.
-            await page.route_web_socket(lambda url: True, self._guard_websocket)
-            self._ws_routed = True
+        await self._context.route("**/*", self._guard_route)
 
-    async def _unguard(self, page: Page, cdp: CDPSession) -> None:
+    async def _unguard(self, cdp: CDPSession) -> None:
         if self.guard is None:
             return
         self.guard = None
         cdp.remove_listener("Fetch.requestPaused", self._on_paused)
         await cdp.send("Fetch.disable")
-        await page.unroute("**/*", self._guard_route)
+        if self._context is not None:
+            await self._context.unroute("**/*", self._guard_route)
+
+    def _on_extra_page(self, page: Page) -> None:
+        # A capture never needs a second tab. While a guard is set, a popup is closed at once
+        # (its requests are refused meanwhile, see _guard_route); otherwise at the job's end.
+        if self.guard is None or page is self._page:
+            return
+        task = asyncio.get_running_loop().create_task(self._close_quietly(page))
+        self._guard_tasks.add(task)
+        task.add_done_callback(self._guard_tasks.discard)
+
+    @staticmethod
+    async def _close_quietly(page: Page) -> None:
+        try:
+            await page.close()
+        except PlaywrightError as exc:  # already closed, or the context went away
+            log.debug("closing an extra page failed: %s", exc)
 
     def _on_paused(self, event: dict[str, Any]) -> None:
         # CDP events arrive as plain callbacks; the verdict may need a DNS lookup.
@@ -146,7 +169,9 @@ class Slot:
 
     async def _guard_route(self, route: Route) -> None:
         guard, url = self.guard, route.request.url
-        reason = await guard.verdict(url) if guard is not None else None
+        reason = None
+        if guard is not None:
+            reason = "popup" if self._from_extra_page(route) else await guard.verdict(url)
         if reason is None:
             await route.fallback()  # on to the context's routes (bundled pieces, blocked hosts)
             return
@@ -163,6 +188,18 @@ class Slot:
         assert guard is not None
         guard.record(ws.url, reason)
         await ws.close(code=1008, reason="blocked by oven")
+
+    def _from_extra_page(self, route: Route) -> bool:
+        """A request of another tab than the job's: a popup. Its navigation's redirect hops
+        would pass unchecked (routes never see them), so all of its requests are refused."""
+        request = route.request
+        try:
+            page = request.frame.page
+        except PlaywrightError:
+            # Measured: a popup's first navigation has no frame yet (the job's own tab and its
+            # iframes always have one); a service worker's requests have none either.
+            return request.is_navigation_request()
+        return page is not self._page
 
     def _remember_origin(self, frame: Any) -> None:
         origin = _origin(frame.url)
@@ -181,7 +218,11 @@ class Slot:
             return await self.discard(timeout_s=timeout_s)
         try:
             async with asyncio.timeout(timeout_s):
-                await self._unguard(page, cdp)
+                # The guard stays until nothing of the job runs any more: extra tabs closed,
+                # scripts stopped, the tab on about:blank and its workers gone.
+                for extra in self._context.pages:
+                    if extra is not page:
+                        await self._close_quietly(extra)
                 for identifier in scripts:
                     await cdp.send("Page.removeScriptToEvaluateOnNewDocument",
                                    {"identifier": identifier})
@@ -195,6 +236,8 @@ class Slot:
                         "securityOrigin": origin, "isLocalStorage": False}})
                 await page.goto("about:blank")
                 await cdp.send("Emulation.setScriptExecutionDisabled", {"value": False})
+                await _workers_gone(page)
+                await self._unguard(cdp)
                 for origin in origins:
                     await cdp.send("Storage.clearDataForOrigin",
                                    {"origin": origin, "storageTypes": "all"})
@@ -230,8 +273,16 @@ class Slot:
         return True
 
 
+async def _workers_gone(page: Page) -> None:
+    """Wait until the workers of the tab's last document have stopped (Chromium ends them
+    shortly after the document goes; a worker's requests are guarded until then)."""
+    while page.workers:
+        await asyncio.sleep(0.02)  # Playwright offers no event for "all workers closed"
+
+
 def _origin(url: str) -> str | None:
-    parts = urlsplit(url)
-    if parts.scheme in ("http", "https") and parts.netloc:
-        return f"{parts.scheme}://{parts.netloc}"
-    return None
+    try:
+        parsed = URL(url)
+    except ValueError:
+        return None
+    return str(parsed.origin) if parsed.protocol in ("http:", "https:") else None
