@@ -173,6 +173,10 @@ def test_a_running_service_navigates_to_the_normalised_url(
         view = wait_for_job(allow_list_oven, response.json()["id"], timeout=90)
         assert view["state"] == "complete", (url, view)
         assert (host, path) in proxy.hits, (url, proxy.hits[-5:])
+        # The job's target is the normalised URL: its plain spelling is the same capture.
+        plain = f"http://{host}{path}" + ("#fragment" if "#" in url else "")
+        again = post_grab(allow_list_oven, url=plain, format="png", width=64, height=64)
+        assert again.status_code == 200 and again.json()["cached"], (url, plain, again.text)
     requested = {h for h, _ in proxy.hits} - {"clients2.google.com"}
     assert requested <= {"allowed.example", PUBLIC}, requested
 
