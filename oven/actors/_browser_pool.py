@@ -1,25 +1,52 @@
-"""BrowserPool actor: one Chromium with N warm pages, recycled by count, health, crash or demand."""
+"""BrowserPool actor: one Chromium with N warm pages, recycled by count, health, crash or demand.
+
+When a recycle cannot launch a new Chromium, the pool neither gives up silently nor lets work
+wait for a browser that is not coming:
+- it keeps relaunching, waiting an exponential backoff with jitter between attempts
+  (`relaunch_backoff_initial_s` doubling to `relaunch_backoff_max_s`, ±20 %);
+- the whole time, `browser` is posted on the ReadinessBoard with the last launch error
+  ("relaunch failing (attempt 3, next in 2.0 s): ..."), so /ready answers 503 and no capture
+  is claimed;
+- every Capture is answered at once with BrowserGone("no browser: relaunch failing: ..."), a
+  transient error that is oven's trouble, never the piece's;
+- after `relaunch_give_up_s` of failed attempts the pool crashes into its supervisor. The
+  restarted pool launches once in start_async; a failed start counts against the supervisor's
+  restart intensity, so a host that cannot run Chromium any more ends in escalation (oven
+  exits non-zero, systemd restarts it) instead of a pool that answers pings forever.
+The first launch, at boot, is not retried: a service that cannot start its browser fails to
+start, naming the launch error.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from oven import _metrics as metrics
 from oven._readiness import ReadinessBoard
 from oven.actors._async import AsyncActor
 from oven.actors._base import ActorContext
+from oven.actors._browser_messages import (
+    BrowserRelaunchFailed,
+    CancelCapture,
+    Capture,
+    CaptureStage,
+    CaptureTimeout,
+    FailForMemory,
+    LimitPages,
+    MemoryBudgetExceeded,
+    PoolStatus,
+    Recycle,
+    SlotHeaps,
+)
 from oven.capture import (
     Browser,
     BrowserGone,
     BrowserSettings,
-    CaptureRequest,
     CaptureResult,
-    PieceError,
     Slot,
     capture,
     new_marker,
@@ -30,77 +57,19 @@ from oven.config import Settings
 log = logging.getLogger(__name__)
 
 
-class MemoryBudgetExceeded(PieceError):
-    """The job's page grew past what the memory budget allows (permanent: counts to freezing)."""
-
-
-class CaptureTimeout(Exception):
-    """The capture did not finish before the job's deadline (transient: a retry may succeed)."""
-
-
-@dataclass(frozen=True)
-class Capture:
-    job_id: str
-    request: CaptureRequest
-    out_dir: Path
-    timeout_s: float
-    progress_to: str | None = None  # actor told CaptureStage messages, by name
-
-
-@dataclass(frozen=True)
-class CaptureStage:
-    """Told to the requester as a capture moves on to `ready` and `capture`."""
-
-    job_id: str
-    stage: str
-
-
-@dataclass(frozen=True)
-class CancelCapture:
-    """Stop a job's capture now; its page context is closed by the capture's own cleanup."""
-
-    job_id: str
-
-
-@dataclass(frozen=True)
-class Recycle:
-    reason: str
-
-
-@dataclass(frozen=True)
-class SlotHeaps:
-    """Ask (MemoryWatch): JS heap bytes of each running capture, by job id."""
-
-
-@dataclass(frozen=True)
-class FailForMemory:
-    """Stop this job's capture and fail it with MemoryBudgetExceeded."""
-
-    job_id: str
-    detail: str
-
-
-@dataclass(frozen=True)
-class LimitPages:
-    """Memory pressure: run at most `pages` slots (None: back to the configured size)."""
-
-    pages: int | None
-
-
-@dataclass(frozen=True)
-class PoolStatus:
-    """Ask: a snapshot for /status and the dashboard."""
-
-
 class BrowserPool(AsyncActor):
     """Owns Playwright and Chromium on the actor's loop (Playwright objects are loop-bound).
 
-    Captures wait while the browser is (re)starting. A recycle stops new captures, lets running
-    ones finish (a crash fails them with BrowserGone, which the GrabQueue retries), closes the
-    browser (killing Chromium's process group) and launches a new one.
+    Captures wait (within their deadline) while the browser is (re)starting, and fail at once
+    while relaunches are failing. A recycle stops new captures, lets running ones finish (a
+    crash fails them with BrowserGone, which the GrabQueue retries), closes the browser
+    (killing Chromium's process group) and launches a new one.
     """
 
     start_timeout_s = 60.0
+    relaunch_backoff_initial_s = 0.5
+    relaunch_backoff_max_s = 15.0
+    relaunch_give_up_s = 120.0
 
     def __init__(self, ctx: ActorContext, settings: Settings, board: ReadinessBoard) -> None:
         super().__init__(ctx)
@@ -110,9 +79,10 @@ class BrowserPool(AsyncActor):
         self.in_flight = 0
         self.restarts = 0
         self.started_at = 0.0
-        self._up: asyncio.Event | None = None
-        self._recycling: asyncio.Task[None] | None = None
-        self._health: asyncio.Task[None] | None = None
+        self._serving = False  # a browser is up and takes captures
+        self._changed: asyncio.Condition | None = None  # _serving or _relaunch_error changed
+        self._relaunch_error: str | None = None  # why the last launch failed, while failing
+        self._relaunch_attempts = 0
         self._by_job: dict[str, asyncio.Task[Any]] = {}
         self._slot_of_job: dict[str, Slot] = {}
         self._over_budget: dict[str, str] = {}
@@ -127,32 +97,56 @@ class BrowserPool(AsyncActor):
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start_async(self) -> None:
+        self._changed = asyncio.Condition()
+        self.board.set("browser", "starting")
         swept = await asyncio.to_thread(sweep_orphans)
         if swept:
             log.warning(
                 "killed %d orphaned chromium trees left by a dead oven: %s", len(swept), swept
             )
-        self._up = asyncio.Event()
-        await self._launch()
-        self._health = asyncio.get_running_loop().create_task(self._watch_health())
+        try:
+            await self._launch()
+        except Exception as exc:
+            self._relaunch_error = _launch_error(exc)
+            raise
+        self.own("health", self._watch_health)
 
     async def stop_async(self) -> None:
-        if self._health is not None:
-            self._health.cancel()
+        await self._set_serving(False)
         if self.browser is not None:
             await self.browser.close(timeout_s=self.settings.close_timeout_s)
             self.browser = None
         metrics.POOL_SIZE.set(0)
+        # Stopped or crashed, this pool runs no browser: never let /ready say otherwise.
+        why = f": {self._relaunch_error}" if self._relaunch_error else ""
+        self.board.set("browser", f"browser pool stopped{why}")
 
     async def _launch(self) -> None:
-        assert self._up is not None
-        self.board.set("browser", "starting")
         self.browser = await Browser.launch(self.settings, marker=new_marker())
         self.started_at = time.monotonic()
         metrics.POOL_SIZE.set(self.browser.size)
         metrics.JOBS_SINCE_RESTART.set(0)
+        self._relaunch_error, self._relaunch_attempts = None, 0
         self.board.clear("browser")
-        self._up.set()
+        await self._set_serving(True)
+
+    async def _set_serving(self, serving: bool, *, error: str | None = None) -> None:
+        assert self._changed is not None
+        async with self._changed:
+            self._serving = serving
+            if error is not None:
+                self._relaunch_error = error
+            self._changed.notify_all()
+
+    async def _browser_up(self) -> Browser:
+        """The running browser; waits while one is starting, fails fast while none can start."""
+        assert self._changed is not None
+        async with self._changed:
+            await self._changed.wait_for(
+                lambda: self._serving or self._relaunch_error is not None)
+        if not self._serving or self.browser is None:
+            raise BrowserGone(f"no browser: relaunch failing: {self._relaunch_error}")
+        return self.browser
 
     def reconfigure(self, settings: Any) -> None:
         self.settings = with_self_blocked(settings)
@@ -174,7 +168,7 @@ class BrowserPool(AsyncActor):
             case CancelCapture(job_id=job_id):
                 return self.defer(self._cancel(job_id))
             case Recycle(reason=reason):
-                return self.defer(self._recycle(reason))
+                return self.defer(self._recycle_on_request(reason))
             case PoolStatus():
                 return self.defer(self._status())
             case SlotHeaps():
@@ -194,22 +188,21 @@ class BrowserPool(AsyncActor):
         return True
 
     async def _capture(self, job: Capture) -> CaptureResult:
-        assert self._up is not None
         deadline = time.monotonic() + job.timeout_s
         task = asyncio.current_task()
         if task is not None:
             self._by_job[job.job_id] = task
+        in_page = False
         try:
             async with asyncio.timeout(job.timeout_s):
-                await self._up.wait()
-                browser = self.browser
-                assert browser is not None
+                browser = await self._browser_up()
                 self.in_flight += 1
                 metrics.PAGES_IN_USE.set(self.in_flight)
                 try:
                     async with browser.page_slot(
                         timeout_s=max(0.1, deadline - time.monotonic())
                     ) as slot:
+                        in_page = True
                         self._slot_of_job[job.job_id] = slot
                         return await capture(slot, job.request, job.out_dir,
                                              on_stage=lambda stage: self._progress(job, stage))
@@ -230,9 +223,10 @@ class BrowserPool(AsyncActor):
         except TimeoutError:
             if self.browser is not None and self.browser.needs_recycle:
                 self._recycle_if_needed(self.browser)
+            waited = "" if in_page else " (it was still waiting for a browser or a page)"
             raise CaptureTimeout(
                 f"capture of job {job.job_id} did not finish within {job.timeout_s:.1f} s"
-            ) from None
+                f"{waited}", in_page=in_page) from None
         finally:
             self._by_job.pop(job.job_id, None)
 
@@ -267,18 +261,35 @@ class BrowserPool(AsyncActor):
             log.debug("stage %s of job=%s not delivered: %s", stage, job.job_id, exc)
 
     def _recycle_if_needed(self, browser: Browser | None, *, fallback: str | None = None) -> None:
-        if browser is None or browser is not self.browser:
-            return  # already replaced
+        if browser is None or browser is not self.browser or self.closing:
+            return  # already replaced, or stopping (closing the browser fails its captures)
         reason = browser.recycle_reason if browser.needs_recycle else fallback
-        if reason is None or (self._recycling is not None and not self._recycling.done()):
+        if reason is None or self.owned("recycle") is not None:
             return
-        self._recycling = asyncio.get_running_loop().create_task(self._recycle(reason))
+        self._start_recycle(reason)
+
+    def _start_recycle(self, reason: str) -> None:
+        # Not serving from now on, before the task first runs: no capture may start on a
+        # browser that is about to be closed.
+        self._serving = False
+        self.board.set("browser", f"recycling: {reason}")
+        self.own("recycle", lambda: self._recycle(reason))
+
+    async def _recycle_on_request(self, reason: str) -> bool:
+        """Recycle now (unless one is under way); answer once a browser serves again."""
+        assert self._changed is not None
+        if self.owned("recycle") is None:
+            self._start_recycle(reason)
+        async with self._changed:
+            await self._changed.wait_for(
+                lambda: self._serving or self._relaunch_error is not None)
+        if not self._serving:
+            raise BrowserGone(f"no browser: relaunch failing: {self._relaunch_error}")
+        return True
 
     async def _recycle(self, reason: str) -> None:
-        assert self._up is not None
         old = self.browser
-        self._up.clear()
-        self.board.set("browser", f"recycling: {reason}")
+        await self._set_serving(False)
         label = _reason_label(reason)
         log.warning("recycling the browser (%s) with %d captures in flight", reason, self.in_flight)
         metrics.BROWSER_RESTARTS.labels(reason=label).inc()
@@ -292,22 +303,46 @@ class BrowserPool(AsyncActor):
                 await asyncio.sleep(0.05)
             await old.close(timeout_s=self.settings.close_timeout_s)
         self.browser = None
-        for attempt in range(1, 4):
+        await self._relaunch()
+
+    async def _relaunch(self) -> None:
+        first_failure: float | None = None
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 await self._launch()
-                return
             except Exception as exc:
-                log.error("browser relaunch %d failed: %s", attempt, exc)
-                await asyncio.sleep(0.5 * attempt)
-        # Three failed launches: let the supervisor restart the whole actor.
-        raise RuntimeError("browser could not be relaunched")
+                error = _launch_error(exc)
+            else:
+                if attempt > 1:
+                    log.warning("browser relaunched at attempt %d", attempt)
+                return
+            now = time.monotonic()
+            if first_failure is None:
+                first_failure = now
+            self._relaunch_attempts = attempt
+            if now - first_failure >= self.relaunch_give_up_s:
+                # The owned task's death crashes the actor into its supervisor (see above).
+                raise BrowserRelaunchFailed(
+                    f"browser could not be relaunched for {now - first_failure:.0f} s "
+                    f"({attempt} attempts): {error}")
+            delay = min(self.relaunch_backoff_max_s,
+                        self.relaunch_backoff_initial_s * 2 ** (attempt - 1))
+            delay *= random.uniform(0.8, 1.2)
+            await self._set_serving(False, error=error)
+            self.board.set("browser", f"relaunch failing (attempt {attempt}, next in "
+                                      f"{delay:.1f} s): {error}")
+            log.error("browser relaunch attempt %d failed; next in %.1f s: %s", attempt, delay,
+                      error)
+            await asyncio.sleep(delay)
 
     async def _watch_health(self) -> None:
         failures = 0
         while True:
             await asyncio.sleep(self.settings.health_interval_s)
             browser = self.browser
-            if browser is None or (self._recycling is not None and not self._recycling.done()):
+            if browser is None or self.owned("recycle") is not None:
                 continue
             if await browser.health(self.settings.health_timeout_s):
                 failures = 0
@@ -321,8 +356,18 @@ class BrowserPool(AsyncActor):
 
     async def _status(self) -> dict[str, Any]:
         browser = self.browser
+        if self._relaunch_error is not None:
+            state = "relaunch_failing"
+        elif self.owned("recycle") is not None:
+            state = "recycling"
+        elif self._serving and browser is not None and browser.is_connected:
+            state = "running"
+        else:
+            state = "starting"
         return {
-            "state": "running" if browser is not None and browser.is_connected else "starting",
+            "state": state,
+            "relaunch_attempts": self._relaunch_attempts,
+            "relaunch_error": self._relaunch_error,
             "pages": self.settings.pages,
             "in_use": self.in_flight,
             "jobs_since_restart": browser.jobs_done if browser else 0,
@@ -344,6 +389,17 @@ def with_self_blocked(settings: Settings) -> BrowserSettings:
              if p not in browser.blocked_url_patterns]
     return browser.model_copy(update={"blocked_url_patterns": [*browser.blocked_url_patterns,
                                                                *extra]})
+
+
+def _launch_error(exc: BaseException, limit: int = 300) -> str:
+    """One line saying why a launch failed: Playwright's first line plus Chromium's last stderr
+    line (the part that says why), bounded for the board and error messages."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    summary = lines[0] if lines else type(exc).__name__
+    said = [line.split("[err]", 1)[1].strip() for line in lines if "[err]" in line]
+    if said and said[-1]:
+        summary = f"{summary} (chromium: {said[-1]})"
+    return summary if len(summary) <= limit else summary[: limit - 1] + "…"
 
 
 def _reason_label(reason: str) -> str:
