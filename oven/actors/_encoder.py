@@ -1,10 +1,17 @@
-"""Encoder actor: ffmpeg runs with bounded concurrency; frames stay on disk, never in messages."""
+"""Encoder actor: ffmpeg runs with bounded concurrency; frames stay on disk, never in messages.
+
+An Encode or EncodeBake may carry its own `deadline` (a `time.monotonic()` instant). The work
+stops when it passes, waiting for a slot or mid-run (ffmpeg's process group is killed), and is
+answered with EncodeDeadlinePassed: an asker that gave up, or forgot to send CancelEncode,
+cannot leave ffmpeg running.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from oven import _metrics as metrics
@@ -17,6 +24,7 @@ from oven.encode import (
     EncodeRequest,
     EncodeResult,
     EncoderSettings,
+    EncodeTimeout,
     encode,
     encode_bake,
     running_pids,
@@ -29,6 +37,7 @@ log = logging.getLogger(__name__)
 class Encode:
     job_id: str
     request: EncodeRequest
+    deadline: float | None = None  # time.monotonic() instant; see the module docstring
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,18 @@ class EncodeBake:
 
     job_id: str
     request: BakeEncodeRequest
+    deadline: float | None = None  # time.monotonic() instant; see the module docstring
+
+
+class EncodeDeadlinePassed(EncodeTimeout):
+    """The encode's own deadline passed; its ffmpeg, if it had started, was killed (transient:
+    the input was not at fault)."""
+
+
+@dataclass
+class _Progress:
+    queued_at: float = field(default_factory=time.monotonic)
+    started_at: float | None = None  # when it got a slot and ffmpeg was started
 
 
 @dataclass(frozen=True)
@@ -78,18 +99,33 @@ class Encoder(AsyncActor):
         return super().receive(message)
 
     async def _encode(self, job: Encode | EncodeBake) -> EncodeResult:
-        assert self.limiter is not None
         task = asyncio.current_task()
         if task is not None:
             self._by_job[job.job_id] = task
+        progress = _Progress()
         try:
-            return await self._encode_bounded(job)
+            if job.deadline is None:
+                return await self._encode_bounded(job, progress)
+            if job.deadline <= time.monotonic():
+                raise _deadline_passed(job, progress)
+            limit = asyncio.timeout_at(
+                asyncio.get_running_loop().time() + job.deadline - time.monotonic())
+            try:
+                async with limit:
+                    return await self._encode_bounded(job, progress)
+            except TimeoutError:
+                if not limit.expired():
+                    raise
+                # The cancellation has already killed and reaped ffmpeg (encode's cleanup).
+                raise _deadline_passed(job, progress) from None
         finally:
             self._by_job.pop(job.job_id, None)
 
-    async def _encode_bounded(self, job: Encode | EncodeBake) -> EncodeResult:
+    async def _encode_bounded(self, job: Encode | EncodeBake, progress: _Progress
+                              ) -> EncodeResult:
         assert self.limiter is not None
         async with self.limiter.slot():
+            progress.started_at = time.monotonic()
             metrics.ENCODER_RUNNING.inc()
             try:
                 if isinstance(job, EncodeBake):
@@ -100,3 +136,18 @@ class Encoder(AsyncActor):
                 metrics.ENCODER_RUNNING.dec()
         log.debug("encoded job=%s %s in %.2f s", job.job_id, result.content_type, result.seconds)
         return result
+
+
+def _deadline_passed(job: Encode | EncodeBake, progress: _Progress) -> EncodeDeadlinePassed:
+    fmt = "mp4" if isinstance(job, EncodeBake) else job.request.format.value
+    now = time.monotonic()
+    if progress.started_at is None:
+        where = (f"after {now - progress.queued_at:.1f} s waiting for an encoder slot "
+                 "(ffmpeg never started)")
+    else:
+        where = (f"{now - progress.started_at:.1f} s into the encode (after "
+                 f"{progress.started_at - progress.queued_at:.1f} s waiting for a slot); "
+                 "ffmpeg was killed")
+    log.info("encode job=%s: deadline passed %s", job.job_id, where)
+    return EncodeDeadlinePassed(f"{fmt} encode of job {job.job_id}: its deadline passed {where}",
+                                format=fmt)

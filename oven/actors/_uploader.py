@@ -1,10 +1,16 @@
-"""Uploader actor: stores result files (local dir or S3) with retries and backoff."""
+"""Uploader actor: stores result files (local dir or S3) with retries and backoff.
+
+An Upload may carry its own `deadline` (a `time.monotonic()` instant): when it passes, the
+upload under way (retries included) is cancelled and answered with UploadDeadlinePassed, a
+transient StorageError, whether or not the asker still waits. The file is left in place.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +32,14 @@ class Upload:
     key: str
     path: Path
     content_type: str
+    deadline: float | None = None  # time.monotonic() instant; see the module docstring
+
+
+class UploadDeadlinePassed(StorageError):
+    """The upload's own deadline passed and it was cancelled (transient: storage was slow)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, transient=True)
 
 
 @dataclass(frozen=True)
@@ -64,6 +78,25 @@ class Uploader(AsyncActor):
         return super().receive(message)
 
     async def _upload(self, upload: Upload) -> StoredObject:
+        if upload.deadline is None:
+            return await self._upload_with_retries(upload)
+        started = time.monotonic()
+        if upload.deadline > started:
+            limit = asyncio.timeout_at(
+                asyncio.get_running_loop().time() + upload.deadline - started)
+            try:
+                async with limit:
+                    return await self._upload_with_retries(upload)
+            except TimeoutError:
+                if not limit.expired():
+                    raise
+        metrics.UPLOADS.labels(outcome="error").inc()
+        message = (f"upload of job {upload.job_id} key={upload.key}: its deadline passed "
+                   f"{time.monotonic() - started:.1f} s into the upload, which was cancelled")
+        log.info("%s", message)
+        raise UploadDeadlinePassed(message)
+
+    async def _upload_with_retries(self, upload: Upload) -> StoredObject:
         assert self.storage is not None
         delay = 0.2
         for attempt in range(1, ATTEMPTS + 1):
