@@ -16,7 +16,15 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from oven.capture import Browser, BrowserSettings, CaptureRequest, capture, marked_pids, new_marker
+from oven.capture import (
+    Browser,
+    BrowserSettings,
+    CaptureRequest,
+    PieceError,
+    capture,
+    marked_pids,
+    new_marker,
+)
 
 from .conftest import chromium_args
 from .servers import Answer, RecordingServer, Reply
@@ -61,6 +69,8 @@ def _answer(private: str) -> Answer:
             return Reply(status=502, body=b"the test proxy serves one host")
         if path == "/escape":
             return Reply(body=page)
+        if path == "/escape-failing":  # runs the same page, but the job fails (HTTP 404)
+            return Reply(status=404, body=page)
         if path in scripts:
             return Reply(body=scripts[path].encode(), content_type=JS)
         if path.startswith("/to-private-"):
@@ -122,6 +132,19 @@ async def test_nothing_a_raw_url_page_opened_survives_its_job(
     others = [t for t in targets if "worker" in t["type"]]
     assert [p["url"] for p in pages] == ["about:blank"], targets
     assert others == [], targets
+
+
+async def test_a_failing_raw_url_job_stays_guarded_while_its_pages_are_torn_down(
+        browser: Browser, private_server: RecordingServer, tmp_path: Path) -> None:
+    before = len(private_server.hits)
+    request = CaptureRequest(url=f"http://{PUBLIC}/escape-failing", width=64, height=64,
+                             guard="public")
+    with pytest.raises(PieceError, match="404"):
+        await capture(browser, request, tmp_path)
+    await asyncio.sleep(1.5)
+    assert private_server.paths()[before:] == [], sorted(set(private_server.paths()[before:]))
+    targets = await browser.targets()
+    assert [t for t in targets if "worker" in t["type"]] == [], targets
 
 
 async def test_control_an_unguarded_page_reaches_the_private_server_but_its_popups_close(
