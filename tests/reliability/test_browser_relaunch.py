@@ -6,15 +6,19 @@ until a flag file exists and then refuses to start (exit 1): the fault is a real
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 import pykka
 import pytest
+from pipeline.grab_client import chromium_main, job, submit, wait_for_job
 
 from oven._readiness import ReadinessBoard
 from oven.actors import ActorContext, Ping
@@ -22,6 +26,8 @@ from oven.actors._browser_pool import BrowserPool, Capture, PoolStatus, Recycle
 from oven.capture import BrowserGone, CaptureRequest, CaptureResult, piece_url
 from oven.config import Settings
 from oven.supervisor import ChildSpec, Registry, RestartPolicy, StartChildren, Supervisor
+
+from .conftest import StartOven
 
 
 class QuickRetryPool(BrowserPool):
@@ -61,15 +67,21 @@ def alive(pids: set[int]) -> dict[int, str]:
     return left
 
 
+def refusing_chromium(directory: Path) -> tuple[Path, Path]:
+    """A Chromium executable that refuses to start while its flag file exists: (script, flag)."""
+    flag = directory / "refuse-to-launch"
+    script = directory / "chromium"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'if [ -e "{flag}" ]; then echo "launch refused by the test" >&2; exit 1; fi\n'
+        'exec /usr/bin/chromium "$@"\n')
+    script.chmod(0o755)
+    return script, flag
+
+
 class Harness:
     def __init__(self, tmp_path: Path, pool: type[BrowserPool], intensity: int) -> None:
-        self.flag = tmp_path / "refuse-to-launch"
-        script = tmp_path / "chromium"
-        script.write_text(
-            "#!/bin/sh\n"
-            f'if [ -e "{self.flag}" ]; then echo "launch refused by the test" >&2; exit 1; fi\n'
-            'exec /usr/bin/chromium "$@"\n')
-        script.chmod(0o755)
+        script, self.flag = refusing_chromium(tmp_path)
         self.settings = Settings.model_validate({
             "server": {"data_dir": str(tmp_path / "data")},
             "browser": {"executable_path": str(script), "pages": 1, "launch_timeout_s": 30},
@@ -177,3 +189,33 @@ def test_a_browser_unlaunchable_past_the_bound_crashes_the_pool_into_its_supervi
         h.registry.ref("browser")
     assert old != ""
     assert "browser" in h.board.reasons()  # never reported ready while it had no browser
+
+
+def test_through_oven_serve_a_browser_that_cannot_relaunch_answers_503_and_work_waits_for_it(
+    start_oven: StartOven, tmp_path: Path,
+) -> None:
+    script, flag = refusing_chromium(tmp_path)
+    oven = start_oven({"browser": {"executable_path": str(script), "pages": 1}})
+    flag.touch()
+    os.kill(chromium_main(oven).pid, signal.SIGKILL)  # a crash: the pool must relaunch
+
+    def not_ready() -> bool:
+        answer = httpx.get(f"{oven.url}/ready", timeout=5)
+        return answer.status_code == 503 and "browser" in answer.json()["reasons"]
+
+    wait_until(not_ready, timeout=30, what="/ready to name the browser")
+    wait_until(lambda: "relaunch attempt 2 failed" in oven.log, timeout=30,
+               what="a second failed relaunch")
+    assert "launch refused by the test" in oven.log
+    submitted = submit(oven, piece="still", format="png", width=64, height=64)["id"]
+    wait_until(lambda: "relaunch attempt 3 failed" in oven.log, timeout=30,
+               what="a third failed relaunch")
+    waiting = job(oven, submitted)
+    # Queued, not failed, not blamed on the piece: nothing is claimed while the browser is out.
+    assert waiting["state"] == "queued" and waiting["attempts"] == 0, waiting
+    assert not_ready()
+
+    flag.unlink()
+    done = wait_for_job(oven, submitted, timeout=60)
+    assert done["state"] == "complete", done
+    assert httpx.get(f"{oven.url}/ready", timeout=5).json() == {"ready": True, "reasons": []}
