@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from oven_process import OvenProcess, write_config
+from oven_process import OvenProcess, free_port, write_config
 
 ADMIN = "test-admin-token"
 
@@ -168,3 +169,83 @@ def test_health_ready_status_and_openapi_answer_on_defaults(oven: OvenProcess) -
     assert "/grabs" in spec["paths"] and "post" in spec["paths"]["/grabs"]
     missing = httpx.get(f"{oven.url}/no/such/route")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+# The fix needs oven/config/_load.py (a command-line source layer kept in LoadedConfig) and
+# oven/_system.py (reload passes it on); the patch is in the issue 12 notes. Strict: these turn
+# red once it lands, as a reminder to drop the marker.
+PENDING_CLI_OVERRIDES = pytest.mark.xfail(
+    strict=True, reason="reload drops --host/--port: oven.config.load has no command-line layer")
+
+
+def _serve_with_flags(oven: OvenProcess, *flags: str) -> OvenProcess:
+    """OvenProcess.start, but with command-line flags after `serve`."""
+    config = write_config(oven.workdir / "oven.toml", oven.config)
+    env = {**os.environ}
+    env.pop("OVEN_CONFIG", None)
+    out = open(oven.workdir / "serve.log", "ab")  # noqa: SIM115 - closed with the process
+    oven.proc = subprocess.Popen(
+        [sys.executable, "-m", "oven", "serve", "--config", str(config), *flags],
+        stdout=out, stderr=subprocess.STDOUT, env=env, cwd=oven.workdir)
+
+    def answers() -> bool:
+        assert oven.proc is not None and oven.proc.poll() is None, oven.log
+        try:
+            return httpx.get(f"{oven.url}/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(answers, timeout=90, what="oven serve to answer on its --port")
+    oven.remember_children()
+    return oven
+
+
+def _instance_id(oven: OvenProcess) -> str:
+    instance: str = httpx.get(f"{oven.url}/status", timeout=10).json()["sections"][
+        "instance"]["id"]
+    return instance
+
+
+@PENDING_CLI_OVERRIDES
+def test_a_reload_keeps_the_host_and_port_given_on_the_command_line(tmp_path: Path) -> None:
+    # The file names another address; the command line wins, before and after every reload.
+    server = {"admin_token": ADMIN, "host": "localhost", "port": free_port(),
+              "data_dir": str(tmp_path / "data")}
+    oven = OvenProcess(tmp_path, config={"server": server, "browser": {"pages": 1}},
+                       port=free_port())
+    try:
+        _serve_with_flags(oven, "--host", "127.0.0.1", "--port", str(oven.port))
+        instance = _instance_id(oven)
+        assert instance.endswith(f":{oven.port}")
+        admin = {"Authorization": f"Bearer {ADMIN}"}
+        reloaded = httpx.post(f"{oven.url}/admin/reload", headers=admin, timeout=30)
+        assert reloaded.json() == {"applied": [], "restart_required": []}
+        assert _instance_id(oven) == instance
+
+        oven.signal(signal.SIGHUP)
+        wait_until(lambda: oven.log.count("config reloaded") == 2, what="the SIGHUP reload")
+        assert oven.log.strip().splitlines()[-1].endswith("config reloaded: live -; needs "
+                                                           "restart -")
+        assert _instance_id(oven) == instance
+
+        # A changed file: its live keys apply; its address still yields to the command line.
+        server["port"] = free_port()
+        write_config(oven.workdir / "oven.toml", {"server": server, "browser": {"pages": 2}})
+        reloaded = httpx.post(f"{oven.url}/admin/reload", headers=admin, timeout=30)
+        assert reloaded.json() == {"applied": ["browser.pages"], "restart_required": []}
+        assert _instance_id(oven) == instance
+        assert httpx.get(f"{oven.url}/health", timeout=10).status_code == 200
+    finally:
+        assert oven.stop() == 0
+
+
+@PENDING_CLI_OVERRIDES
+@pytest.mark.parametrize("flags", [("--port", "70000"), ("--port", "-1")])
+def test_a_bad_address_on_the_command_line_exits_with_a_one_line_error(
+        tmp_path: Path, flags: tuple[str, ...]) -> None:
+    config = write_config(tmp_path / "oven.toml", {"server": {"data_dir": str(tmp_path)}})
+    out = subprocess.run([sys.executable, "-m", "oven", "serve", "--config", str(config),
+                          *flags], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert out.stderr.strip().count("\n") == 0
+    assert "command line" in out.stderr and "port" in out.stderr
