@@ -421,9 +421,20 @@ class JobRunner:
                     continue  # cancelled or taken over while an earlier upload ran
                 try:
                     await self._retry_upload(run)
-                except Exception:
-                    # One job's trouble must not end the loop that serves every parked job.
+                except Exception as exc:
+                    # One job's trouble must not end the loop that serves every parked job; a
+                    # failure nobody foresaw will not mend itself, so the job fails with it.
                     log.exception("job=%s: retrying its parked upload failed", job_id)
+                    await self._fail_parked(run, f"its parked upload failed: {exc!r}")
+
+    async def _fail_parked(self, run: Run, reason: str) -> None:
+        try:
+            await self._finish(run, JobState.FAILED, note=reason, error=reason)
+        except Exception:
+            log.exception("job=%s: could not record its failure; retried next round",
+                          run.record.id)
+            return
+        self._drop_parked_file(run)
 
     async def _retry_upload(self, run: Run) -> None:
         record, fmt = run.record, run.grab.format.value
@@ -436,13 +447,20 @@ class JobRunner:
         try:
             stored = await self.pipeline.upload(
                 record.id, record.capture_key, fmt, path, Format(fmt).content_type, {})
-        except (UploadPending, Permanent) as exc:
+        except UploadPending as exc:
             log.info("job=%s still waiting for storage: %s", record.id, exc)
-            return
+            stored = None
+        except Permanent as exc:  # storage answered, and no retry will change its answer
+            if not run.cancel_requested:
+                await self._fail_parked(run, str(exc))
+                return
+            stored = None
         finally:
             run.uploading = False
         if run.cancel_requested:  # cancelled during the upload: no result, no cache entry
             await self._cancel_parked(run)
+            return
+        if stored is None:
             return
         path.unlink(missing_ok=True)
         result = {**(record.result or {}), **stored}  # the capture facts kept at parking
@@ -454,4 +472,9 @@ class JobRunner:
         self._drop_parked_file(run)
 
     def _drop_parked_file(self, run: Run) -> None:
-        self.pipeline.pending_path(run.record.id, run.grab.format.value).unlink(missing_ok=True)
+        path = self.pipeline.pending_path(run.record.id, run.grab.format.value)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:  # cleanup must never take the loop that called it down with it
+            log.warning("job=%s: could not remove its parked file %s: %s", run.record.id, path,
+                        exc)

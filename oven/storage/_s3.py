@@ -138,6 +138,10 @@ class S3Storage:
                 )
         except FileNotFoundError as exc:
             raise StorageError(f"source file {path} does not exist") from exc
+        except OSError as exc:
+            if exc.filename == str(path):  # our file, not the endpoint: no retry mends it
+                raise StorageError(f"source file {path} cannot be read: {exc}") from exc
+            raise self._translate(exc, f"upload {object_key!r}") from exc
         except Exception as exc:
             raise self._translate(exc, f"upload {object_key!r}") from exc
         logger.debug(

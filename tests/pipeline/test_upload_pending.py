@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from oven_process import OvenProcess
 from storage.moto_s3 import BUCKET, MotoServer, start_moto
 
 from .conftest import StartOven
@@ -120,3 +123,93 @@ def test_a_grab_waits_in_upload_pending_while_storage_is_down_and_completes_afte
     result = httpx.get(f"{oven.url}/grabs/{accepted['id']}/result", follow_redirects=True,
                        timeout=30)
     assert result.status_code == 200 and result.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+ADMIN = "parked-admin-token"
+
+
+def _s3_oven(start_oven: StartOven, outage: Outage, **sections: dict[str, Any]) -> OvenProcess:
+    endpoint = f"http://127.0.0.1:{outage.port}"
+    return start_oven({
+        "server": {"admin_token": ADMIN},
+        "queue": {"upload_retry_s": 0.5},
+        "storage": {"backend": "s3"},
+        "storage.s3": {"endpoint_url": endpoint, "bucket": BUCKET, "region": "us-east-1",
+                       "path_style": True, "create_bucket": True, "access_key_id": "testing",
+                       "secret_access_key": "testing", "max_attempts": 1,
+                       "connect_timeout_s": 1},
+        **sections,
+    })
+
+
+def _pending_files(oven: OvenProcess) -> list[Path]:
+    return sorted((oven.workdir / "data" / "pending").glob("*"))
+
+
+def test_a_parked_job_cancelled_drops_its_file_and_caches_nothing_when_storage_returns(
+    start_oven: StartOven, s3: tuple[MotoServer, Outage]
+) -> None:
+    # Failed before: the kept file stayed on disk for good.
+    _, outage = s3
+    oven = _s3_oven(start_oven, outage)
+    outage.down()
+    body = {"piece": "still", "format": "png", "width": 120, "height": 80}
+    accepted = submit(oven, **body)
+    wait_for_job(oven, accepted["id"], {"upload_pending"}, timeout=60)
+    assert len(_pending_files(oven)) == 1
+    cancelled = httpx.delete(f"{oven.url}/grabs/{accepted['id']}", timeout=30,
+                             headers={"Authorization": f"Bearer {ADMIN}"})
+    assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+    assert _pending_files(oven) == []
+    outage.up()
+    time.sleep(2)  # four upload retry rounds: nothing left to upload or cache
+    again = submit(oven, **body)
+    assert again["cached"] is False and again["id"] != accepted["id"], again
+    assert wait_for_job(oven, again["id"], timeout=60)["state"] == "complete"
+
+
+def test_a_parked_upload_that_cannot_succeed_fails_its_job_and_the_others_go_on(
+    start_oven: StartOven, s3: tuple[MotoServer, Outage]
+) -> None:
+    # Failed before: the retry loop died on the first job's error (removing its kept file after
+    # the upload), so the second job never completed. The fault: the kept file of the first job
+    # turned into a directory.
+    _, outage = s3
+    oven = _s3_oven(start_oven, outage)
+    outage.down()
+    first = submit(oven, piece="still", format="png", width=120, height=80)
+    wait_for_job(oven, first["id"], {"upload_pending"}, timeout=60)
+    second = submit(oven, piece="still", format="png", width=100, height=80)
+    wait_for_job(oven, second["id"], {"upload_pending"}, timeout=60)
+    kept = next(p for p in _pending_files(oven) if p.name.startswith(first["id"]))
+    kept.unlink()
+    kept.mkdir()
+    outage.up()
+    assert wait_for_job(oven, second["id"], timeout=60)["state"] == "complete"
+    broken = wait_for_job(oven, first["id"], timeout=60)
+    assert broken["state"] == "failed" and "Is a directory" in broken["error"], broken
+
+
+def test_a_job_parked_by_an_instance_that_never_returns_is_captured_again_by_another(
+    start_oven: StartOven, s3: tuple[MotoServer, Outage], tmp_path: Path
+) -> None:
+    # Failed before: the parked job held its capture key for good once its instance was gone.
+    _, outage = s3
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    cluster = {"lease_s": 2, "heartbeat_s": 0.5, "poll_s": 0.2, "parked_takeover_s": 1}
+    gone = _s3_oven(start_oven, outage, store={"sqlite_path": str(shared / "oven.db")},
+                    cluster={**cluster, "instance_id": "gone"})
+    outage.down()
+    body = {"piece": "still", "format": "png", "width": 120, "height": 80}
+    accepted = submit(gone, **body)
+    wait_for_job(gone, accepted["id"], {"upload_pending"}, timeout=60)
+    gone.kill()
+    other = start_oven({"store": {"sqlite_path": str(shared / "oven.db")},
+                        "cluster": {**cluster, "instance_id": "other"}})
+    done = wait_for_job(other, accepted["id"], timeout=60)
+    assert done["state"] == "complete", done
+    notes = [h["note"] or "" for h in done["history"]]
+    assert any("gone" in n and "captured again" in n for n in notes), notes
+    # The capture key is free again: the same request is now a cache hit.
+    assert submit(other, **body)["cached"] is True

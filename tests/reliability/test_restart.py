@@ -74,3 +74,20 @@ def test_fifty_jobs_in_flight_when_oven_is_killed_all_complete_once_after_a_rest
         assert len(completions) == 1, (job_id, record.history)
     results = [p for p in (first.workdir / "data" / "results").rglob("*") if p.is_file()]
     assert len(results) == JOBS, sorted(str(p) for p in results)
+
+
+def test_a_job_out_of_attempts_when_oven_was_killed_fails_at_the_restart_instead_of_running_again(
+        start_oven: StartOven) -> None:
+    # Failed before: the restart requeued it whatever its attempts, so a job that takes the
+    # whole service down would do so forever.
+    config = {"queue": {"max_attempts": 1}, "cluster": {"instance_id": "one"}}
+    first = start_oven(config)
+    accepted = submit(first, piece="anim", format="webp", width=160, height=90, frames=60,
+                      fps=20)
+    wait_for_job(first, accepted["id"], {"running"}, timeout=60)
+    first.kill()
+    second = start_oven(config, workdir=first.workdir)
+    view = wait_for_job(second, accepted["id"], timeout=60)
+    assert view["state"] == "failed", view
+    assert "stopped while running it" in view["error"] and "1 attempts" in view["error"], view
+    assert view["attempts"] == 1
