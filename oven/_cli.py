@@ -23,9 +23,9 @@ log = logging.getLogger("oven.cli")
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_ESCALATED = 0, 1, 2, 3
 
 
-def _load(args: argparse.Namespace) -> LoadedConfig:
+def _load(args: argparse.Namespace, overrides: dict[str, Any] | None = None) -> LoadedConfig:
     try:
-        return load(Path(args.config) if args.config else None)
+        return load(Path(args.config) if args.config else None, overrides=overrides)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
@@ -35,12 +35,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from oven._service import Service
     from oven.supervisor import StartFailed
 
-    config = _load(args)
+    # Checked like any other source, and kept by every reload (SIGHUP, POST /admin/reload).
+    flags = {"server.host": args.host, "server.port": args.port}
+    config = _load(args, {key: value for key, value in flags.items() if value not in (None, "")})
     server_settings = config.settings.server
-    if args.host:
-        server_settings.host = args.host
-    if args.port is not None:
-        server_settings.port = args.port
     setup_logging(config.settings.log.level)
     service = Service(config)
     try:

@@ -149,7 +149,7 @@ class ActorSystem:
         Raises ConfigError (and changes nothing) when the new config is invalid.
         """
         try:
-            fresh = load(self.config.path)
+            fresh = load(self.config.path, overrides=self.config.overrides)
         except Exception:
             metrics.CONFIG_RELOADS.labels(outcome="invalid").inc()
             raise

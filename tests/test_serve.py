@@ -171,13 +171,6 @@ def test_health_ready_status_and_openapi_answer_on_defaults(oven: OvenProcess) -
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
 
 
-# The fix needs oven/config/_load.py (a command-line source layer kept in LoadedConfig) and
-# oven/_system.py (reload passes it on); the patch is in the issue 12 notes. Strict: these turn
-# red once it lands, as a reminder to drop the marker.
-PENDING_CLI_OVERRIDES = pytest.mark.xfail(
-    strict=True, reason="reload drops --host/--port: oven.config.load has no command-line layer")
-
-
 def _serve_with_flags(oven: OvenProcess, *flags: str) -> OvenProcess:
     """OvenProcess.start, but with command-line flags after `serve`."""
     config = write_config(oven.workdir / "oven.toml", oven.config)
@@ -206,7 +199,6 @@ def _instance_id(oven: OvenProcess) -> str:
     return instance
 
 
-@PENDING_CLI_OVERRIDES
 def test_a_reload_keeps_the_host_and_port_given_on_the_command_line(tmp_path: Path) -> None:
     # The file names another address; the command line wins, before and after every reload.
     server = {"admin_token": ADMIN, "host": "localhost", "port": free_port(),
@@ -239,7 +231,6 @@ def test_a_reload_keeps_the_host_and_port_given_on_the_command_line(tmp_path: Pa
         assert oven.stop() == 0
 
 
-@PENDING_CLI_OVERRIDES
 @pytest.mark.parametrize("flags", [("--port", "70000"), ("--port", "-1")])
 def test_a_bad_address_on_the_command_line_exits_with_a_one_line_error(
         tmp_path: Path, flags: tuple[str, ...]) -> None:

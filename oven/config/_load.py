@@ -28,6 +28,9 @@ class LoadedConfig:
     settings: Settings
     path: Path | None
     sources: dict[str, str] = field(default_factory=dict)  # dotted key -> "file ..." / "env ..."
+    # Dotted key -> value given on the command line (`oven serve --port`): over file and
+    # environment, and applied again by every reload.
+    overrides: dict[str, Any] = field(default_factory=dict)
 
     def source_of(self, key: str) -> str:
         return self.sources.get(key, "default")
@@ -126,8 +129,10 @@ def _describe(error: Any, where: str) -> str:
     return f"{where}: {place}: {error['msg'].lower()} (got {shown})"
 
 
-def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> LoadedConfig:
-    """Build settings from defaults, an optional TOML file and the environment.
+def load(path: Path | None = None, env: Mapping[str, str] | None = None, *,
+         overrides: Mapping[str, Any] | None = None) -> LoadedConfig:
+    """Build settings from defaults, an optional TOML file, the environment and `overrides`
+    (dotted keys from the command line).
 
     The path comes from the argument, else OVEN_CONFIG, else none (embedded defaults).
     Raises ConfigError with one line per problem, each naming file or variable and key.
@@ -154,6 +159,9 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Load
         _set(data, key, value)
         sources[key] = f"env {name}"
         where_of[key] = f"environment {name}"
+    for key, value in (overrides or {}).items():
+        _set(data, key, value)
+        sources[key] = where_of[key] = "command line"
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
@@ -170,7 +178,8 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Load
             )
             problems.append(_describe(error, where))
         raise ConfigError("\n".join(problems)) from None
-    return LoadedConfig(settings=settings, path=path, sources=sources)
+    return LoadedConfig(settings=settings, path=path, sources=sources,
+                        overrides=dict(overrides or {}))
 
 
 def diff(old: Settings, new: Settings) -> tuple[list[str], list[str]]:

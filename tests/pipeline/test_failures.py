@@ -74,7 +74,8 @@ def test_cancelling_a_running_grab_stops_it_and_leaves_no_extra_processes(
                or time.monotonic() - running_since > 3, timeout=30)
 
     started = time.monotonic()
-    response = httpx.delete(f"{shared_oven.url}/grabs/{job_id}", timeout=30)
+    response = httpx.delete(f"{shared_oven.url}/grabs/{job_id}", timeout=30,
+                            headers={"X-Cancel-Token": accepted["cancel_token"]})
     assert response.status_code == 200, response.text
     assert response.json()["state"] == "cancelled"
     assert time.monotonic() - started < 10  # long before the 20 s capture would end

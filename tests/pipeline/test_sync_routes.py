@@ -33,7 +33,7 @@ def test_nowait_answers_202_with_the_queue_position_while_the_pages_are_busy(
         shared_oven: OvenProcess) -> None:
     # Two long interactive grabs hold both page slots of the shared service.
     blockers = [submit(shared_oven, piece="anim", format="webp", width=212 + i, height=120,
-                       frames=60, fps=10)["id"] for i in range(2)]
+                       frames=60, fps=10) for i in range(2)]
     try:
         response = httpx.get(f"{shared_oven.url}/grab/png/214/120/still?nowait=1", timeout=10)
         assert response.status_code == 202, response.text
@@ -42,6 +42,8 @@ def test_nowait_answers_202_with_the_queue_position_while_the_pages_are_busy(
         assert body["position"] == 1 and body["state"] == "queued"
         assert response.headers["Location"] == body["status_url"]
     finally:
-        for job_id in blockers:
-            httpx.delete(f"{shared_oven.url}/grabs/{job_id}", timeout=30)
+        for blocker in blockers:
+            cancelled = httpx.delete(f"{shared_oven.url}/grabs/{blocker['id']}", timeout=30,
+                                     headers={"X-Cancel-Token": blocker["cancel_token"]})
+            assert cancelled.status_code == 200, cancelled.text
     assert wait_for_job(shared_oven, body["id"])["state"] == "complete"
