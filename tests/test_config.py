@@ -108,3 +108,14 @@ def test_the_default_service_does_not_load_the_s3_or_mongodb_clients() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("entry", ["http://allowed.example/pieces", "ftp://allowed.example",
+                                   "allowed.example", "http://allowed.example?x=1"])
+def test_an_allowed_origin_that_is_no_http_origin_stops_startup_naming_it(
+        tmp_path: Path, entry: str) -> None:
+    # Before, such an entry matched nothing and every URL from it was refused without a word.
+    path = write(tmp_path, f'[pieces]\nallowed_origins = ["{entry}"]\n')
+    with pytest.raises(ConfigError, match=r"\[pieces\] allowed_origins") as caught:
+        load(path, env={})
+    assert entry in str(caught.value)

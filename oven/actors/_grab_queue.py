@@ -83,7 +83,6 @@ class GrabQueue(AsyncActor, JobRunner):
         self.queued: list[JobRecord] = []
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=50)
         self.service_times: collections.deque[float] = collections.deque(maxlen=20)
-        self._tasks: list[asyncio.Task[None]] = []
         self._claiming: asyncio.Task[None] | None = None
         self._claim_again = False
         self._stopping = False
@@ -96,15 +95,15 @@ class GrabQueue(AsyncActor, JobRunner):
     async def start_async(self) -> None:
         self.recent = collections.deque(maxlen=self.settings.queue.recent_limit)
         await self._resume()
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._poll()), loop.create_task(self._heartbeat()),
-                       loop.create_task(self._retry_uploads())]
+        # Owned: a loop that dies is logged and crashes the actor into its supervisor, which
+        # restarts it (a silent dead poll or heartbeat would strand every job of the instance).
+        self.own("poll", self._poll)
+        self.own("heartbeat", self._heartbeat)
+        self.own("upload-retry", self._retry_uploads)
         self._kick()
 
     async def stop_async(self) -> None:
         self._stopping = True
-        for task in self._tasks:
-            task.cancel()
         # Running jobs stay `running` with our name on them: requeued when this instance starts
         # again, or by another instance once their lease runs out.
         for run in list(self.runs.values()):

@@ -35,6 +35,8 @@ from oven.supervisor import ActorUnavailable
 
 log = logging.getLogger(__name__)
 
+UPLOAD_TIMEOUT_S = 120.0  # one Upload ask, its quick retries included
+
 # Failures a retry can fix: the browser died or was recycled, a peer was restarting or busy.
 TRANSIENT = (BrowserGone, MailboxFull, ActorUnavailable, AskTimeout, pykka.ActorDeadError,
              StoreUnavailable)
@@ -168,10 +170,14 @@ class Pipeline:
         out = work / f"result.{Format(grab.format.value).extension}"
         encode = EncodeRequest(frames=captured.frames, fps=grab.fps,
                                format=Format(grab.format.value), out_path=out)
+        encode_timeout = self.settings.encoder.timeout_s * 3 + 30
         try:
+            # The encode carries its own deadline: ffmpeg stops when we stop waiting, even if
+            # the cancel told below never arrives.
             encoded = await ask_async(
-                self.lookup.ref("encoder"), Encode(job_id, encode),
-                timeout=self.settings.encoder.timeout_s * 3 + 30)
+                self.lookup.ref("encoder"),
+                Encode(job_id, encode, deadline=time.monotonic() + encode_timeout),
+                timeout=encode_timeout)
         except (AskTimeout, asyncio.CancelledError):
             # We stop waiting, so ffmpeg must stop working: nobody would read its output.
             self._tell("encoder", CancelEncode(job_id))
@@ -204,8 +210,10 @@ class Pipeline:
         stored_key = storage_key(key, fmt)
         try:
             stored = await ask_async(
-                self.lookup.ref("uploader"), Upload(job_id, stored_key, path, content_type),
-                timeout=120)
+                self.lookup.ref("uploader"),
+                Upload(job_id, stored_key, path, content_type,
+                       deadline=time.monotonic() + UPLOAD_TIMEOUT_S),
+                timeout=UPLOAD_TIMEOUT_S + 5)
         except StorageError as exc:
             if not exc.transient:
                 raise Permanent(f"upload: {exc}") from None

@@ -100,8 +100,19 @@ class JobRunner:
     _claim_again: bool
     _stopping: bool
 
-    # Provided by GrabQueue.
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+    # Provided by GrabQueue (and its AsyncActor base).
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> None:
+        raise NotImplementedError
+
+    def own(self, name: str, factory: Callable[[], Coroutine[Any, Any, None]]
+            ) -> asyncio.Task[None]:
+        raise NotImplementedError
+
+    def owned(self, name: str) -> asyncio.Task[None] | None:
+        raise NotImplementedError
+
+    @property
+    def closing(self) -> bool:
         raise NotImplementedError
 
     def _gauge(self) -> None:
@@ -128,8 +139,8 @@ class JobRunner:
     def _kick(self) -> None:
         """Claim work for free page slots, now or as soon as the claim under way returns."""
         self._claim_again = True
-        if self._claiming is None or self._claiming.done():
-            self._claiming = asyncio.get_running_loop().create_task(self._claim())
+        if not (self._stopping or self.closing) and self.owned("claim") is None:
+            self._claiming = self.own("claim", self._claim)
 
     async def _claim(self) -> None:
         while self._claim_again and not self._stopping:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from ada_url import URL
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from oven.capture import MAX_DENSITY, MAX_FPS, MAX_FRAMES, MAX_SIDE, MIN_FPS
 
@@ -59,6 +60,24 @@ class PiecesSettings(BaseModel):
     allow_private: bool = Field(
         False, description="Let allowed origins resolve to private/loopback addresses."
     )
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins_are_origins(cls, values: list[str]) -> list[str]:
+        # Read as the browser reads them (the same parser the allow-list check uses): an entry
+        # that is no http(s) origin would otherwise match nothing, silently.
+        for value in values:
+            try:
+                url = URL(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not a URL; write scheme://host[:port]") from None
+            origin = str(url.origin)
+            if not origin.startswith(("http://", "https://")):
+                raise ValueError(f"{value!r}: only http(s) origins can be allowed")
+            if url.pathname not in ("", "/") or url.search or url.hash:
+                raise ValueError(f"{value!r} has a path; an origin is scheme://host[:port] "
+                                 f"(here {origin})")
+        return values
     render_version: str = Field(
         "1", description="Part of every capture key: change it to invalidate cached results."
     )

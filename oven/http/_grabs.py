@@ -95,7 +95,8 @@ async def _validated(system: ActorSystem, data: Any) -> tuple[GrabRequest, str]:
     except TargetRefused as exc:
         raise ApiError(403, str(exc), code="target_refused") from None
     if grab.callback_url is not None:  # CallbackRefused answers 422 (see http._errors)
-        check_callback_url(grab.callback_url, system.settings.webhooks)
+        # The URL as the webhook client will read it is the one kept and POSTed to.
+        grab.callback_url = check_callback_url(grab.callback_url, system.settings.webhooks)
     return grab, target
 
 
