@@ -1,13 +1,15 @@
 """Tape baking: a streamed archive of PNG frames (+ soundtrack, timing) becomes an MP4."""
 
-from oven.bakes._archive import Tape, member_name, read_timing, unpack, wav_seconds
+from oven.bakes._archive import Tape, read_timing, unpack, wav_seconds
 from oven.bakes._errors import BakeRefused
 from oven.bakes._fetch import fetch_archive
-from oven.bakes._intake import Intake, read_body
+from oven.bakes._intake import BODY_SLACK, Intake, read_body
+from oven.bakes._members import member_name
 from oven.bakes._plan import BakePlan, choose_fps, plan_bake
 from oven.bakes._settings import BakeSettings
 
 __all__ = [
+    "BODY_SLACK",
     "BakePlan",
     "BakeRefused",
     "BakeSettings",

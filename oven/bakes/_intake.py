@@ -5,12 +5,18 @@ by chunk, with our own callbacks. Starlette's `request.form()` would spool the f
 file of its own choosing (then we would copy it) and its limits are per part, not ours. Here the
 archive part's bytes go straight into the bake's own dir and the byte count is checked against
 `bakes.max_archive_bytes` as they arrive; text fields are capped at a few KiB.
+
+A body holds one of the `bakes.max_active` slots while it arrives, so every way of making it
+last is bounded: the whole body by `bakes.upload_timeout_s` and its bytes, a silence by
+`bakes.upload_idle_s`, the form by a handful of parts (repeated and nameless ones included).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -18,13 +24,18 @@ from typing import IO, Any
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from oven.bakes._errors import BakeRefused
+from oven.bakes._settings import BakeSettings
 
 ARCHIVE_FIELDS = ("archive", "file")
 ARCHIVE_TYPES = ("application/zip", "application/x-zip-compressed", "application/x-tar",
                  "application/gzip", "application/x-gzip", "application/octet-stream")
 MAX_FIELD_BYTES = 8192
-MAX_FIELDS = 16
+# Every part counts, the archive, repeated names and nameless ones included: a form that
+# never ends in parts of a few bytes would otherwise hold its bake slot for as long as it likes.
+MAX_PARTS = 16
 MAX_JSON_BYTES = 65536
+# Multipart framing and text fields on top of the archive itself.
+BODY_SLACK = 256 * 1024
 
 
 @dataclass
@@ -37,30 +48,63 @@ class Intake:
 
 
 async def read_body(chunks: AsyncIterator[bytes], content_type: str, archive_path: Path, *,
-                    max_archive_bytes: int) -> Intake:
+                    settings: BakeSettings) -> Intake:
     """Multipart (an `archive` file part + fields), a raw archive body, or JSON with `url`."""
     media, params = parse_options_header(content_type)
     kind = media.decode("latin-1").lower()
-    if kind == "multipart/form-data":
-        boundary = params.get(b"boundary")
-        if not boundary:
-            raise BakeRefused("Content-Type: multipart/form-data without a boundary",
-                              code="bad_request", status=400)
-        return await _read_multipart(chunks, boundary, archive_path, max_archive_bytes)
-    if kind == "application/json":
-        return Intake(fields=await _read_json(chunks))
-    if kind in ARCHIVE_TYPES:
-        intake = Intake(archive=archive_path)
-        with archive_path.open("xb") as out:
-            async for chunk in chunks:
-                intake.archive_bytes += len(chunk)
-                _check_archive_size(intake.archive_bytes, max_archive_bytes)
-                out.write(chunk)
-        return intake
+    max_archive_bytes = settings.max_archive_bytes
+    async with contextlib.aclosing(_timed(chunks, settings)) as body:
+        if kind == "multipart/form-data":
+            boundary = params.get(b"boundary")
+            if not boundary:
+                raise BakeRefused("Content-Type: multipart/form-data without a boundary",
+                                  code="bad_request", status=400)
+            return await _read_multipart(body, boundary, archive_path, max_archive_bytes)
+        if kind == "application/json":
+            return Intake(fields=await _read_json(body))
+        if kind in ARCHIVE_TYPES:
+            intake = Intake(archive=archive_path)
+            with archive_path.open("xb") as out:
+                async for chunk in body:
+                    intake.archive_bytes += len(chunk)
+                    _check_archive_size(intake.archive_bytes, max_archive_bytes)
+                    out.write(chunk)
+            return intake
     raise BakeRefused(
         f"Content-Type {kind or '(none)'!r}: send multipart/form-data with an 'archive' file "
         "part, a raw application/zip or application/x-tar body, or JSON with a 'url'",
         code="unsupported_media", status=415)
+
+
+async def _timed(chunks: AsyncIterator[bytes], settings: BakeSettings
+                 ) -> AsyncGenerator[bytes, None]:
+    """The body's chunks, cut off at its deadline, after a silence, or past its byte bound."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.upload_timeout_s
+    limit = settings.max_archive_bytes + BODY_SLACK
+    seen = 0
+    source = aiter(chunks)
+    while True:
+        left = deadline - loop.time()
+        try:
+            async with asyncio.timeout(min(left, settings.upload_idle_s)):
+                chunk = await anext(source)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            if left <= settings.upload_idle_s:
+                message = (f"body: not received within bakes.upload_timeout_s "
+                           f"({settings.upload_timeout_s:g} s)")
+            else:
+                message = (f"body: nothing received for bakes.upload_idle_s "
+                           f"({settings.upload_idle_s:g} s)")
+            raise BakeRefused(message, code="upload_timeout", status=408) from None
+        seen += len(chunk)
+        if seen > limit:
+            raise BakeRefused(f"body: over {limit} bytes (bakes.max_archive_bytes plus "
+                              f"{BODY_SLACK} for the form around it)", code="too_large",
+                              status=413)
+        yield chunk
 
 
 def _check_archive_size(seen: int, limit: int) -> None:
@@ -81,6 +125,9 @@ async def _read_json(chunks: AsyncIterator[bytes]) -> dict[str, Any]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BakeRefused(f"body is not valid JSON: {exc}", code="bad_request",
                           status=400) from None
+    except RecursionError:
+        raise BakeRefused("body is not valid JSON: nested too deeply", code="bad_request",
+                          status=400) from None
     if not isinstance(data, dict):
         raise BakeRefused("body: expected a JSON object", code="invalid")
     return data
@@ -99,6 +146,7 @@ class _FormReader:
         self._name = ""
         self._file: IO[bytes] | None = None
         self._text: bytearray | None = None
+        self._parts = 0
 
     def on_part_begin(self) -> None:
         self._headers = {}
@@ -115,12 +163,18 @@ class _FormReader:
         self._header_value.clear()
 
     def on_headers_finished(self) -> None:
+        self._parts += 1
+        if self._parts > MAX_PARTS:
+            raise BakeRefused(f"form: more than {MAX_PARTS} parts", code="too_many_parts",
+                              status=413)
         _, options = parse_options_header(self._headers.get("content-disposition", b""))
         self._name = options.get(b"name", b"").decode("utf-8", "replace")
+        if not self._name:
+            raise BakeRefused("form: a part without a name", code="invalid")
         is_file = b"filename" in options
         if is_file:
             if self._name not in ARCHIVE_FIELDS:
-                raise BakeRefused(f"form: file part {self._name!r}; send the archive as the "
+                raise BakeRefused(f"form: file part {self._name[:64]!r}; send the archive as the "
                                   "'archive' field", code="invalid")
             if self.intake.archive is not None:
                 raise BakeRefused("form: more than one archive part", code="invalid")
@@ -129,8 +183,8 @@ class _FormReader:
             # cheaper than a thread hop per chunk.
             self._file = self.archive_path.open("xb")
             return
-        if len(self.intake.fields) >= MAX_FIELDS:
-            raise BakeRefused(f"form: more than {MAX_FIELDS} fields", code="invalid")
+        if self._name in self.intake.fields:
+            raise BakeRefused(f"form: field {self._name[:64]!r} sent twice", code="invalid")
         self._text = bytearray()
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
@@ -141,7 +195,7 @@ class _FormReader:
         elif self._text is not None:
             self._text += data[start:end]
             if len(self._text) > MAX_FIELD_BYTES:
-                raise BakeRefused(f"form: field {self._name!r} over {MAX_FIELD_BYTES} bytes",
+                raise BakeRefused(f"form: field {self._name[:64]!r} over {MAX_FIELD_BYTES} bytes",
                                   code="too_large", status=413)
 
     def on_part_end(self) -> None:

@@ -44,6 +44,15 @@ class BakeSettings(BaseModel):
         300.0, gt=0, le=7200, description="Wall-clock limit of one bake's ffmpeg run.")
     fetch_timeout_s: float = Field(
         60.0, gt=0, le=3600, description="Limit on fetching an archive from a `url`.")
+    upload_timeout_s: float = Field(
+        600.0, gt=0, le=86400,
+        description="Limit on receiving a whole POST /bakes body (it holds a bake slot).")
+    upload_idle_s: float = Field(
+        60.0, gt=0, le=3600,
+        description="An upload that sends nothing for this long is cut off (408).")
+    check_timeout_s: float = Field(
+        120.0, gt=0, le=7200,
+        description="Limit on unpacking and checking one archive, off the HTTP loop.")
     audio_bitrate: str = Field(
         "160k", pattern=r"^[1-9][0-9]{1,3}k$", description="AAC bitrate of the soundtrack.")
     mailbox: int = Field(200, ge=1, le=1_000_000, description="The Baker actor's mailbox size.")

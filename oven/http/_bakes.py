@@ -2,8 +2,9 @@
 
 The POST does the door work itself, so every refusal is a 4xx to the caller: reserve a place
 with the Baker (429 when full), stream the body to the bake's dir under bakes.max_archive_bytes
-(the app's BodyLimit skips /bakes), fetch a `url` instead when given, unpack and check the archive
-in a worker thread, plan fps/scale, then hand the tape to the Baker.
+(the app's BodyLimit skips /bakes) and bakes.upload_timeout_s, fetch a `url` instead when given,
+unpack and check the archive in a worker thread under bakes.check_timeout_s, plan fps/scale,
+then hand the tape to the Baker. Nothing here blocks the HTTP loop on the disk or the CPU.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import asyncio
 import logging
 import shutil
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -23,15 +26,26 @@ from oven import _metrics as metrics
 from oven._system import ActorSystem
 from oven.actors._baker import Admit, BakesBusy, Enqueue, Release, work_root
 from oven.actors._store import StoreClient
-from oven.bakes import BakeRefused, fetch_archive, plan_bake, read_body, unpack
+from oven.bakes import (
+    BODY_SLACK,
+    BakeRefused,
+    BakeSettings,
+    Tape,
+    fetch_archive,
+    plan_bake,
+    read_body,
+    unpack,
+)
 from oven.http._errors import ApiError, validation_message
 from oven.http._openapi import operation
 from oven.webhooks import check_callback_url
 
 log = logging.getLogger(__name__)
 
-# Multipart framing and text fields on top of the archive itself.
-_BODY_SLACK = 256 * 1024
+# Checking an archive is CPU and disk work of up to bakes.check_timeout_s: a pool of its own,
+# so checks never take every thread of the loop's default executor, and at most two of them
+# compete with the HTTP loop for the GIL at once.
+_CHECKS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bake-check")
 
 
 class BakeOptions(BaseModel):
@@ -97,7 +111,7 @@ async def post_bake(request: Request) -> Response:
     system = _system(request)
     settings = system.settings.bakes
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > settings.max_archive_bytes + _BODY_SLACK:
+    if declared.isdigit() and int(declared) > settings.max_archive_bytes + BODY_SLACK:
         metrics.BAKES.labels(outcome="refused").inc()
         raise ApiError(413, f"request body of {declared} bytes is over bakes.max_archive_bytes "
                        f"({settings.max_archive_bytes})")
@@ -120,7 +134,8 @@ async def post_bake(request: Request) -> Response:
         raise ApiError(400, "client went away during the upload") from None
     finally:
         if not handed_over:
-            shutil.rmtree(work, ignore_errors=True)
+            # A refused archive may have left thousands of frames: not on the HTTP loop.
+            await asyncio.to_thread(shutil.rmtree, work, ignore_errors=True)
             try:
                 await system.ask_async("bakes", Release(bake_id))
             except Exception as exc:  # the answer to the client matters more than this
@@ -133,7 +148,7 @@ async def _intake(request: Request, system: ActorSystem, bake_id: str, work: Any
     settings = system.settings.bakes
     archive = work / "archive.bin"
     intake = await read_body(request.stream(), request.headers.get("content-type", ""),
-                             archive, max_archive_bytes=settings.max_archive_bytes)
+                             archive, settings=settings)
     options = _options({**request.query_params, **intake.fields})
     if intake.archive is not None and options.url:
         raise ApiError(422, "send either an archive or a url, not both")
@@ -147,13 +162,20 @@ async def _intake(request: Request, system: ActorSystem, bake_id: str, work: Any
         await fetch_archive(options.url, archive, settings=settings,
                             pieces=system.settings.pieces)
         source = options.url
-    # zipfile/tarfile and PNG checks block: a worker thread keeps the event loop serving.
-    tape = await asyncio.to_thread(unpack, archive, work / "tape", settings)
-    archive.unlink(missing_ok=True)
+    tape = await asyncio.get_running_loop().run_in_executor(
+        _CHECKS, _check, archive, work / "tape", settings)
     plan = plan_bake(tape, options.scale, settings)
     timeout = system.settings.supervisor.ask_timeout_s
     return await system.ask_async("bakes", Enqueue(bake_id, work, tape, plan, source,
                                                    options.callback_url), timeout=timeout)
+
+
+def _check(archive: Path, dest: Path, settings: BakeSettings) -> Tape:
+    """Unpack and check (it ends itself at bakes.check_timeout_s), then drop the archive."""
+    try:
+        return unpack(archive, dest, settings)
+    finally:
+        archive.unlink(missing_ok=True)
 
 
 def _store(request: Request) -> StoreClient:

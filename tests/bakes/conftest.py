@@ -16,6 +16,8 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 
 MAX_ARCHIVE_BYTES = 3 * 1024 * 1024
 MAX_ACTIVE = 4
+UPLOAD_TIMEOUT_S = 4.0
+UPLOAD_IDLE_S = 2.0
 
 
 class ArchiveServer:
@@ -82,7 +84,8 @@ def bake_oven(tmp_path_factory: pytest.TempPathFactory,
                          "allowed_origins": [archive_server.origin]},
             "bakes": {"max_archive_bytes": MAX_ARCHIVE_BYTES, "max_total_bytes": 4 * 1024 * 1024,
                       "max_frames": 60, "max_frame_pixels": 320 * 240, "max_ratio": 50,
-                      "ratio_floor_bytes": 64 * 1024, "max_active": MAX_ACTIVE},
+                      "ratio_floor_bytes": 64 * 1024, "max_active": MAX_ACTIVE,
+                      "upload_timeout_s": UPLOAD_TIMEOUT_S, "upload_idle_s": UPLOAD_IDLE_S},
         },
         port=free_port(),
     )

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import io
+import tarfile
 import zipfile
 from pathlib import Path
 
 import pytest
 from bake_kit import (
     frames,
+    header_bomb,
+    many_directories,
+    pax_chain,
     png_frame,
     tar_bytes,
     timing,
     wav_bytes,
     zip_bytes,
+    zip_of_many_entries,
     zip_with_symlink,
 )
 
@@ -166,3 +171,59 @@ def test_an_empty_zip_is_refused_as_holding_no_frames(tmp_path: Path) -> None:
     out = io.BytesIO()
     zipfile.ZipFile(out, "w").close()
     assert refused(tmp_path, out.getvalue()).code == "no_frames"
+
+
+@pytest.mark.parametrize(("kind", "compression"), [
+    (tarfile.GNUTYPE_LONGNAME, "xz"), (tarfile.GNUTYPE_LONGLINK, "gz"),
+    (tarfile.XHDTYPE, "bz2"), (tarfile.XGLTYPE, "gz"),
+])
+def test_a_tar_header_claiming_megabytes_is_refused_before_it_is_read(
+        tmp_path: Path, kind: bytes, compression: str) -> None:
+    error = refused(tmp_path, header_bomb(kind, 8 << 20, compression))
+    assert (error.status, error.code) == (413, "header_too_large"), error.message
+    assert "tar headers" in error.message
+
+
+def test_a_long_name_that_fits_the_header_bound_is_refused_without_echoing_it(
+        tmp_path: Path) -> None:
+    error = refused(tmp_path, header_bomb(tarfile.GNUTYPE_LONGNAME, 40_000, "gz"))
+    assert error.code == "bad_member", error.message
+    assert len(error.message) < 400 and "40000 characters" in error.message
+
+
+def test_a_chain_of_pax_headers_is_refused_not_a_recursion_error(tmp_path: Path) -> None:
+    error = refused(tmp_path, pax_chain(3000))
+    assert (error.status, error.code) == (413, "header_too_large"), error.message
+
+
+def test_folder_entries_count_against_the_entry_limit(tmp_path: Path) -> None:
+    error = refused(tmp_path, many_directories(10_000))
+    assert error.code == "too_many_members" and "folders count too" in error.message
+
+
+def test_a_zip_listing_more_entries_than_allowed_is_refused_from_its_end_record(
+        tmp_path: Path) -> None:
+    error = refused(tmp_path, zip_of_many_entries(5_000))
+    assert error.code == "too_many_members" and "5001 entries" in error.message
+
+
+def test_a_sparse_tar_member_is_refused(tmp_path: Path) -> None:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tf:
+        info = tarfile.TarInfo("frame-00000.png")
+        info.type = tarfile.GNUTYPE_SPARSE
+        tf.addfile(info)
+    error = refused(tmp_path, out.getvalue())
+    assert error.code == "unsafe_path" and "regular files" in error.message
+
+
+def test_checking_an_archive_ends_itself_at_the_check_deadline(tmp_path: Path) -> None:
+    slow = LIMITS.model_copy(update={"check_timeout_s": 0.000_001})
+    error = refused(tmp_path, tar_bytes(frames(3)), slow)
+    assert error.code == "check_timeout" and "bakes.check_timeout_s" in error.message
+
+
+def test_timing_json_nested_too_deeply_is_bad_timing_not_a_crash(tmp_path: Path) -> None:
+    deep = {"timing.json": b"[" * 100_000 + b"]" * 100_000}
+    error = refused(tmp_path, zip_bytes({**frames(2), **deep}))
+    assert error.code == "bad_timing" and "nested too deeply" in error.message
