@@ -5,6 +5,12 @@ unpacked tape here. The Baker records it in the Store (kind "bakes"), lets at mo
 concurrency of bakes run at once, asks the Encoder (whose own limiter bounds every ffmpeg,
 grabs' and bakes' alike) for the MP4 and thumbnail, stores both through the Uploader and tells
 the webhooks actor when a bake with a callback_url is final. Work dirs are removed in a finally.
+
+Several instances may share one store: each bake record names its instance, and each Baker
+writes a heartbeat ("bake_instances"). A Baker that starts fails only its own interrupted bakes,
+and, then and every lease, those of instances whose heartbeat stopped (their tapes are gone).
+A reservation made for an upload expires once its upload and check can no longer be running,
+so a handler that never released it cannot keep a slot.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from oven.actors._async import AsyncActor
 from oven.actors._base import ActorContext
 from oven.actors._bridge import AskTimeout, ask_async
 from oven.actors._encoder import CancelEncode, Encode, EncodeBake
+from oven.actors._grab_lease import resolve_instance_id
 from oven.actors._limiter import Limiter
 from oven.actors._mailbox import MailboxFull
 from oven.actors._store import StoreClient
@@ -39,7 +46,9 @@ from oven.supervisor import ActorUnavailable
 log = logging.getLogger(__name__)
 
 KIND = "bakes"
+INSTANCES = "bake_instances"
 FINAL = ("complete", "failed")
+SWEEP_LIMIT = 1000
 _PEER_ERRORS = (MailboxFull, ActorUnavailable, AskTimeout, pykka.ActorDeadError,
                 StoreUnavailable)
 
@@ -95,18 +104,22 @@ class Baker(AsyncActor):
         super().__init__(ctx)
         self.settings = settings
         self.store = StoreClient(ctx.lookup, timeout_s=settings.supervisor.ask_timeout_s)
-        self.reserved: set[str] = set()
+        self.instance = resolve_instance_id(settings)
+        self.reserved: dict[str, float] = {}  # bake id -> when the reservation expires
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.running: set[str] = set()
         self.limiter: Limiter | None = None
+        self.keeper: asyncio.Task[None] | None = None
 
     async def start_async(self) -> None:
         self.limiter = Limiter(self.settings.encoder.effective_concurrency())
         metrics.BAKES_ACTIVE.set(0)
         # Not awaited: a slow store must not fail this actor's start.
-        asyncio.get_running_loop().create_task(self._fail_interrupted())
+        self.keeper = asyncio.get_running_loop().create_task(self._keep())
 
     async def stop_async(self) -> None:
+        if self.keeper is not None:
+            self.keeper.cancel()
         tasks = list(self.tasks.values())
         for task in tasks:
             task.cancel()
@@ -133,23 +146,42 @@ class Baker(AsyncActor):
     def _active(self) -> int:
         return len(self.reserved) + len(self.tasks)
 
+    def _reservation_s(self) -> float:
+        """How long an upload can need its reservation: the body (or the fetch of a `url`),
+        the archive check, and the ask that hands the bake over."""
+        bakes = self.settings.bakes
+        return (max(bakes.upload_timeout_s, bakes.fetch_timeout_s) + bakes.check_timeout_s
+                + self.settings.supervisor.ask_timeout_s)
+
+    def _expire_reservations(self) -> None:
+        now = time.monotonic()
+        for bake_id, expires in list(self.reserved.items()):
+            if expires <= now:
+                del self.reserved[bake_id]
+                log.warning("bake %s: reservation expired without being used or released",
+                            bake_id, extra={"bake": bake_id})
+        metrics.BAKES_ACTIVE.set(self._active())
+
     async def _admit(self, bake_id: str) -> None:
+        self._expire_reservations()
         if self._active() >= self.settings.bakes.max_active:
             metrics.BAKES.labels(outcome="busy").inc()
             raise BakesBusy(self._active(), retry_after_s=5.0)
-        self.reserved.add(bake_id)
+        self.reserved[bake_id] = time.monotonic() + self._reservation_s()
         metrics.BAKES_ACTIVE.set(self._active())
 
     async def _release(self, bake_id: str) -> None:
-        self.reserved.discard(bake_id)
+        self.reserved.pop(bake_id, None)
         metrics.BAKES_ACTIVE.set(self._active())
 
     async def _status(self) -> dict[str, Any]:
+        self._expire_reservations()
         return {"receiving": len(self.reserved), "queued": len(self.tasks) - len(self.running),
                 "running": len(self.running), "max_active": self.settings.bakes.max_active}
 
     async def _enqueue(self, job: Enqueue) -> dict[str, Any]:
-        self.reserved.discard(job.bake_id)
+        # Taken even if its reservation expired meanwhile: the work is done, the slot is due.
+        self.reserved.pop(job.bake_id, None)
         tape, plan = job.tape, job.plan
         doc = {
             "id": job.bake_id, "state": "queued", "error": None, "source": job.source,
@@ -157,7 +189,8 @@ class Baker(AsyncActor):
             "duration": round(plan.duration_s, 6), "has_audio": tape.soundtrack is not None,
             "width": plan.out_width, "height": plan.out_height, "scale": plan.scale,
             "url": None, "thumbnail_url": None, "size": None,
-            "callback_url": job.callback_url, "created_at": time.time(),
+            "callback_url": job.callback_url, "instance_id": self.instance,
+            "created_at": time.time(),
             "started_at": None, "finished_at": None,
         }
         try:
@@ -192,7 +225,8 @@ class Baker(AsyncActor):
             self.tasks.pop(job.bake_id, None)
             metrics.BAKES_ACTIVE.set(self._active())
             metrics.BAKES.labels(outcome=doc["state"]).inc()
-            shutil.rmtree(job.work_dir, ignore_errors=True)
+            # Thousands of frames to unlink: off this loop, which answers the HTTP edge.
+            await asyncio.to_thread(shutil.rmtree, job.work_dir, ignore_errors=True)
             await self._save(doc)
             self._notify(doc)
 
@@ -262,20 +296,56 @@ class Baker(AsyncActor):
             log.warning("bake %s: webhook not sent: %s", doc["id"], exc,
                         extra={"bake": doc["id"]})
 
-    async def _fail_interrupted(self) -> None:
-        """Bakes left queued/running by a previous run cannot resume: their tapes are gone."""
-        try:
-            docs = await self.store.list_docs(KIND, limit=1000)
-        except _PEER_ERRORS as exc:
-            log.warning("could not look for interrupted bakes: %s", exc)
-            return
-        for doc in docs:
-            if doc.get("state") in FINAL or doc.get("id") in self.tasks:
+    async def _keep(self) -> None:
+        """Heartbeat, and fail the bakes nobody will finish: ours left by a previous run (once),
+        and those of instances that stopped beating (every lease)."""
+        cluster = self.settings.cluster
+        loop = asyncio.get_running_loop()
+        next_sweep = loop.time()
+        first = True
+        while True:
+            try:
+                await self.store.put_doc(INSTANCES, self.instance,
+                                         {"id": self.instance, "heartbeat_at": time.time()})
+                if loop.time() >= next_sweep:
+                    await self._fail_abandoned(own_too=first)
+                    first = False
+                    next_sweep = loop.time() + cluster.lease_s
+            except _PEER_ERRORS as exc:
+                log.warning("bakes: heartbeat or sweep of interrupted bakes failed: %s", exc)
+            except Exception:
+                # This task must outlive any one bad record: log it, try again next beat.
+                log.exception("bakes: heartbeat or sweep of interrupted bakes failed")
+            await asyncio.sleep(cluster.heartbeat_s)
+
+    async def _fail_abandoned(self, *, own_too: bool) -> None:
+        now = time.time()
+        lease = self.settings.cluster.lease_s
+        beats: dict[str, float] = {}
+        for doc in await self.store.list_docs(KIND, limit=SWEEP_LIMIT):
+            bake_id = doc.get("id")
+            if doc.get("state") in FINAL or bake_id in self.tasks:
                 continue
-            doc.update(state="failed", finished_at=time.time(),
-                       error="interrupted: oven restarted before the bake finished")
+            owner = doc.get("instance_id")
+            if owner is None or owner == self.instance:  # records from before instances too
+                if not own_too:
+                    continue
+                error = "interrupted: oven restarted before the bake finished"
+            else:
+                if owner not in beats:
+                    beat = await self.store.get_doc(INSTANCES, owner)
+                    beats[owner] = float((beat or {}).get("heartbeat_at") or 0)
+                # A bake recorded a moment ago may come before its instance's first beat.
+                last_seen = max(beats[owner], float(doc.get("created_at") or 0))
+                if now - last_seen <= lease:
+                    continue
+                error = (f"interrupted: its instance {owner} is gone (no heartbeat for "
+                         f"{now - last_seen:.0f} s)")
+            doc.update(state="failed", finished_at=now, error=error)
             await self._save(doc)
-            shutil.rmtree(work_root(self.settings) / str(doc.get("id")), ignore_errors=True)
+            if owner is None or owner == self.instance:
+                await asyncio.to_thread(shutil.rmtree, work_root(self.settings) / str(bake_id),
+                                        ignore_errors=True)
 
 
 def _reason(exc: Exception) -> str:
