@@ -10,6 +10,7 @@ what sits in the mailbox stays small.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -96,6 +97,19 @@ class PtySessionActor(AsyncActor):
         self._published: dict[str, float] = {}
         self._state_label: str | None = None
 
+    def setup(self) -> None:
+        try:
+            super().setup()
+        except Exception:
+            _forget_series(self.name)
+            raise
+
+    def teardown(self) -> None:
+        try:
+            super().teardown()
+        finally:
+            _forget_series(self.name)
+
     async def start_async(self) -> None:
         cols, rows = self.size
         self.session = await PtySession.spawn(self.name, self.profile, cols=cols, rows=rows,
@@ -177,7 +191,7 @@ class PtySessionActor(AsyncActor):
             case Ack(client_id=client_id, offset=offset):
                 acking = self.clients.get(client_id)
                 if acking is not None:
-                    self.loop.call_soon_threadsafe(acking.ack, offset)  # client state: loop's
+                    self.loop.call_soon_threadsafe(_ack, acking, offset)  # client state: loop's
                 return None
             case Detach(client_id=client_id):
                 leaving = self.clients.pop(client_id, None)
@@ -211,3 +225,18 @@ class PtySessionActor(AsyncActor):
             "clients": sum(1 for c in self.clients.values() if c.attached),
             "stats": session.stats,
         }
+
+
+def _ack(client: PtyClient, offset: int) -> None:
+    try:
+        client.ack(offset)
+    except ValueError as exc:  # an ack past what was sent: the client's mistake, not ours
+        log.info("pty: %s", exc)
+
+
+def _forget_series(name: str) -> None:
+    """Sessions are many and short-lived: their per-actor mailbox series go with them, or
+    /metrics would grow by three series per session ever started."""
+    for family in (metrics.MAILBOX_DEPTH, metrics.MAILBOX_CAPACITY, metrics.MAILBOX_REJECTED):
+        with contextlib.suppress(KeyError):
+            family.remove(name)

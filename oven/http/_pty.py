@@ -2,9 +2,10 @@
 
 WebSocket: binary frames carry raw bytes both ways; text frames carry JSON control messages
 (`{"type": "resize", "cols": 120, "rows": 40}`, `{"type": "ack", "bytes": N}` where N is the
-output offset rendered so far). The socket is read only after the previous input frame was taken
-by the session's input buffer, so a paste larger than the buffer pushes back on the sender over
-TCP; nothing is dropped. Every send has a timeout.
+output offset rendered so far); a control message of any other shape closes the socket with
+1007. The socket is read only after the previous input frame was taken by the session's input
+buffer, so a paste larger than the buffer pushes back on the sender over TCP; nothing is
+dropped. Every send has a timeout, the SSE observers' too.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncGenerator
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from oven._system import ActorSystem
@@ -62,6 +64,23 @@ class SessionCreated(BaseModel):
     stream_url: str
 
 
+class AckControl(BaseModel):
+    type: Literal["ack"]
+    bytes: int = Field(ge=0)
+
+
+class ResizeControl(BaseModel):
+    type: Literal["resize"]
+    cols: int = Field(ge=10, le=1000)
+    rows: int = Field(ge=5, le=500)
+
+
+# pydantic's own JSON parser: nesting past its depth limit is a validation error, not a
+# RecursionError out of the json module.
+_CONTROL: TypeAdapter[AckControl | ResizeControl] = TypeAdapter(
+    Annotated[AckControl | ResizeControl, Field(discriminator="type")])
+
+
 def _system(conn: HTTPConnection) -> ActorSystem:
     system: ActorSystem = conn.app.state.system
     return system
@@ -93,9 +112,12 @@ def _session_name(session_id: str) -> str:
 async def create_session(request: Request) -> Response:
     settings = _allowed(request)
     try:
-        body = SessionRequest.model_validate(await request.json())
-    except json.JSONDecodeError as exc:
+        data = json.loads(await request.body())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ApiError(400, f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "body is not valid JSON: nested too deeply") from None
+    body = SessionRequest.model_validate(data)
     profile = settings.profiles.get(body.profile)
     if profile is None:
         raise ApiError(
@@ -198,11 +220,18 @@ async def session_socket(websocket: WebSocket) -> None:
                 # Not reading the next frame until this one is taken is the backpressure.
                 await ask_async(ref, Write(data), timeout=WRITE_TIMEOUT_S)
             elif message.get("text") is not None:
-                control = json.loads(message["text"])
-                if control.get("type") == "ack":
-                    ref.tell(Ack(client_id, int(control["bytes"])))
-                elif control.get("type") == "resize":
-                    ref.tell(Resize(int(control["cols"]), int(control["rows"])))
+                try:
+                    control = _CONTROL.validate_json(message["text"])
+                except ValidationError as exc:
+                    error = exc.errors()[0]
+                    where = ".".join(str(p) for p in error["loc"]) or "message"
+                    reason = f"control message: {where}: {error['msg']}"
+                    await websocket.close(code=1007, reason=reason[:120])
+                    return
+                if isinstance(control, AckControl):
+                    ref.tell(Ack(client_id, control.bytes))
+                else:
+                    ref.tell(Resize(control.cols, control.rows))
 
     async def pump_output() -> None:
         while True:
@@ -261,7 +290,7 @@ async def session_socket(websocket: WebSocket) -> None:
     secured=True,
 )
 async def session_stream(request: Request) -> Response:
-    _allowed(request, allow_query=True)
+    settings = _allowed(request, allow_query=True)
     name = _session_name(request.path_params["session_id"])
     system = _system(request)
     ref = system.ref(name)
@@ -273,7 +302,7 @@ async def session_stream(request: Request) -> Response:
         timeout=5,
     )
 
-    async def events() -> AsyncIterator[bytes]:
+    async def events() -> AsyncGenerator[bytes, None]:
         try:
             while True:
                 try:
@@ -297,9 +326,54 @@ async def session_stream(request: Request) -> Response:
             with contextlib.suppress(Exception):
                 ref.tell(Detach(client_id))
 
-    return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
-    )
+    return ObserverStream(events(), send_timeout_s=settings.send_timeout_s)
+
+
+class ObserverStream(Response):
+    """text/event-stream of `events`, ended by the client going away or by a send that takes
+    longer than `send_timeout_s`: a client that reads nothing is let go (its events generator
+    closed, so it detaches from the session) instead of holding a task forever."""
+
+    def __init__(self, events: AsyncGenerator[bytes, None], *, send_timeout_s: float) -> None:
+        self.events = events
+        self.send_timeout_s = send_timeout_s
+        self.status_code = 200
+        self.background = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-store"),
+                   (b"x-accel-buffering", b"no")]
+
+        async def stream() -> None:
+            await asyncio.wait_for(send({"type": "http.response.start", "status": 200,
+                                         "headers": headers}), self.send_timeout_s)
+            async for chunk in self.events:
+                await asyncio.wait_for(send({"type": "http.response.body", "body": chunk,
+                                             "more_body": True}), self.send_timeout_s)
+            await asyncio.wait_for(send({"type": "http.response.body", "body": b"",
+                                         "more_body": False}), self.send_timeout_s)
+
+        async def until_disconnect() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        streaming = asyncio.create_task(stream())
+        watching = asyncio.create_task(until_disconnect())
+        try:
+            await asyncio.wait((streaming, watching), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (streaming, watching):
+                task.cancel()
+            # Not awaited when we are cancelled ourselves (shutdown): the tasks end on their own.
+            with contextlib.suppress(BaseException):
+                await asyncio.gather(streaming, watching, return_exceptions=True)
+                await self.events.aclose()
+        error = None if streaming.cancelled() else streaming.exception()
+        if isinstance(error, TimeoutError):
+            # Leave without completing the response: the server closes the connection.
+            log.info("pty observer read nothing for %.0f s, let go", self.send_timeout_s)
+        elif error is not None:
+            log.info("pty observer stream ended: %r", error)
 
 
 def pty_routes() -> list[BaseRoute]:
