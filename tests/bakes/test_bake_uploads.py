@@ -105,6 +105,7 @@ def assert_slots_free(oven: OvenProcess) -> None:
 
 def test_uploads_that_trickle_are_cut_at_the_body_deadline_and_give_their_slots_back(
         bake_oven: OvenProcess) -> None:
+    wait_until("earlier bakes to finish", lambda: active_bakes(bake_oven) == 0, timeout=120)
     headers = {"Content-Type": FORM, "Content-Length": str(MAX_ARCHIVE_BYTES)}
     with raw_requests(bake_oven, MAX_ACTIVE, headers) as tricklers:
         for request in tricklers:
