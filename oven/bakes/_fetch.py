@@ -9,15 +9,15 @@ import httpx
 
 from oven.bakes._errors import BakeRefused
 from oven.bakes._settings import BakeSettings
-from oven.grabs import TargetRefused, url_target
-from oven.grabs._settings import PiecesSettings
+from oven.grabs import PiecesSettings, TargetRefused, url_target
 
 
 async def fetch_archive(url: str, dest: Path, *, settings: BakeSettings,
                         pieces: PiecesSettings) -> int:
     """Download `url` into `dest`; returns its size. Same origin rules as grabs ([pieces])."""
     try:
-        await url_target(url, pieces)
+        # The URL as a browser reads it, the one that was checked, is the one fetched.
+        url = await url_target(url, pieces)
     except TargetRefused as exc:
         raise BakeRefused(str(exc), code="target_refused", status=403) from None
     limit = settings.max_archive_bytes
