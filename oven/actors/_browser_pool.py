@@ -53,6 +53,13 @@ from oven.capture import (
     sweep_orphans,
 )
 from oven.config import Settings
+from oven.memory import (
+    CgroupReader,
+    MemorySettings,
+    RendererWatch,
+    memory_budget,
+    plan_ceilings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +81,10 @@ class BrowserPool(AsyncActor):
     def __init__(self, ctx: ActorContext, settings: Settings, board: ReadinessBoard) -> None:
         super().__init__(ctx)
         self.settings: BrowserSettings = with_self_blocked(settings)
+        self.memory_settings: MemorySettings = settings.memory
         self.board = board
         self.browser: Browser | None = None
+        self.watch: RendererWatch | None = None
         self.in_flight = 0
         self.restarts = 0
         self.started_at = 0.0
@@ -93,6 +102,8 @@ class BrowserPool(AsyncActor):
     def _kill_browser(self) -> None:
         if self.browser is not None:
             self.browser.kill()
+        if self.watch is not None:
+            self.watch.halt()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -104,6 +115,7 @@ class BrowserPool(AsyncActor):
             log.warning(
                 "killed %d orphaned chromium trees left by a dead oven: %s", len(swept), swept
             )
+        self.watch = await asyncio.to_thread(self._plan_ceilings)
         try:
             await self._launch()
         except Exception as exc:
@@ -111,18 +123,34 @@ class BrowserPool(AsyncActor):
             raise
         self.own("health", self._watch_health)
 
+    def _plan_ceilings(self) -> RendererWatch:
+        """Decide how each page is held to its memory ceiling here (see oven.memory)."""
+        reader = CgroupReader.detect()
+        budget, source = memory_budget(self.memory_settings,
+                                       reader.read() if reader is not None else None)
+        plan, cgroup = plan_ceilings(self.memory_settings, budget=budget,
+                                     pages=self.settings.pages, reader=reader)
+        log.info("page memory ceiling %d MB by %s: %s (budget %d MB, %s)",
+                 plan.page_ceiling >> 20, plan.mechanism, plan.reason, budget >> 20, source)
+        return RendererWatch(plan, cgroup,
+                             interval_s=self.memory_settings.ceiling_poll_interval_s)
+
     async def stop_async(self) -> None:
         await self._set_serving(False)
         if self.browser is not None:
             await self.browser.close(timeout_s=self.settings.close_timeout_s)
             self.browser = None
+        if self.watch is not None:
+            await asyncio.to_thread(self.watch.stop)
         metrics.POOL_SIZE.set(0)
         # Stopped or crashed, this pool runs no browser: never let /ready say otherwise.
         why = f": {self._relaunch_error}" if self._relaunch_error else ""
         self.board.set("browser", f"browser pool stopped{why}")
 
     async def _launch(self) -> None:
-        self.browser = await Browser.launch(self.settings, marker=new_marker())
+        watch = self.watch if self.watch is not None and self.watch.plan.mechanism != "off" \
+            else None
+        self.browser = await Browser.launch(self.settings, marker=new_marker(), watch=watch)
         self.started_at = time.monotonic()
         metrics.POOL_SIZE.set(self.browser.size)
         metrics.JOBS_SINCE_RESTART.set(0)
@@ -373,6 +401,7 @@ class BrowserPool(AsyncActor):
             "jobs_since_restart": browser.jobs_done if browser else 0,
             "restarts": self.restarts,
             "pids": browser.pids() if browser else {},
+            "memory_ceiling": self.watch.status() if self.watch is not None else None,
         }
 
 

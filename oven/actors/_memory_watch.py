@@ -26,7 +26,7 @@ from oven._readiness import ReadinessBoard
 from oven.actors._async import AsyncActor
 from oven.actors._base import ActorContext
 from oven.actors._bridge import ask_async
-from oven.actors._browser_pool import FailForMemory, LimitPages, Recycle, SlotHeaps
+from oven.actors._browser_pool import FailForMemory, LimitPages, PoolStatus, Recycle, SlotHeaps
 from oven.config import Settings
 from oven.memory import (
     COMPONENTS,
@@ -34,7 +34,7 @@ from oven.memory import (
     CgroupReader,
     MemorySettings,
     TreeSampler,
-    resolve_budget,
+    memory_budget,
 )
 
 log = logging.getLogger(__name__)
@@ -78,8 +78,7 @@ class MemoryWatch(AsyncActor):
     async def start_async(self) -> None:
         self.cgroup = CgroupReader.detect()
         self.last_cgroup = self.cgroup.read() if self.cgroup else None
-        self.budget, self.budget_source = resolve_budget(
-            self.settings.budget_bytes, self.settings.mem_total_share, self.last_cgroup)
+        self.budget, self.budget_source = memory_budget(self.settings, self.last_cgroup)
         metrics.MEMORY_BUDGET.set(self.budget)
         metrics.MEMORY_PRESSURE.set(0)
         self.sampler = TreeSampler(os.getpid(), self.settings)
@@ -93,8 +92,7 @@ class MemoryWatch(AsyncActor):
     def reconfigure(self, settings: Any) -> None:
         self.settings = settings.memory
         self.pages = settings.browser.pages
-        self.budget, self.budget_source = resolve_budget(
-            self.settings.budget_bytes, self.settings.mem_total_share, self.last_cgroup)
+        self.budget, self.budget_source = memory_budget(self.settings, self.last_cgroup)
         metrics.MEMORY_BUDGET.set(self.budget)
 
     def receive(self, message: Any) -> Any:
@@ -217,6 +215,7 @@ class MemoryWatch(AsyncActor):
 
     async def _status(self) -> dict[str, Any]:
         cg = self.last_cgroup
+        pool = await self._tell_browser(PoolStatus(), timeout=2) or {}
         return {
             "state": self.state.name.lower(),
             "budget_bytes": self.budget,
@@ -227,7 +226,10 @@ class MemoryWatch(AsyncActor):
             "pss_by_component": self.by_component,
             "cgroup": None if cg is None else {
                 "version": cg.version, "current": cg.current, "peak": cg.peak, "limit": cg.limit,
-                "high": cg.high, "events": cg.events, "sources": cg.sources},
+                "high": cg.high, "events": cg.events, "sources": cg.sources,
+                "working_set": cg.working_set},
+            # How each page is held to its ceiling, and why that way (BrowserPool's watch).
+            "ceiling": pool.get("memory_ceiling"),
             "sampler_cpu_seconds": self.sampler.cpu_seconds if self.sampler else 0.0,
         }
 

@@ -14,7 +14,12 @@ from oven.capture._capture import (
     CaptureResult,
     capture,
 )
-from oven.capture._errors import BrowserGone, PieceError, RendererCrashed
+from oven.capture._errors import (
+    BrowserGone,
+    MemoryCeilingExceeded,
+    PieceError,
+    RendererCrashed,
+)
 from oven.capture._guard import GuardMode, RequestGuard, is_private
 from oven.capture._pieces import PIECES_ORIGIN, piece_names, piece_url, pieces_dir
 from oven.capture._processes import marked_pids, new_marker, sweep_orphans
@@ -34,6 +39,7 @@ __all__ = [
     "CaptureRequest",
     "CaptureResult",
     "GuardMode",
+    "MemoryCeilingExceeded",
     "PieceError",
     "RendererCrashed",
     "RequestGuard",

@@ -31,6 +31,7 @@ from oven.capture._errors import BrowserGone
 from oven.capture._pieces import PIECES_ROUTE, serve_piece
 from oven.capture._settings import BrowserSettings
 from oven.capture._slot import Slot
+from oven.memory import RendererWatch, Verdict, classify_renderer_death
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,10 @@ class Browser:
         playwright: Playwright,
         browser: PWBrowser,
         request_filter: RequestFilter | None,
+        watch: RendererWatch | None = None,
     ) -> None:
         self.settings = settings
+        self.watch = watch
         self.marker = marker
         self.state = BrowserState.RUNNING
         self.needs_recycle = False
@@ -75,6 +78,11 @@ class Browser:
         self._next_index = 0
         self._changed = asyncio.Condition()
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Chromium's word on each crashed target: (termination status, code), by target id.
+        self._crashes: dict[str, tuple[str, int | None]] = {}
+        # New tabs are opened one at a time while a watch runs, so the renderers that appear
+        # meanwhile are known to be the new tab's (see Slot._new_page).
+        self.tab_lock = asyncio.Lock()
         browser.on("disconnected", lambda _: self._spawn(self._on_disconnected()))
 
     @classmethod
@@ -84,13 +92,23 @@ class Browser:
         *,
         marker: str,
         request_filter: RequestFilter | None = None,
+        watch: RendererWatch | None = None,
     ) -> Browser:
-        """Start the driver and Chromium, find their pids, and prepare `settings.pages` slots."""
+        """Start the driver and Chromium, find their pids, and prepare `settings.pages` slots.
+
+        With a `watch`, Chromium's processes are handed to it (moved into the browser's cgroup
+        when it has one) before any page opens, and renderer deaths are sorted with its help.
+        """
+        args = _without_shared_workers(settings.args)
+        if watch is not None and watch.plan.mechanism == "poll":
+            # Without a cgroup the poller sees a page's growth only at its next tick; V8's own
+            # cap stops the JS heap part of it at once.
+            args = _with_js_flag(args, f"--max-old-space-size={watch.plan.page_ceiling >> 20}")
         playwright = await async_playwright().start()
         try:
             pw_browser = await playwright.chromium.launch(
                 executable_path=settings.executable_path,
-                args=[*_without_shared_workers(settings.args), _processes.marker_flag(marker)],
+                args=[*args, _processes.marker_flag(marker)],
                 headless=True,
                 timeout=settings.launch_timeout_s * 1000,
             )
@@ -98,7 +116,7 @@ class Browser:
             await asyncio.wait_for(playwright.stop(), settings.close_timeout_s)
             _kill_marked(marker)
             raise
-        self = cls(settings, marker, playwright, pw_browser, request_filter)
+        self = cls(settings, marker, playwright, pw_browser, request_filter, watch)
         try:
             self._browser_proc = _processes.find_marked_child(marker)
             self.profile_dir = _processes.profile_dir(self._browser_proc)
@@ -106,7 +124,14 @@ class Browser:
                 self._owns_group = _processes.owns_group(self._browser_proc)
                 # Playwright's node driver spawned Chromium (the Debian wrapper execs).
                 self._driver_proc = self._browser_proc.parent()
+                if watch is not None:
+                    await asyncio.to_thread(watch.adopt, self._browser_proc.pid)
             self._cdp = await pw_browser.new_browser_cdp_session()
+            # Chromium says how a target died only to a session with target discovery on, and
+            # with discovery on, a renderer killed during Page.captureScreenshot took the whole
+            # browser down in 4 of 4 tries here (1 of 4 without): renderer deaths are sorted by
+            # the watch's record alone, and this listener only hears what Chromium volunteers.
+            self._cdp.on("Target.targetCrashed", self._on_target_crashed)
             await self._grow(settings.pages)
         except BaseException:
             await self.close(timeout_s=settings.close_timeout_s)
@@ -158,6 +183,36 @@ class Browser:
         except Exception:
             return False
         return True
+
+    def renderer_pids(self) -> set[int]:
+        """This Chromium's live renderer pids (empty without a watch)."""
+        if self.watch is None or self.browser_pid is None:
+            return set()
+        return self.watch.renderers_below(self.browser_pid)
+
+    def _on_target_crashed(self, event: dict[str, Any]) -> None:
+        self._crashes[event.get("targetId", "")] = (str(event.get("status", "")),
+                                                    event.get("errorCode"))
+
+    async def renderer_verdict(self, slot: Slot, *, at: float) -> Verdict:
+        """Why `slot`'s renderer died: over its memory ceiling, or another crash.
+
+        Waits (bounded) for the watch's record of the renderer, matched by pid when the slot
+        knows its renderers, else by time among renderers no other slot holds.
+        """
+        death = None
+        if self.watch is not None:
+            others: set[int] = set()
+            for other in self._slots:
+                if other is not slot:
+                    others |= other.renderer_pids
+            death = await self.watch.death_of(slot.renderer_pids, others, at=at,
+                                              timeout_s=1.0)
+        status = self._crashes.pop(slot.target_id or "", None)
+        ceiling = self.watch.plan.page_ceiling if self.watch is not None else None
+        return classify_renderer_death(
+            death=death, crash_status=status[0] if status else None,
+            crash_code=status[1] if status else None, ceiling=ceiling)
 
     async def targets(self) -> list[dict[str, Any]]:
         """What Chromium runs now: pages, workers and the rest, as CDP `Target.getTargets` lists
@@ -310,6 +365,8 @@ class Browser:
         async with self._changed:
             self._changed.notify_all()
         tree = _processes.snapshot(self.browser_pid)
+        if self.watch is not None and self.browser_pid is not None:
+            self.watch.forget(self.browser_pid)
         try:
             await asyncio.wait_for(self._browser.close(), timeout_s)
         except Exception as exc:
@@ -375,6 +432,14 @@ def _without_shared_workers(args: list[str]) -> list[str]:
     if not any(a.startswith(flag) for a in args):
         return [*args, flag + "SharedWorker"]
     return [f"{a},SharedWorker" if a.startswith(flag) else a for a in args]
+
+
+def _with_js_flag(args: list[str], flag: str) -> list[str]:
+    """`args` with a V8 flag added to --js-flags (Chromium keeps only the last such switch)."""
+    prefix = "--js-flags="
+    if not any(a.startswith(prefix) for a in args):
+        return [*args, prefix + flag]
+    return [f"{a} {flag}" if a.startswith(prefix) else a for a in args]
 
 
 def _kill_marked(marker: str) -> None:

@@ -23,13 +23,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from oven.capture._browser import Browser, Slot
 from oven.capture._clock import VIRTUAL_CLOCK_JS
-from oven.capture._errors import BrowserGone, PieceError, RendererCrashed
+from oven.capture._errors import BrowserGone, MemoryCeilingExceeded, PieceError, RendererCrashed
 from oven.capture._guard import GuardMode, RequestGuard
 
 log = logging.getLogger(__name__)
 
 # How often the ready expression is probed on the real clock (each probe is one evaluate).
 READY_POLL_S = 0.02
+# How long a failed page call waits for the page's crash event before it is taken as it is.
+CRASH_EVENT_GRACE_S = 0.5
 _GONE_HINTS = ("crashed", "Target closed", "has been closed", "Browser closed", "Session closed",
                "Connection closed", "disconnected")
 _NET_ERROR = re.compile(r"net::ERR_[A-Z_]+")
@@ -90,6 +92,7 @@ class _PageWatch:
         self.page = page
         self.errors: list[str] = []
         self.crashed = False
+        self.crashed_at = 0.0  # time.monotonic() of the crash event
         self.event = asyncio.Event()
         page.on("pageerror", self._on_error)
         page.on("crash", self._on_crash)
@@ -100,6 +103,7 @@ class _PageWatch:
 
     def _on_crash(self, _: Page) -> None:
         self.crashed = True
+        self.crashed_at = time.monotonic()
         self.event.set()
 
     def detach(self) -> None:
@@ -141,10 +145,19 @@ async def _capture(
         await slot.prepare(request.density)
         watch = _PageWatch(slot.page)
         return await _run(slot, watch, request, out_dir, on_stage)
+    except RendererCrashed as exc:
+        assert watch is not None
+        raise await _renderer_death(slot, watch, str(exc)) from exc
     except PlaywrightError as exc:
+        if watch is not None and not watch.crashed and slot.browser.is_connected:
+            # A call into a page whose renderer was just killed can fail ("Unable to capture
+            # screenshot") before the crash event arrives: give the event a moment.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(_crash_seen(watch), CRASH_EVENT_GRACE_S)
         if watch is not None and watch.crashed and slot.browser.is_connected:
-            raise RendererCrashed(f"the piece's renderer crashed during capture of "
-                                  f"{request.url}: {exc.message}") from exc
+            raise await _renderer_death(
+                slot, watch, f"the piece's renderer crashed during capture of {request.url}: "
+                             f"{exc.message}") from exc
         if _is_gone(slot, watch, exc):
             raise BrowserGone(f"browser gone during capture of {request.url}: {exc.message}") \
                 from exc
@@ -152,6 +165,22 @@ async def _capture(
     finally:
         if watch is not None:
             watch.detach()
+
+
+async def _crash_seen(watch: _PageWatch) -> None:
+    while not watch.crashed:
+        watch.event.clear()
+        await watch.event.wait()
+
+
+async def _renderer_death(slot: Slot, watch: _PageWatch, detail: str) -> Exception:
+    """The error for a page whose renderer died: over its memory ceiling (permanent, the
+    piece's fault, never retried) or any other crash (retried, counted toward freezing)."""
+    verdict = await slot.browser.renderer_verdict(slot, at=watch.crashed_at or time.monotonic())
+    if verdict.kind == "memory":
+        log.info("%s: %s", verdict.message, detail)
+        return MemoryCeilingExceeded(verdict.message)
+    return RendererCrashed(f"{detail} ({verdict.message})")
 
 
 async def _run(

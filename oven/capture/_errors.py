@@ -20,3 +20,9 @@ class BrowserGone(Exception):
 class RendererCrashed(BrowserGone):
     """The piece's own renderer died (e.g. out of memory): retried like any browser trouble, but
     it is the piece's doing, so repeated crashes count toward freezing it."""
+
+
+class MemoryCeilingExceeded(PieceError):
+    """The piece's page grew past its memory ceiling and its renderer was killed for it.
+
+    Permanent and the piece's fault: the same page would grow past the same ceiling again."""

@@ -46,7 +46,11 @@ class BrowserSettings(BaseModel):
     args: list[str] = Field(
         default_factory=lambda: list(DEFAULT_ARGS), description="Chromium command-line switches."
     )
-    pages: int = Field(default=2, ge=1, le=16, description="Page slots (concurrent captures).")
+    pages: int = Field(
+        default=2, ge=1, le=16,
+        description='Page slots (concurrent captures); "auto" (in a service config) fits as many '
+        "as the memory budget holds at memory.page_cost_bytes each.",
+    )
     restart_after: int = Field(
         default=100, ge=1, le=100_000, description="Jobs before the browser asks to be recycled."
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,9 @@ class Slot:
         self.guard: RequestGuard | None = None  # the running raw-URL job's request guard
         self._ws_routed = False  # the context's WebSocket route and page hook (see _new_page)
         self._guard_tasks: set[asyncio.Task[None]] = set()
+        self.renderer_pids: set[int] = set()  # the tab's renderers, when a watch could tell
+        self.target_id: str | None = None  # the tab's CDP target (crash reports name it)
+        self.crashed = False  # the tab's renderer died: nothing of it can be reset
 
     @property
     def page(self) -> Page:
@@ -86,9 +90,17 @@ class Slot:
             await self._context.route_web_socket(lambda url: True, self._guard_websocket)
             self._context.on("page", self._on_extra_page)
             self._ws_routed = True
-        self._page = await self._context.new_page()
+        watched = self.browser.watch is not None
+        async with self.browser.tab_lock if watched else _NO_LOCK:
+            before = await asyncio.to_thread(self.browser.renderer_pids) if watched else set()
+            self._page = await self._context.new_page()
+            after = await asyncio.to_thread(self.browser.renderer_pids) if watched else set()
+        self.renderer_pids, self.crashed = after - before, False
         self._page.on("framenavigated", self._remember_origin)
+        self._page.on("crash", self._on_crash)
         self._cdp = await self._context.new_cdp_session(self._page)
+        info = await self._cdp.send("Target.getTargetInfo")
+        self.target_id = info["targetInfo"]["targetId"]
         patterns = self.browser.settings.blocked_url_patterns
         # Page: init scripts added on this session (the virtual clock) apply only once it is
         # enabled here; DOMStorage: Slot.reset clears the tab's sessionStorage through it.
@@ -201,6 +213,10 @@ class Slot:
             return request.is_navigation_request()
         return page is not self._page
 
+    def _on_crash(self, page: Page) -> None:
+        if page is self._page:
+            self.crashed = True
+
     def _remember_origin(self, frame: Any) -> None:
         origin = _origin(frame.url)
         if origin is not None:
@@ -214,7 +230,9 @@ class Slot:
         page, cdp = self._page, self._cdp
         origins, self._origins = self._origins, set()
         scripts, self.init_scripts = self.init_scripts, []
-        if self._context is None or page is None or cdp is None or page.is_closed():
+        if (self._context is None or page is None or cdp is None or page.is_closed()
+                or self.crashed):
+            # A crashed tab answers nothing: wiping it would only wait for the timeout.
             return await self.discard(timeout_s=timeout_s)
         try:
             async with asyncio.timeout(timeout_s):
@@ -260,6 +278,7 @@ class Slot:
         """Close the slot's context; False when closing hung past the timeout."""
         context, self._context, self._page, self._cdp = self._context, None, None, None
         self.guard, self._ws_routed = None, False
+        self.renderer_pids, self.target_id, self.crashed = set(), None, False
         self._origins, self.init_scripts, self.tab_jobs = set(), [], 0
         if context is None:
             return True
@@ -278,6 +297,9 @@ async def _workers_gone(page: Page) -> None:
     shortly after the document goes; a worker's requests are guarded until then)."""
     while page.workers:
         await asyncio.sleep(0.02)  # Playwright offers no event for "all workers closed"
+
+
+_NO_LOCK = contextlib.nullcontext()
 
 
 def _origin(url: str) -> str | None:

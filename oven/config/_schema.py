@@ -6,16 +6,19 @@ two identical). Sections owned by an engine live next to it (browser, encoder, s
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_core.core_schema import ValidatorFunctionWrapHandler
 
 from oven.bakes._settings import BakeSettings
 from oven.capture._settings import BrowserSettings
 from oven.config._edge import EdgeSettings
 from oven.encode._settings import EncoderSettings
 from oven.grabs._settings import ClusterSettings, LimitsSettings, PiecesSettings, QueueSettings
+from oven.memory import pages_for
 from oven.memory._settings import MemorySettings
 from oven.pty._settings import PtySettings
 from oven.showcase._settings import ShowcaseSettings
@@ -24,6 +27,7 @@ from oven.store._settings import StoreSettings
 from oven.webhooks._settings import WebhookSettings
 
 _STRICT = ConfigDict(extra="forbid")
+log = logging.getLogger(__name__)
 
 
 class ServerSettings(BaseModel):
@@ -104,6 +108,19 @@ class Settings(BaseModel):
     bakes: BakeSettings = Field(default_factory=BakeSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     showcase: ShowcaseSettings = Field(default_factory=ShowcaseSettings)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _auto_pages(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Settings:
+        """`browser.pages = "auto"`: the pages this host's memory budget holds, chosen here so
+        every reader of browser.pages sees a number (and a reload chooses again)."""
+        browser = data.get("browser") if isinstance(data, dict) else None
+        if not (isinstance(browser, dict) and browser.get("pages") == "auto"):
+            return handler(data)
+        settings: Settings = handler({**data, "browser": {**browser, "pages": 1}})
+        settings.browser.pages, how = pages_for(settings.memory)
+        log.info('browser.pages = "auto": %s', how)
+        return settings
 
     def resolve(self, path: Path) -> Path:
         """A data path as used at run time: relative ones live under server.data_dir."""

@@ -93,6 +93,43 @@ class MemorySettings(BaseModel):
         description="Processes whose smaps_rollup (PSS, 0.6-15 ms each for Chromium) is read "
                     "per cheap tick.",
     )
+    reserve_share: float = Field(
+        default=0.1, ge=0.0, le=0.5,
+        description="Share of a cgroup limit kept back from the budget for page cache and "
+                    "slack (at least reserve_min_bytes): a budget equal to the limit has no "
+                    "headroom, and cgroup v1 counts page cache against the limit.",
+    )
+    reserve_min_bytes: int = Field(
+        default=128 * 1024 * 1024, ge=0,
+        description="Smallest reserve kept back from a cgroup limit.",
+    )
+    ceiling: Literal["auto", "cgroup", "poll", "off"] = Field(
+        default="auto",
+        description="How each page is held to its ceiling: cgroup (a cgroup per renderer "
+                    "below a cgroup for the browser, below oven's), poll (renderer RSS read at "
+                    "ceiling_poll_interval_s, killed over the ceiling; V8 heap capped), auto "
+                    "(cgroup where oven can make cgroups, else poll), off.",
+    )
+    page_ceiling_bytes: int | None = Field(
+        default=None, ge=32 * 1024 * 1024,
+        description="Memory one page (its renderer) may hold before it is killed and its job "
+                    "failed; unset: the browser's share of the budget split between the pages "
+                    "(at most 2 GiB).",
+    )
+    oven_reserve_bytes: int = Field(
+        default=320 * 1024 * 1024, ge=0,
+        description="Part of the budget kept for oven itself, the Playwright driver and "
+                    "ffmpeg; the browser's cgroup gets the rest.",
+    )
+    page_cost_bytes: int = Field(
+        default=192 * 1024 * 1024, ge=16 * 1024 * 1024,
+        description="What one page costs while it captures (measured: a 1280x720 WebGL or "
+                    "canvas piece); browser.pages = \"auto\" fits this many into the budget.",
+    )
+    ceiling_poll_interval_s: float = Field(
+        default=0.02, ge=0.005, le=0.05,
+        description="Seconds between reads of the renderers' process tree and RSS (>= 20 Hz).",
+    )
     component_rules: list[ComponentRule] = Field(
         default_factory=default_rules,
         description="Command-line patterns naming components; first match wins, else 'other'.",
