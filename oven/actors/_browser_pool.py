@@ -401,7 +401,8 @@ class BrowserPool(AsyncActor):
             "jobs_since_restart": browser.jobs_done if browser else 0,
             "restarts": self.restarts,
             "pids": browser.pids() if browser else {},
-            "memory_ceiling": self.watch.status() if self.watch is not None else None,
+            "memory_ceiling": ({"pages": self.settings.pages, **self.watch.status()}
+                               if self.watch is not None else None),
         }
 
 

@@ -1,0 +1,110 @@
+"""A runaway page in a real cgroup: oven serve runs inside a 1.5 GB cgroup this test makes; the
+hog dies at its page ceiling in one attempt while its neighbour completes on its first, and the
+outer cgroup never reaches its limit nor sees an OOM kill."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+from pipeline.conftest import StartOven, start_oven
+from pipeline.grab_client import submit, wait_for_job
+
+from oven.memory import CgroupReader
+
+__all__ = ["start_oven"]  # the pipeline suite's fixture: each service in its own workdir
+
+MB = 1 << 20
+LIMIT = 1500 * MB
+
+
+class OuterCgroup:
+    """A v1 memory cgroup below this test's own, standing in for a 2 GB box less its OS."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def counter(self, name: str) -> int:
+        if name == "oom_kill":
+            text = (self.directory / "memory.oom_control").read_text()
+            return int(dict(line.split() for line in text.splitlines())["oom_kill"])
+        return int((self.directory / f"memory.{name}").read_text())
+
+
+@pytest.fixture
+def outer() -> Iterator[OuterCgroup]:
+    reader = CgroupReader.detect()
+    if reader is None or reader.version != "v1":
+        pytest.skip("needs a writable cgroup v1 memory hierarchy (v2 is tested on fixtures)")
+    directory = reader.directory / f"oven-test-{secrets.token_hex(3)}"
+    try:
+        directory.mkdir()
+    except OSError as exc:
+        pytest.skip(f"cannot make a cgroup here: {exc}")
+    (directory / "memory.limit_in_bytes").write_text(str(LIMIT))
+    yield OuterCgroup(directory)
+    deadline = time.monotonic() + 10
+    while directory.exists():
+        try:
+            directory.rmdir()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)  # the last exits reach the cgroup a moment later
+
+
+def test_a_hog_dies_at_its_ceiling_once_while_its_neighbour_completes_first_time(
+    outer: OuterCgroup, start_oven: StartOven, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # oven serve joins the outer cgroup before it execs, so everything it starts is born there.
+    wrapper = tmp_path / "python-in-cgroup"
+    wrapper.write_text(f'#!/bin/sh\necho $$ > {outer.directory}/cgroup.procs\n'
+                       f'exec {sys.executable} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(wrapper))
+    oven = start_oven({"browser": {"pages": 2}})
+
+    ceiling = httpx.get(f"{oven.url}/status").json()["sections"]["memory"]["ceiling"]
+    assert ceiling["mechanism"] == "cgroup-v1", ceiling
+    assert ceiling["cgroup"].startswith(str(outer.directory))
+    grab = {"format": "mp4", "width": 1280, "height": 720, "frames": 24, "fps": 24,
+            "clock": "virtual"}
+    hog = submit(oven, piece="memory-hog", **grab)
+    neighbour = submit(oven, piece="anim", **grab)
+
+    failed = wait_for_job(oven, hog["id"], timeout=90)
+    assert failed["state"] == "failed", failed
+    assert failed["attempts"] == 1
+    assert f"page exceeded its memory ceiling ({ceiling['page_ceiling_bytes'] >> 20} MB)" in \
+        failed["error"], failed["error"]
+    done = wait_for_job(oven, neighbour["id"], timeout=120)
+    assert done["state"] == "complete", done
+    assert done["attempts"] == 1
+
+    after = httpx.get(f"{oven.url}/status").json()["sections"]["memory"]["ceiling"]
+    assert after["deaths_over_ceiling"] >= 1
+    # The kill happened in the renderer's own cgroup; the outer one never reached its limit.
+    assert outer.counter("oom_kill") == 0
+    assert outer.counter("failcnt") == 0
+    assert outer.counter("max_usage_in_bytes") < LIMIT
+    # Nothing oven started left the outer cgroup (its browser's cgroups are below it).
+    assert oven.proc is not None
+    tree = [oven.proc.pid, *(p.pid for p in psutil.Process(oven.proc.pid).children(
+        recursive=True))]
+    inside = _tree_pids(outer.directory)
+    assert [pid for pid in tree if pid not in inside and psutil.pid_exists(pid)] == []
+
+
+def _tree_pids(directory: Path) -> set[int]:
+    pids: set[int] = set()
+    for procs in list(directory.glob("**/cgroup.procs")):
+        with contextlib.suppress(FileNotFoundError):  # a renderer's cgroup went meanwhile
+            pids.update(int(p) for p in procs.read_text().split())
+    return pids
