@@ -107,14 +107,15 @@ def run(pages: int | str, grabs: int, workdir: Path) -> dict[str, Any]:
     def watch() -> None:
         assert oven.proc is not None
         while not stop.wait(0.05):
-            peak_ws[0] = max(peak_ws[0], outer.working_set())
             try:
-                tree = [oven.proc.pid, *(p.pid for p in psutil.Process(oven.proc.pid)
-                                         .children(recursive=True))]
-            except psutil.NoSuchProcess:
+                peak_ws[0] = max(peak_ws[0], outer.working_set())
+                tree = [p for p in psutil.Process(oven.proc.pid).children(recursive=True)
+                        if p.status() != psutil.STATUS_ZOMBIE]  # exited: in no cgroup
+            except (psutil.Error, OSError):
                 continue
             inside = outer.pids()
-            outside.update(p for p in tree if p not in inside and psutil.pid_exists(p))
+            outside.update(p.pid for p in tree if p.pid not in inside and p.is_running()
+                           and p.status() != psutil.STATUS_ZOMBIE)
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
