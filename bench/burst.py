@@ -22,11 +22,12 @@ both probes. Exits 1 when it is not met.
     PYTHONASYNCIODEBUG=1 .venv/bin/python bench/burst.py --keep-log /tmp/serve.log
         # the service logs every loop callback over 100 ms ("Executing ... took")
 
-Figures on main at 240552c, median of 3 runs, 2 cores shared with other work (1-minute load
-average 8-12): /health p50 2.1 ms, p99 98 ms, max 491 ms; /ready p50 1.4 ms, p99 68 ms, max
-566 ms; no 5xx; of 1 200 POSTs about 230 admitted and 970 answered 429 (queue full); all 100
-holders answered 200; 288-331 jobs admitted, 0-53 of them failed with "deadline passed while
-the job was queued"; about 140 s from the first request until every job was final.
+Figures on main at b848be9, median of 3 runs, 2 cores shared with other work (1-minute load
+average 10-17): /health p50 2.3 ms, p99 114 ms, max 922 ms; /ready p50 1.6 ms, p99 89 ms, max
+346 ms (503 "full" while the queue is full, by design); no 5xx; of 1 200 POSTs about 250
+admitted and 950 answered 429 (queue full); all 100 holders answered 200; 319-356 jobs admitted,
+67-128 of them failed with "deadline passed while the job was queued"; about 140 s from the
+first request until every job was final. At 240552c: /health p99 98 ms, max 491 ms.
 """
 
 from __future__ import annotations
