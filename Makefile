@@ -10,7 +10,7 @@ APT_RUN := chromium ffmpeg
 APT_TEST := prometheus webp time
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint typecheck pytest bench bench-mem soak system-deps system-test-deps clean
+.PHONY: run test lint typecheck pytest bench bench-mem bench-burst soak system-deps system-test-deps clean
 
 run: $(VENV)/.run-installed system-deps
 	$(VENV)/bin/oven serve $(ARGS)
@@ -34,6 +34,11 @@ bench: $(VENV)/.test-installed system-deps
 # The capture benchmark under the memory harness: the peak of its whole process tree.
 bench-mem: $(VENV)/.test-installed system-deps
 	$(VENV)/bin/oven mem --label capture --out var/mem -- $(PY) bench/capture.py
+
+# 1 200 submissions from 60 clients + 100 held GET /grab waits; /health and /ready latency
+# (one JSON line; exits 1 when p99 > 50 ms, max > 250 ms, a 5xx, or an admitted job not complete).
+bench-burst: $(VENV)/.test-installed system-deps
+	$(PY) bench/burst.py
 
 # Long reliability run, not part of `make test`: 500 mixed grabs + 20 PTY pastes, one JSON line
 # (OVEN_SOAK_GRABS / OVEN_SOAK_PASTES to resize); exits 1 when a check fails.

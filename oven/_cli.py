@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -89,6 +90,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda signum, frame: None)
     log.info("oven %s listening on http://%s:%d", __version__, server_settings.host,
              server_settings.port)
+    # Everything built at start-up lives as long as the process: moved out of the collector's
+    # reach, a full collection (which holds the GIL, so every thread and the HTTP loop) costs
+    # ~15 ms instead of ~100 ms (measured with bench/burst.py).
+    gc.collect()
+    gc.freeze()
     try:
         server.run()
     finally:

@@ -21,9 +21,10 @@ class CaptureTimeout(Exception):
     page was running when time ran out (its fault) or the job was still waiting for a browser
     or a page slot (oven's)."""
 
-    def __init__(self, message: str, *, in_page: bool) -> None:
+    def __init__(self, message: str, *, in_page: bool, in_page_s: float = 0.0) -> None:
         super().__init__(message)
         self.in_page = in_page
+        self.in_page_s = in_page_s  # how long the piece's page ran before time ran out
 
 
 @dataclass(frozen=True)

@@ -220,7 +220,7 @@ class BrowserPool(AsyncActor):
         task = asyncio.current_task()
         if task is not None:
             self._by_job[job.job_id] = task
-        in_page = False
+        in_page, page_at = False, 0.0
         try:
             async with asyncio.timeout(job.timeout_s):
                 browser = await self._browser_up()
@@ -230,7 +230,7 @@ class BrowserPool(AsyncActor):
                     async with browser.page_slot(
                         timeout_s=max(0.1, deadline - time.monotonic())
                     ) as slot:
-                        in_page = True
+                        in_page, page_at = True, time.monotonic()
                         self._slot_of_job[job.job_id] = slot
                         return await capture(slot, job.request, job.out_dir,
                                              on_stage=lambda stage: self._progress(job, stage))
@@ -254,7 +254,8 @@ class BrowserPool(AsyncActor):
             waited = "" if in_page else " (it was still waiting for a browser or a page)"
             raise CaptureTimeout(
                 f"capture of job {job.job_id} did not finish within {job.timeout_s:.1f} s"
-                f"{waited}", in_page=in_page) from None
+                f"{waited}", in_page=in_page,
+                in_page_s=time.monotonic() - page_at if in_page else 0.0) from None
         finally:
             self._by_job.pop(job.job_id, None)
 

@@ -192,10 +192,8 @@ class GrabQueue(AsyncActor, JobRunner):
 
     async def _admit(self, msg: Submit, key: str) -> Submitted:
         grab, settings = msg.request, self.settings
-        if grab.piece is not None:
-            until = await self.store.frozen_until(grab.piece)
-            if until is not None and until > time.time():
-                raise PieceFrozen(grab.piece, until)
+        # Cheapest refusal first: in a burst most submissions meet a full queue, and each
+        # store round trip is GIL time the HTTP loop waits for.
         cached = await self.store.cache_get(key)
         if cached is not None:
             metrics.CACHE.labels(outcome="hit").inc()
@@ -208,6 +206,10 @@ class GrabQueue(AsyncActor, JobRunner):
         queued = len(self.queued)
         if queued >= settings.queue.max_queued:
             raise QueueFull(queued, self._eta(queued))
+        if grab.piece is not None:
+            until = await self.store.frozen_until(grab.piece)
+            if until is not None and until > time.time():
+                raise PieceFrozen(grab.piece, until)
         cancel_token, digest = new_cancel_token()
         request = grab.model_dump(mode="json") | {"target_url": msg.target_url,
                                                   CANCEL_DIGEST: digest}
@@ -240,7 +242,10 @@ class GrabQueue(AsyncActor, JobRunner):
         run = self.runs.get(job_id) or self.pending_uploads.get(job_id)
         if run is not None:
             return self._view(run)
-        record = await self.store.get_job(job_id)
+        # A queued job as of the last poll (at most cluster.poll_s old): no store round trip.
+        record = next((r for r in self.queued if r.id == job_id), None)
+        if record is None:
+            record = await self.store.get_job(job_id)
         return None if record is None else self._view_record(record)
 
     async def _wait(self, job_id: str, timeout_s: float) -> dict[str, Any] | None:
@@ -287,9 +292,10 @@ class GrabQueue(AsyncActor, JobRunner):
             try:
                 await self.leases.requeue_expired({*self.runs, *self.pending_uploads})
                 await self._refresh_queued()
+                still_queued = {r.id for r in self.queued}
                 for job_id in self.watchers.watched():
-                    if job_id in self.runs:
-                        continue  # finishes here and notifies at once
+                    if job_id in self.runs or job_id in still_queued:
+                        continue  # finishes here and notifies at once, or not started yet
                     record = await self.store.get_job(job_id)
                     if record is None or record.state.is_final:
                         self.watchers.notify(job_id)

@@ -151,10 +151,12 @@ class Pipeline:
         except PieceError as exc:
             raise Permanent(str(exc), piece_fault=True) from None
         except CaptureTimeout as exc:
-            # The piece's fault only when its page was running when time ran out (a busy loop,
-            # a page that never settles), not while the job waited for a page or a browser.
+            # The piece's fault only when its page had most of the job's time and still did not
+            # finish (a busy loop, a page that never settles): not while the job waited for a
+            # page or a browser, and not when an overloaded queue left it only a moment.
+            own_time = exc.in_page_s >= 0.5 * self.settings.queue.deadline_s
             raise Permanent(f"{exc}; the job's deadline has passed",
-                            piece_fault=exc.in_page) from None
+                            piece_fault=exc.in_page and own_time) from None
         except RendererCrashed as exc:
             raise Transient(f"capture: {exc}", piece_fault=True) from None
         except TRANSIENT as exc:

@@ -5,6 +5,7 @@ Only the dedicated origin is routed, so requests to any other host never cross i
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -20,9 +21,15 @@ def pieces_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "pieces"
 
 
+@functools.cache
+def _bundled() -> tuple[str, ...]:
+    return tuple(sorted(p.parent.name for p in pieces_dir().glob("*/index.html")))
+
+
 def piece_names() -> list[str]:
-    """Names of the bundled pieces, sorted."""
-    return sorted(p.parent.name for p in pieces_dir().glob("*/index.html"))
+    """Names of the bundled pieces, sorted (read once: they ship with the package, and every
+    submission asks, on the HTTP loop)."""
+    return list(_bundled())
 
 
 def piece_url(name: str, query: str = "") -> str:
