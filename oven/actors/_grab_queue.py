@@ -83,7 +83,6 @@ class GrabQueue(AsyncActor, JobRunner):
         self.queued: list[JobRecord] = []
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=50)
         self.service_times: collections.deque[float] = collections.deque(maxlen=20)
-        self._claiming: asyncio.Task[None] | None = None
         self._claim_again = False
         self._stopping = False
         self._poll_failing = False

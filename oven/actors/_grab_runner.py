@@ -96,7 +96,6 @@ class JobRunner:
     queued: list[JobRecord]
     recent: collections.deque[dict[str, Any]]
     service_times: collections.deque[float]
-    _claiming: asyncio.Task[None] | None
     _claim_again: bool
     _stopping: bool
 
@@ -140,7 +139,7 @@ class JobRunner:
         """Claim work for free page slots, now or as soon as the claim under way returns."""
         self._claim_again = True
         if not (self._stopping or self.closing) and self.owned("claim") is None:
-            self._claiming = self.own("claim", self._claim)
+            self.own("claim", self._claim)
 
     async def _claim(self) -> None:
         while self._claim_again and not self._stopping:
