@@ -96,15 +96,7 @@ def test_a_grab_waits_in_upload_pending_while_storage_is_down_and_completes_afte
     start_oven: StartOven, s3: tuple[MotoServer, Outage]
 ) -> None:
     _, outage = s3
-    endpoint = f"http://127.0.0.1:{outage.port}"
-    oven = start_oven({
-        "queue": {"upload_retry_s": 0.5},
-        "storage": {"backend": "s3"},
-        "storage.s3": {"endpoint_url": endpoint, "bucket": BUCKET, "region": "us-east-1",
-                       "path_style": True, "create_bucket": True, "access_key_id": "testing",
-                       "secret_access_key": "testing", "max_attempts": 1,
-                       "connect_timeout_s": 1},
-    })
+    oven = _s3_oven(start_oven, outage)
     outage.down()
     accepted = submit(oven, piece="still", format="png", width=120, height=80)
     pending = wait_for_job(oven, accepted["id"], {"upload_pending"}, timeout=60)
@@ -142,6 +134,13 @@ def _s3_oven(start_oven: StartOven, outage: Outage, **sections: dict[str, Any]) 
     })
 
 
+def _parked(oven: OvenProcess, **body: Any) -> dict[str, Any]:
+    """Submit a grab (storage is down) and wait until it is parked in upload_pending."""
+    accepted = submit(oven, **body)
+    wait_for_job(oven, accepted["id"], {"upload_pending"}, timeout=60)
+    return accepted
+
+
 def _pending_files(oven: OvenProcess) -> list[Path]:
     return sorted((oven.workdir / "data" / "pending").glob("*"))
 
@@ -154,8 +153,7 @@ def test_a_parked_job_cancelled_drops_its_file_and_caches_nothing_when_storage_r
     oven = _s3_oven(start_oven, outage)
     outage.down()
     body = {"piece": "still", "format": "png", "width": 120, "height": 80}
-    accepted = submit(oven, **body)
-    wait_for_job(oven, accepted["id"], {"upload_pending"}, timeout=60)
+    accepted = _parked(oven, **body)
     assert len(_pending_files(oven)) == 1
     cancelled = httpx.delete(f"{oven.url}/grabs/{accepted['id']}", timeout=30,
                              headers={"Authorization": f"Bearer {ADMIN}"})
@@ -177,10 +175,8 @@ def test_a_parked_upload_that_cannot_succeed_fails_its_job_and_the_others_go_on(
     _, outage = s3
     oven = _s3_oven(start_oven, outage)
     outage.down()
-    first = submit(oven, piece="still", format="png", width=120, height=80)
-    wait_for_job(oven, first["id"], {"upload_pending"}, timeout=60)
-    second = submit(oven, piece="still", format="png", width=100, height=80)
-    wait_for_job(oven, second["id"], {"upload_pending"}, timeout=60)
+    first = _parked(oven, piece="still", format="png", width=120, height=80)
+    second = _parked(oven, piece="still", format="png", width=100, height=80)
     kept = next(p for p in _pending_files(oven) if p.name.startswith(first["id"]))
     kept.unlink()
     kept.mkdir()
@@ -202,8 +198,7 @@ def test_a_job_parked_by_an_instance_that_never_returns_is_captured_again_by_ano
                     cluster={**cluster, "instance_id": "gone"})
     outage.down()
     body = {"piece": "still", "format": "png", "width": 120, "height": 80}
-    accepted = submit(gone, **body)
-    wait_for_job(gone, accepted["id"], {"upload_pending"}, timeout=60)
+    accepted = _parked(gone, **body)
     gone.kill()
     other = start_oven({"store": {"sqlite_path": str(shared / "oven.db")},
                         "cluster": {**cluster, "instance_id": "other"}})
