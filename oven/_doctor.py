@@ -62,8 +62,10 @@ def _data_dir(settings: Settings) -> Check:
 async def _reachable(name: str, backend: str, part: Any, probe: str) -> Check:
     """Start a storage or store backend, run its probe, close it; each step bounded."""
     try:
-        await asyncio.wait_for(part.start(), 20)
-        await asyncio.wait_for(getattr(part, probe)(), 20)
+        async with asyncio.timeout(20):
+            await part.start()
+        async with asyncio.timeout(20):
+            await getattr(part, probe)()
     except Exception as exc:
         return Check(name, False, f"{backend}: {exc}")
     finally:

@@ -52,7 +52,8 @@ async def ask_async(ref: pykka.ActorRef[Any], message: Any, *, timeout: float) -
     else:  # an actor not built on OvenActor: fall back to a worker thread
         waiter = asyncio.ensure_future(asyncio.to_thread(future.get, timeout=timeout))
     try:
-        await asyncio.wait_for(waiter, timeout)
+        async with asyncio.timeout(timeout):
+            await waiter
     except TimeoutError:
         raise AskTimeout(ref.actor_class.__name__, message, timeout) from None
     # The reply is ready: get() returns (or raises the actor's exception) without waiting.

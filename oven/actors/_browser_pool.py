@@ -263,7 +263,8 @@ class BrowserPool(AsyncActor):
         heaps = {}
         for job_id, slot in list(self._slot_of_job.items()):
             try:
-                usage = await asyncio.wait_for(slot.cdp.send("Runtime.getHeapUsage"), 1.0)
+                async with asyncio.timeout(1.0):
+                    usage = await slot.cdp.send("Runtime.getHeapUsage")
             except Exception:  # the page is closing or busy: no figure this time
                 continue
             heaps[job_id] = int(usage.get("usedSize", 0) + usage.get("backingStorageSize", 0))

@@ -66,7 +66,8 @@ class Watchers:
         try:
             # Bounded: the caller answers with the job's current state when this runs out.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(watch.event.wait(), timeout_s)
+                async with asyncio.timeout(timeout_s):
+                    await watch.event.wait()
         finally:
             watch.waiters -= 1
             if watch.waiters == 0 and self._watches.get(job_id) is watch:

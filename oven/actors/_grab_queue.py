@@ -266,7 +266,8 @@ class GrabQueue(AsyncActor, JobRunner):
                 await self._stop_run(run)
             # Bounded: settling waits for the store, and the caller's ask has its own timeout.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(run.done.wait(), CANCEL_WAIT_S)
+                async with asyncio.timeout(CANCEL_WAIT_S):
+                    await run.done.wait()
             return await self._get(job_id)
         record = await self.store.get_job(job_id)
         if record is None or record.state.is_final:

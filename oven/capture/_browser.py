@@ -113,7 +113,8 @@ class Browser:
                 timeout=settings.launch_timeout_s * 1000,
             )
         except BaseException:
-            await asyncio.wait_for(playwright.stop(), settings.close_timeout_s)
+            async with asyncio.timeout(settings.close_timeout_s):
+                await playwright.stop()
             _kill_marked(marker)
             raise
         self = cls(settings, marker, playwright, pw_browser, request_filter, watch)
@@ -179,7 +180,8 @@ class Browser:
         if not self.is_connected or self._cdp is None:
             return False
         try:
-            await asyncio.wait_for(self._cdp.send("Browser.getVersion"), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._cdp.send("Browser.getVersion")
         except Exception:
             return False
         return True
@@ -368,14 +370,16 @@ class Browser:
         if self.watch is not None and self.browser_pid is not None:
             self.watch.forget(self.browser_pid)
         try:
-            await asyncio.wait_for(self._browser.close(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._browser.close()
         except Exception as exc:
             log.warning("graceful chromium close failed (%s); killing its process group", exc)
         self._kill(tree)
         for task in list(self._tasks):
             task.cancel()
         try:
-            await asyncio.wait_for(self._playwright.stop(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._playwright.stop()
         except Exception as exc:
             log.warning("stopping the playwright driver failed (%s); killing it", exc)
         if self._driver_proc is not None:

@@ -153,7 +153,8 @@ async def _capture(
             # A call into a page whose renderer was just killed can fail ("Unable to capture
             # screenshot") before the crash event arrives: give the event a moment.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_crash_seen(watch), CRASH_EVENT_GRACE_S)
+                async with asyncio.timeout(CRASH_EVENT_GRACE_S):
+                    await _crash_seen(watch)
         if watch is not None and watch.crashed and slot.browser.is_connected:
             raise await _renderer_death(
                 slot, watch, f"the piece's renderer crashed during capture of {request.url}: "
@@ -295,7 +296,8 @@ async def _wait_ready(
         remaining = deadline - time.monotonic()
         try:
             # Bounded: a piece spinning its main thread would hold evaluate() forever.
-            ok = await asyncio.wait_for(slot.page.evaluate(probe), max(remaining, 0.0) + 1.0)
+            async with asyncio.timeout(max(remaining, 0.0) + 1.0):
+                ok = await slot.page.evaluate(probe)
             probe_error = None
         except TimeoutError:
             ok = False
@@ -310,7 +312,8 @@ async def _wait_ready(
         if remaining <= 0:
             return "timeout", probe_error
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(watch.event.wait(), min(poll_s, remaining))
+            async with asyncio.timeout(min(poll_s, remaining)):
+                await watch.event.wait()
 
 
 async def _grab_frames(

@@ -136,7 +136,8 @@ class RequestGuard:
             addresses = [str(ipaddress.ip_address(host))]
         except ValueError:
             try:
-                addresses = await asyncio.wait_for(self._resolver(host), LOOKUP_TIMEOUT_S)
+                async with asyncio.timeout(LOOKUP_TIMEOUT_S):
+                    addresses = await self._resolver(host)
             except (OSError, TimeoutError):
                 return "unresolvable"
         if not addresses:

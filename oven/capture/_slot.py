@@ -284,7 +284,8 @@ class Slot:
             return True
         try:
             # Bounded: a wedged renderer can keep close() pending forever.
-            await asyncio.wait_for(context.close(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await context.close()
         except TimeoutError:
             return False
         except Exception as exc:  # closing a context of a dead browser is already done

@@ -148,7 +148,8 @@ class Sources:
 
     async def _guarded(self, name: str, source: Callable[[], Awaitable[Any]]) -> None:
         try:
-            self.last[name] = await asyncio.wait_for(source(), SOURCE_TIMEOUT_S)
+            async with asyncio.timeout(SOURCE_TIMEOUT_S):
+                self.last[name] = await source()
         except Exception as exc:  # an actor restarting: show the last value and why it is old
             self.errors[name] = f"{type(exc).__name__}: {exc}"[:200]
         else:

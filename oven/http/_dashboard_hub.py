@@ -141,7 +141,8 @@ class DashboardHub:
         if self.ready and self.version != seen:
             return True
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._changed.wait()
             return True
         return False
 
@@ -155,7 +156,8 @@ class DashboardHub:
         async with self.connected():
             while True:
                 if not await self._wait_change(have_version, keepalive_s):
-                    await asyncio.wait_for(send(b": keep-alive\n\n"), send_timeout_s)
+                    async with asyncio.timeout(send_timeout_s):
+                        await send(b": keep-alive\n\n")
                     continue
                 pause = last_sent + min_interval_s - loop.time()
                 if pause > 0:
@@ -170,7 +172,8 @@ class DashboardHub:
                     event, body = "delta", merge_diff(have, state)
                     metrics.DASHBOARD_DELTAS_DROPPED.inc(max(0, version - have_version - 1))
                 if body or have is None:
-                    await asyncio.wait_for(send(sse_event(event, version, body)), send_timeout_s)
+                    async with asyncio.timeout(send_timeout_s):
+                        await send(sse_event(event, version, body))
                     last_sent = loop.time()
                 have, have_version = state, version
 
@@ -187,8 +190,8 @@ class EventStream(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = [(b"content-type", b"text/event-stream; charset=utf-8"),
                    (b"cache-control", b"no-store"), (b"x-accel-buffering", b"no")]
-        await asyncio.wait_for(send({"type": "http.response.start", "status": 200,
-                                     "headers": headers}), self.send_timeout_s)
+        async with asyncio.timeout(self.send_timeout_s):
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
 
         async def send_bytes(data: bytes) -> None:
             await send({"type": "http.response.body", "body": data, "more_body": True})
@@ -221,8 +224,8 @@ class EventStream(Response):
             metrics.DASHBOARD_STALLED.inc()
             return
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(send({"type": "http.response.body", "body": b"",
-                                         "more_body": False}), 1.0)
+            async with asyncio.timeout(1.0):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 __all__ = ["DashboardHub", "EventStream", "merge_diff", "merge_patch", "prune", "sse_event"]

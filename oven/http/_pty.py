@@ -240,25 +240,16 @@ async def session_socket(websocket: WebSocket) -> None:
             except TimeoutError:
                 continue  # nothing printed for a second: an idle terminal stays connected
             if isinstance(item, Output):
-                await asyncio.wait_for(websocket.send_bytes(item.data), settings.send_timeout_s)
+                async with asyncio.timeout(settings.send_timeout_s):
+                    await websocket.send_bytes(item.data)
             elif isinstance(item, Resync):
-                await asyncio.wait_for(
-                    websocket.send_text(
-                        json.dumps(
-                            {"type": "resync", "offset": item.offset, "lost": item.lost_bytes}
-                        )
-                    ),
-                    settings.send_timeout_s,
-                )
+                async with asyncio.timeout(settings.send_timeout_s):
+                    await websocket.send_text(json.dumps(
+                        {"type": "resync", "offset": item.offset, "lost": item.lost_bytes}))
             elif isinstance(item, Closed):
-                await asyncio.wait_for(
-                    websocket.send_text(
-                        json.dumps(
-                            {"type": "exit", "status": item.exit_status, "offset": item.offset}
-                        )
-                    ),
-                    settings.send_timeout_s,
-                )
+                async with asyncio.timeout(settings.send_timeout_s):
+                    await websocket.send_text(json.dumps(
+                        {"type": "exit", "status": item.exit_status, "offset": item.offset}))
                 return
 
     reading = asyncio.create_task(pump_input())
@@ -268,7 +259,8 @@ async def session_socket(websocket: WebSocket) -> None:
         if reading.done() and isinstance(reading.exception(), SessionEnded):
             # The child exited mid-input: still deliver its last output and the exit notice.
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(writing), settings.close_timeout_s + 5)
+                async with asyncio.timeout(settings.close_timeout_s + 5):
+                    await asyncio.shield(writing)
         for task in (reading, writing):
             error = task.exception() if task.done() and not task.cancelled() else None
             if error is not None and not isinstance(
@@ -345,13 +337,13 @@ class ObserverStream(Response):
                    (b"x-accel-buffering", b"no")]
 
         async def stream() -> None:
-            await asyncio.wait_for(send({"type": "http.response.start", "status": 200,
-                                         "headers": headers}), self.send_timeout_s)
+            async with asyncio.timeout(self.send_timeout_s):
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
             async for chunk in self.events:
-                await asyncio.wait_for(send({"type": "http.response.body", "body": chunk,
-                                             "more_body": True}), self.send_timeout_s)
-            await asyncio.wait_for(send({"type": "http.response.body", "body": b"",
-                                         "more_body": False}), self.send_timeout_s)
+                async with asyncio.timeout(self.send_timeout_s):
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            async with asyncio.timeout(self.send_timeout_s):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
 
         async def until_disconnect() -> None:
             while (await receive())["type"] != "http.disconnect":

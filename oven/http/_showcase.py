@@ -296,7 +296,8 @@ async def _wait_render(task: asyncio.Task[Path], timeout_s: float) -> Path:
     try:
         # shield: a request that gives up (or a client that hangs up) must not cancel the
         # render every other request is waiting on.
-        return await asyncio.wait_for(asyncio.shield(task), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            return await asyncio.shield(task)
     except TimeoutError:
         raise ApiError(503, f"the OG image is still rendering after {timeout_s:g} s",
                        code="rendering", retry_after_s=5) from None

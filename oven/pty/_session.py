@@ -170,7 +170,8 @@ class PtySession:
         if self._recorder is not None:
             # The recorder delivers what is left of the ring, bounded like the child's grace.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._recorder.task, self.settings.close_timeout_s)
+                async with asyncio.timeout(self.settings.close_timeout_s):
+                    await self._recorder.task
         if self._watchdog is not None:
             self._watchdog.cancel()
         log.info("pty session %s closed (exit status %s)", self.id, self.exit_status)
