@@ -77,7 +77,7 @@ def cmd_grab(args: argparse.Namespace) -> int:
     except TargetRefused as exc:
         print(f"oven grab: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    output = Path(args.output or f"{_stem(args.target)}.{Format(grab.format.value).extension}")
+    output = Path(args.output or f"{_stem(args.target)}.{grab.format.extension}")
     setup_logging("WARNING")
     service = Service(config)
     progress = Progress(sys.stderr)

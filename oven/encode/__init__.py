@@ -6,7 +6,8 @@ Plain async code; the Encoder actor runs it on its loop thread and bounds concur
 from ._bake import BakeEncodeRequest, bake_command, encode_bake
 from ._encode import encode
 from ._errors import EncodeError, EncodeTimeout
-from ._request import EncodeRequest, EncodeResult, Format
+from ._format import Format, FormatSpec, animated_formats, required_encoders
+from ._request import EncodeRequest, EncodeResult
 from ._run import check_ffmpeg, ffmpeg_version, running_pids
 from ._settings import EncoderSettings
 
@@ -18,10 +19,13 @@ __all__ = [
     "EncodeTimeout",
     "EncoderSettings",
     "Format",
+    "FormatSpec",
+    "animated_formats",
     "bake_command",
     "check_ffmpeg",
     "encode",
     "encode_bake",
     "ffmpeg_version",
+    "required_encoders",
     "running_pids",
 ]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
-from ._request import EncodeRequest, Format, frame_index
+from ._format import Format
+from ._request import EncodeRequest, frame_index
 from ._settings import EncoderSettings
 
 # -xerror: without it a corrupt frame is skipped with a message and ffmpeg exits 0, so the

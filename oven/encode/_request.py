@@ -1,48 +1,18 @@
-"""What an encode is asked to do and what it answers: formats, the request, the result."""
+"""What an encode is asked to do and what it answers: the request and the result."""
 
 from __future__ import annotations
 
-import enum
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ._format import Format
+
 # The capture step writes frames as frame-00000.png (or .jpg), numbered without gaps, so
 # ffmpeg's image2 demuxer can read them straight from the job dir with one pattern.
 FRAME_NAME = re.compile(r"frame-(?P<index>\d{5,})\.(?P<ext>png|jpg|jpeg)")
-
-
-class Format(enum.StrEnum):
-    PNG = "png"
-    JPEG = "jpeg"
-    WEBP = "webp"
-    GIF = "gif"
-    MP4 = "mp4"
-
-    @property
-    def content_type(self) -> str:
-        return _CONTENT_TYPES[self]
-
-    @property
-    def extension(self) -> str:
-        """File name extension without the dot (`jpg` for JPEG)."""
-        return "jpg" if self is Format.JPEG else self.value
-
-    @property
-    def animates(self) -> bool:
-        """Whether the format can hold more than one frame."""
-        return self in (Format.WEBP, Format.GIF, Format.MP4)
-
-
-_CONTENT_TYPES = {
-    Format.PNG: "image/png",
-    Format.JPEG: "image/jpeg",
-    Format.WEBP: "image/webp",
-    Format.GIF: "image/gif",
-    Format.MP4: "video/mp4",
-}
 
 
 class EncodeRequest(BaseModel):
@@ -73,10 +43,8 @@ class EncodeRequest(BaseModel):
 
     @property
     def still(self) -> bool:
-        """One picture out: PNG, JPEG, or WebP from a single frame."""
-        if self.format is Format.WEBP:
-            return len(self.frames) == 1
-        return not self.format.animates
+        """One picture out: a single frame, whatever the format."""
+        return len(self.frames) == 1
 
 
 def frame_index(frame: Path) -> int:

@@ -14,13 +14,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ._format import required_encoders
 from ._settings import EncoderSettings
 
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "install Debian's ffmpeg (apt-get install ffmpeg)"
-# Encoders oven's formats need; Debian's ffmpeg 5.1 has them all.
-REQUIRED_ENCODERS = ("png", "mjpeg", "libwebp", "libwebp_anim", "gif", "libx264")
 
 _live_lock = threading.Lock()
 _live_pids: set[int] = set()
@@ -151,7 +150,8 @@ def check_ffmpeg(settings: EncoderSettings) -> str | None:
         for line in done.stdout.decode("utf-8", "replace").splitlines()
         if len(line.split()) > 1
     }
-    missing = [name for name in REQUIRED_ENCODERS if name not in listed]
+    # Debian's ffmpeg 5.1 has every encoder oven's formats need.
+    missing = [name for name in required_encoders() if name not in listed]
     if missing:
         return f"ffmpeg at {path!r} lacks encoders {', '.join(missing)}: {INSTALL_HINT}"
     return None

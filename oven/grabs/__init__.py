@@ -1,6 +1,6 @@
 """Grab requests: schema, limits, capture keys and target rules."""
 
-from oven.grabs._request import GrabFormat, GrabRequest, Lane, capture_key
+from oven.grabs._request import GrabRequest, Lane, capture_key
 from oven.grabs._settings import LimitsSettings, PiecesSettings, QueueSettings
 from oven.grabs._targets import (
     TargetRefused,
@@ -14,7 +14,6 @@ from oven.grabs._targets import (
 )
 
 __all__ = [
-    "GrabFormat",
     "GrabRequest",
     "Lane",
     "LimitsSettings",

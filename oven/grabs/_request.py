@@ -12,18 +12,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from oven.capture import MIN_FPS, CaptureRequest, GuardMode
+from oven.encode import Format, animated_formats
 from oven.grabs._settings import LimitsSettings
 
 PIECE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-ANIMATED = {"webp", "gif", "mp4"}
-
-
-class GrabFormat(enum.StrEnum):
-    PNG = "png"
-    JPEG = "jpeg"
-    WEBP = "webp"
-    GIF = "gif"
-    MP4 = "mp4"
 
 
 class Lane(enum.StrEnum):
@@ -38,7 +30,7 @@ class GrabRequest(BaseModel):
 
     piece: str | None = Field(None, description="Name of a piece (lowercase, digits, - and _).")
     url: str | None = Field(None, description="A page URL from an allowed origin.")
-    format: GrabFormat = Field(GrabFormat.PNG)
+    format: Format = Field(Format.PNG)
     width: int = Field(640, ge=1, description="Viewport width in CSS pixels.")
     height: int = Field(360, ge=1, description="Viewport height in CSS pixels.")
     density: float = Field(1.0, ge=1, description="Device pixel ratio.")
@@ -70,10 +62,11 @@ class GrabRequest(BaseModel):
                 raise ValueError("duration: duration * fps must be at most 1000000 frames")
             self.frames = max(1, round(self.duration * self.fps))
             self.duration = None
-        if self.frames > 1 and self.format not in ANIMATED:
+        if self.frames > 1 and not self.format.animates:
+            *most, last = [fmt.value for fmt in animated_formats()]
             raise ValueError(
                 f"format: {self.format.value} is a still format; "
-                "use webp, gif or mp4 for frames > 1"
+                f"use {', '.join(most)} or {last} for frames > 1"
             )
         return self
 

@@ -29,6 +29,7 @@ from oven.actors._grab_queue import (
 from oven.actors._store import StoreClient
 from oven.actors._uploader import Locate, Location
 from oven.capture import pieces_dir
+from oven.encode import Format
 from oven.grabs import GrabRequest, TargetRefused, UnknownPiece, piece_target, url_target
 from oven.http._auth import holds_token, require_token
 from oven.http._errors import ApiError, validation_message
@@ -37,8 +38,6 @@ from oven.store import StoreUnavailable
 from oven.webhooks import check_callback_url
 
 CANCEL_HEADER = "X-Cancel-Token"
-MEDIA = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif",
-         "mp4": "video/mp4"}
 
 
 class GrabAccepted(BaseModel):
@@ -266,17 +265,26 @@ def _query_number(request: Request, name: str, kind: type, default: Any) -> Any:
 async def get_grab_sync(request: Request) -> Response:
     p = request.path_params
     fmt = p["format"]
-    animated = fmt in ("webp", "gif", "mp4")
+    known = _format_named(fmt)
     data = {
         "piece": p["piece"], "format": fmt, "width": p["width"], "height": p["height"],
-        "frames": _query_number(request, "frames", int, 16 if fmt in ("gif", "mp4") else 1),
+        "frames": _query_number(request, "frames", int,
+                                16 if known and known.motion_by_default else 1),
         "fps": _query_number(request, "fps", float, 20.0),
         "clock": request.query_params.get("clock", "real"),
     }
-    if not animated:
+    if known is None or not known.animates:
         data["frames"] = 1
     wait = request.query_params.get("nowait") not in ("1", "true", "yes")
     return await _grab_and_wait(request, data, wait=wait)
+
+
+def _format_named(name: str) -> Format | None:
+    # An unknown name is left to GrabRequest, which refuses it with the list of formats.
+    try:
+        return Format(name)
+    except ValueError:
+        return None
 
 
 def _split_name(name: str, allowed: tuple[str, ...]) -> tuple[str, str]:
@@ -362,8 +370,8 @@ async def get_result_file(request: Request) -> Response:
     path = location.path
     if path is None or not Path(path).is_file():
         raise ApiError(404, f"no result {key!r}")
-    ext = Path(path).suffix.lstrip(".")
-    return FileResponse(path, media_type=MEDIA.get("jpeg" if ext == "jpg" else ext))
+    fmt = Format.from_suffix(Path(path).suffix.lstrip("."))
+    return FileResponse(path, media_type=fmt.content_type if fmt else None)
 
 
 def grab_routes() -> list[BaseRoute]:
