@@ -81,6 +81,7 @@ class GrabQueue(AsyncActor, JobRunner):
         # The shared queue as last read (every poll_s, and as jobs are admitted here): views
         # take positions from it and admission its depth.
         self.queued: list[JobRecord] = []
+        self._queued_revisions: dict[str, int] = {}  # of self.queued's records, as last read
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=50)
         self.service_times: collections.deque[float] = collections.deque(maxlen=20)
         self._claim_again = False
@@ -311,8 +312,14 @@ class GrabQueue(AsyncActor, JobRunner):
                 self._kick()
 
     async def _refresh_queued(self) -> None:
-        self.queued = await self.store.list_jobs(
-            {JobState.QUEUED}, newest_first=False, limit=self.settings.queue.max_queued)
+        # Only jobs new or written since the last poll come back as records: rebuilding up to
+        # max_queued records every poll_s held the GIL the HTTP loop waits for.
+        held = {r.id: r for r in self.queued if r.id in self._queued_revisions}
+        known = {i: self._queued_revisions[i] for i in held}
+        read = await self.store.queued_jobs(limit=self.settings.queue.max_queued, known=known)
+        held.update(read.records)
+        self.queued = [held[i] for i in read.revisions]
+        self._queued_revisions = read.revisions
         self.queued.sort(key=lambda r: (_LANE_ORDER[r.lane], r.created_at, r.id))
         self._gauge()
 

@@ -13,7 +13,14 @@ from oven.actors._async import AsyncActor
 from oven.actors._base import ActorContext
 from oven.actors._bridge import ask_async
 from oven.config import Settings
-from oven.store import FrozenPiece, JobRecord, Store, StoreUnavailable, make_store
+from oven.store import (
+    FrozenPiece,
+    JobRecord,
+    QueuedJobs,
+    Store,
+    StoreUnavailable,
+    make_store,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +34,7 @@ OPERATIONS = frozenset(
         "find_active",
         "list_jobs",
         "count_by_state",
+        "queued_jobs",
         "cache_get",
         "cache_put",
         "cache_delete",
@@ -173,6 +181,10 @@ class StoreClient:
         result: list[JobRecord] = await self._call(
             "list_jobs", states, limit=limit, newest_first=newest_first
         )
+        return result
+
+    async def queued_jobs(self, *, limit: int, known: dict[str, int]) -> QueuedJobs:
+        result: QueuedJobs = await self._call("queued_jobs", limit=limit, known=known)
         return result
 
     async def cache_get(self, key: str) -> dict[str, Any] | None:

@@ -13,7 +13,7 @@ from oven.store._base import (
     StoreUnavailable,
 )
 from oven.store._factory import make_store
-from oven.store._records import FrozenPiece, HistoryEntry, JobRecord
+from oven.store._records import FrozenPiece, HistoryEntry, JobRecord, QueuedJobs
 from oven.store._settings import StoreSettings
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "JobExists",
     "JobNotFound",
     "JobRecord",
+    "QueuedJobs",
     "StaleState",
     "Store",
     "StoreError",

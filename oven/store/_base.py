@@ -10,7 +10,7 @@ from typing import Annotated, Any, Protocol
 from pydantic import TypeAdapter, ValidationError
 
 from oven._jobs import JobState, check_transition
-from oven.store._records import FrozenPiece, HistoryEntry, JobRecord
+from oven.store._records import FrozenPiece, HistoryEntry, JobRecord, QueuedJobs
 
 # A job in one of these states owns its capture key: a second request for the key attaches to it.
 ACTIVE_STATES = frozenset({JobState.QUEUED, JobState.RUNNING, JobState.UPLOAD_PENDING})
@@ -118,6 +118,11 @@ class Store(Protocol):
         newest_first: bool = True,
     ) -> list[JobRecord]: ...
     async def count_by_state(self) -> dict[JobState, int]: ...
+    # The queue's poll: every queued job's id and revision (the oldest `limit`, by creation
+    # time then id), with records only for jobs absent from `known` (id -> revision) or written
+    # since. Parsing a full record is the costly part of a read, and most of the queue is
+    # unchanged between two polls.
+    async def queued_jobs(self, *, limit: int, known: dict[str, int]) -> QueuedJobs: ...
 
     async def cache_get(self, key: str) -> dict[str, Any] | None: ...
     async def cache_put(self, key: str, result: dict[str, Any], ttl_s: float) -> None: ...

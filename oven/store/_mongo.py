@@ -41,7 +41,7 @@ from oven.store._base import (
     validate_fields,
 )
 from oven.store._mongo_side import MongoSideCollections
-from oven.store._records import JobRecord
+from oven.store._records import JobRecord, QueuedJobs
 
 log = logging.getLogger(__name__)
 
@@ -342,7 +342,8 @@ class MongoStore(MongoSideCollections):
         values = {**validate_fields(job_id, fields), "updated_at": time.time()}
         async with self._guard():
             after = await self._col("grabs").find_one_and_update(
-                {"_id": job_id}, {"$set": values}, return_document=ReturnDocument.AFTER
+                {"_id": job_id}, {"$set": values, "$inc": {"rev": 1}},
+                return_document=ReturnDocument.AFTER
             )
         if after is None:
             raise JobNotFound(job_id)
@@ -376,6 +377,26 @@ class MongoStore(MongoSideCollections):
         async with self._guard():
             docs = await cursor.to_list()
         return [_to_job(doc) for doc in docs]
+
+    async def queued_jobs(self, *, limit: int, known: dict[str, int]) -> QueuedJobs:
+        if limit <= 0:
+            return QueuedJobs(revisions={}, records={})
+        grabs = self._col("grabs")
+        queued = {"state": JobState.QUEUED.value}
+        async with self._guard():
+            cursor = (grabs.find(queued, {"rev": 1})
+                      .sort([("created_at", ASCENDING), ("_id", ASCENDING)]).limit(limit))
+            revisions = {doc["_id"]: int(doc["rev"]) for doc in await cursor.to_list()}
+            wanted = [i for i, rev in revisions.items() if known.get(i) != rev]
+            docs = await grabs.find({**queued, "_id": {"$in": wanted}}).to_list() if wanted else []
+        records: dict[str, JobRecord] = {}
+        for doc in docs:
+            records[doc["_id"]] = _to_job(doc)
+            revisions[doc["_id"]] = int(doc["rev"])  # as read with the record
+        for job_id in wanted:
+            if job_id not in records:  # left the queue between the two reads
+                del revisions[job_id]
+        return QueuedJobs(revisions=revisions, records=records)
 
     async def count_by_state(self) -> dict[JobState, int]:
         counts = dict.fromkeys(JobState, 0)

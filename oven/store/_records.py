@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -95,3 +96,13 @@ class FrozenPiece(BaseModel):
     reason: str | None = None
     frozen_at: float | None = None
     failures: int = Field(default=0, description="Consecutive failures when it was frozen.")
+
+
+@dataclass(frozen=True)
+class QueuedJobs:
+    """The queue as `Store.queued_jobs` reads it: every queued job's revision, oldest first
+    (creation time, then id), and full records only for the jobs the caller did not already
+    hold at that revision. A revision changes with every write to the job."""
+
+    revisions: dict[str, int]
+    records: dict[str, JobRecord]

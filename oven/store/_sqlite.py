@@ -34,12 +34,13 @@ from oven.store._base import (
     plan_transition,
     validate_fields,
 )
-from oven.store._records import JobRecord
+from oven.store._records import JobRecord, QueuedJobs
 from oven.store._sqlite_schema import (
     JOB_COLUMNS,
     SCHEMA,
     SCHEMA_VERSION,
     migrate,
+    read_queued,
     to_job,
     to_row,
 )
@@ -342,7 +343,8 @@ class SqliteStore(SqliteSideTables):
         sets = ", ".join(f"{k} = :{k}" for k in values)
         with self._write_tx() as conn:
             cur = conn.execute(
-                f"UPDATE grabs SET {sets} WHERE id = :_id", {**to_row(values), "_id": job_id}
+                f"UPDATE grabs SET {sets}, rev = rev + 1 WHERE id = :_id",
+                {**to_row(values), "_id": job_id}
             )
             if cur.rowcount != 1:
                 raise JobNotFound(job_id)
@@ -388,6 +390,9 @@ class SqliteStore(SqliteSideTables):
             (*args, limit),
         ).fetchall()
         return [to_job(row) for row in rows]
+
+    async def queued_jobs(self, *, limit: int, known: dict[str, int]) -> QueuedJobs:
+        return await self._call(lambda: read_queued(self._db, limit, dict(known)))
 
     async def count_by_state(self) -> dict[JobState, int]:
         return await self._call(self._count_by_state)

@@ -6,7 +6,7 @@ import json
 import sqlite3
 from typing import Any
 
-from oven.store._records import JobRecord
+from oven.store._records import JobRecord, QueuedJobs
 
 SCHEMA_VERSION = 2  # 2: grabs.claim
 SCHEMA = """
@@ -98,3 +98,24 @@ def to_job(row: sqlite3.Row) -> JobRecord:
         if data[k] is not None:
             data[k] = json.loads(data[k])
     return JobRecord.model_validate(data)
+
+
+def read_queued(conn: sqlite3.Connection, limit: int, known: dict[str, int]) -> QueuedJobs:
+    """QueuedJobs from two reads: ids and revisions, then the rows the caller lacks (with the
+    revision they were read at). A job that leaves the queue between the two is left out."""
+    revisions: dict[str, int] = dict(conn.execute(
+        "SELECT id, rev FROM grabs WHERE state = 'queued' ORDER BY created_at, id LIMIT ?",
+        (limit,)))
+    wanted = [i for i, rev in revisions.items() if known.get(i) != rev]
+    records: dict[str, JobRecord] = {}
+    for start in range(0, len(wanted), 500):  # under SQLite's bound on host parameters
+        chunk = wanted[start:start + 500]
+        marks = ", ".join("?" * len(chunk))
+        for row in conn.execute(
+                f"SELECT * FROM grabs WHERE state = 'queued' AND id IN ({marks})", chunk):
+            records[row["id"]] = to_job(row)
+            revisions[row["id"]] = row["rev"]
+    for job_id in wanted:
+        if job_id not in records:
+            del revisions[job_id]
+    return QueuedJobs(revisions=revisions, records=records)
