@@ -6,6 +6,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -13,6 +15,7 @@ from oven._system import ActorSystem
 from oven.http._edge import with_edge
 from oven.http._errors import EXCEPTION_HANDLERS, ApiError, error_response
 from oven.http._ops import ROUTES as OPS_ROUTES
+from oven.http._ops import health, ready
 
 StatusSection = Callable[[], Awaitable[Any]]
 # Streamed to disk under their own limit (bakes.max_archive_bytes, oven/http/_bakes.py).
@@ -68,6 +71,37 @@ class BodyLimit:
             await error_response(413, _too_large(self.limit))(scope, receive, send)
 
 
+class Probes:
+    """`GET /health` and `GET /ready` answered by their own endpoints without the app's stack.
+
+    A load balancer drops an instance whose probes are slow; under load the HTTP loop shares
+    two cores and the GIL with the browser and the actors, so a probe should cost the loop as
+    few steps as possible. Same endpoints, same bodies and headers; the rate limit and CORS
+    still wrap it. Should an endpoint raise, the request goes through the full stack instead,
+    whose error handling answers it.
+    """
+
+    ENDPOINTS: dict[str, Callable[[Request], Awaitable[Response]]] = {
+        "/health": health, "/ready": ready}
+
+    def __init__(self, app: ASGIApp, starlette: Starlette) -> None:
+        self.app = app
+        self.starlette = starlette
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = (self.ENDPOINTS.get(scope["path"])
+                    if scope["type"] == "http" and scope["method"] == "GET" else None)
+        if endpoint is None:
+            await self.app(scope, receive, send)
+            return
+        try:
+            response = await endpoint(Request({**scope, "app": self.starlette}, receive))
+        except Exception:
+            await self.app(scope, receive, send)
+            return
+        await response(scope, receive, send)
+
+
 class BodyTooLarge(ApiError):
     def __init__(self, limit: int) -> None:
         super().__init__(413, _too_large(limit))
@@ -96,5 +130,5 @@ def create_app(
     app.state.status_sections = status_sections or {}
     app.state.stream_closers = stream_closers if stream_closers is not None else []
     # Read at request time, so a reload changes the rate limit without a restart.
-    return with_edge(BodyLimit(app, system.settings.server.max_body_bytes),
+    return with_edge(Probes(BodyLimit(app, system.settings.server.max_body_bytes), app),
                      lambda: system.settings.edge)
