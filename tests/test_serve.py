@@ -87,11 +87,21 @@ def test_exceeding_restart_intensity_exits_non_zero(tmp_path: Path) -> None:
         "browser": {"pages": 1},
     }).start()
     headers = {"Authorization": f"Bearer {ADMIN}"}
-    for _ in range(3):
-        httpx.post(f"{oven.url}/admin/faults/encoder/crash", headers=headers, timeout=5)
-        time.sleep(0.3)  # let the backoff pass so the next crash hits the restarted actor
+
+    def restarts() -> int:
+        actors = {a["name"]: a for a in httpx.get(f"{oven.url}/status").json()["actors"]}
+        encoder = actors["encoder"]
+        return int(encoder["restarts"]) if encoder["state"] == "running" else -1
+
+    for crash in range(1, 3):  # within the budget: each crash is answered and restarted
+        r = httpx.post(f"{oven.url}/admin/faults/encoder/crash", headers=headers, timeout=5)
+        assert r.status_code == 200, r.text
+        # The next crash must hit the restarted actor, not the one still backing off.
+        wait_until(lambda n=crash: restarts() == n, what=f"restart {crash} of the encoder")
+    r = httpx.post(f"{oven.url}/admin/faults/encoder/crash", headers=headers, timeout=5)
+    assert r.status_code == 200, r.text
     code = oven.wait(timeout=60)
-    assert code != 0
+    assert code == 3, code  # README: "the process exits 3, so systemd can restart it"
     assert "restart budget exceeded" in oven.log
     oven.assert_no_leftovers()
 

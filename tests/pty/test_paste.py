@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import os
 import time
 from pathlib import Path
@@ -46,7 +47,9 @@ async def test_random_10_mib_paste_reaches_a_raw_consumer_byte_exact(
     async with asyncio.timeout(30):
         while not pasting.done():
             latencies += await echo_latencies(typist, typist_client, 1)
-            await asyncio.sleep(0.01)  # a fast typist, not a second flood
+            # One key in flight at a time is a fast typist, not a second flood; the short pause
+            # leaves room for the paste and still takes enough samples for a p99.
+            await asyncio.sleep(0.002)
         await pasting
         out = await read_until(client, lambda seen: b"\n" in seen, timeout=30)
         elapsed = time.perf_counter() - started
@@ -54,14 +57,17 @@ async def test_random_10_mib_paste_reaches_a_raw_consumer_byte_exact(
     assert out == f"done {len(data)}\n".encode()
     assert hashlib.sha256(target.read_bytes()).digest() == hashlib.sha256(data).digest()
     assert session.stats["bytes_in"] == len(data)
+    # Under 100 samples the "p99" would be the max; fewer means the paste outran the typist.
+    assert len(latencies) >= 100, len(latencies)
     latencies.sort()
-    p99 = latencies[len(latencies) * 99 // 100]
+    p99 = latencies[math.ceil(len(latencies) * 0.99) - 1]
     print(
         f"\nraw paste: {len(data) / elapsed / 1e6:.1f} MB/s; echo in a second session during "
         f"it: n={len(latencies)} median {latencies[len(latencies) // 2] * 1000:.1f} ms, "
         f"p99 {p99 * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms"
     )
     # p99, not max: one echo needs a kernel worker that the paste keeps busy on 2 vCPUs.
+    # README measured 1.9 ms; 100 ms is the bound kept for a loaded 2-core machine.
     assert p99 < 0.1
 
 

@@ -84,5 +84,9 @@ def test_an_ffmpeg_killed_mid_encode_is_retried_and_the_job_completes(
     assert view["state"] == "complete", view
     assert view["attempts"] == 2, view
     assert view["result"]["frames"] == 150
-    assert f"job={job_id}" in oven.log and "encode" in oven.log
+    # The retry is the killed encode's, not any other: its attempt 1 failed over ffmpeg.
+    retried = [line for line in oven.log.splitlines()
+               if f"job={job_id} attempt 1 failed" in line and "retrying" in line]
+    assert len(retried) == 1, oven.log[-4000:]
+    assert "ffmpeg" in retried[0], retried
     assert ffmpegs(oven) == []

@@ -27,11 +27,28 @@ def _operations(oven: OvenProcess) -> list[Any]:
     return [result.ok() for result in schema.get_all_operations()]
 
 
-def test_no_generated_request_gets_a_server_error(edge_oven: OvenProcess) -> None:
-    # One test looping over the operations: the schema exists only once the service runs.
+def _refusal_problem(response: Any) -> str | None:
+    """What is wrong with a 4xx answer, measured against `{"error": {"code", "message"}}`."""
+    try:
+        body = response.json()
+    except ValueError:
+        return "not JSON"
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return "no error object"
+    if not (isinstance(error.get("code"), str) and isinstance(error.get("message"), str)):
+        return "error without a string code and message"
+    return None
+
+
+def test_every_generated_request_is_answered_without_a_5xx_and_refused_with_a_json_error(
+        edge_oven: OvenProcess) -> None:
+    # One test looping over the operations: the schema exists only once the service runs. The
+    # after-fuzzing checks are in the same test so that they never depend on test order.
     failures: list[str] = []
     operations = _operations(edge_oven)
     assert len(operations) >= 15, [op.label for op in operations]
+    answered: dict[int, int] = {}
     for operation in operations:
         if operation.path.startswith("/admin/faults"):
             continue  # crashing actors on request is its purpose (and it is off here)
@@ -42,17 +59,21 @@ def test_no_generated_request_gets_a_server_error(edge_oven: OvenProcess) -> Non
         def fuzz(case: schemathesis.Case) -> None:
             response = case.call(headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
                                  timeout=30)
+            answered[response.status_code] = answered.get(response.status_code, 0) + 1
+            problem = None
             if response.status_code >= 500:
-                failures.append(f"{response.status_code} {case.method} {case.formatted_path} "
-                                f"query={case.query} body={case.body!r:.200}: "
-                                f"{response.text[:200]}")
+                problem = "server error"
+            elif response.status_code >= 400:
+                problem = _refusal_problem(response)
+            if problem is not None:
+                failures.append(f"{problem}: {response.status_code} {case.method} "
+                                f"{case.formatted_path} query={case.query} "
+                                f"body={case.body!r:.200}: {response.text[:200]}")
 
         fuzz()
     assert failures == [], "\n".join(failures[:20])
+    assert any(400 <= code < 500 for code in answered), answered  # the refusals were checked
 
-
-def test_after_fuzzing_no_actor_restarted_and_the_service_is_healthy(
-        edge_oven: OvenProcess) -> None:
     status = httpx.get(f"{edge_oven.url}/status", timeout=10).json()
     assert status["healthy"], status
     assert [a["name"] for a in status["actors"] if a["restarts"]] == []
