@@ -79,7 +79,7 @@ def _cmd(pid: int) -> list[str]:
         return []
 
 
-def test_exceeding_restart_intensity_exits_non_zero(tmp_path: Path) -> None:
+def test_exceeding_restart_intensity_exits_3_and_leaves_nothing_running(tmp_path: Path) -> None:
     oven = OvenProcess(tmp_path, config={
         "server": {"admin_token": ADMIN, "fault_injection": True},
         "supervisor": {"intensity": 2, "period_s": 60, "backoff_initial_s": 0.05,

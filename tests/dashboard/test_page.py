@@ -3,6 +3,7 @@ a frozen piece is unfrozen with the admin token, a hidden tab pauses and resyncs
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,9 +67,18 @@ def set_hidden(page: Page, hidden: bool) -> None:
 
 def test_the_page_shows_a_grab_moving_through_its_stages_then_complete_in_recent_results(
         oven: OvenProcess, page: Page) -> None:
-    actor_rows = page.locator("#actors tbody tr")
-    assert "grab_queue" in actor_rows.all_inner_texts().__str__()
-    assert page.locator("#memory .figure").first.inner_text().endswith(")")
+    queue_row = page.locator('#actors tbody tr[data-actor="grab_queue"]')
+    assert queue_row.locator(".name").inner_text() == "grab_queue"
+    assert queue_row.locator(".state").inner_text() == "running"
+    assert re.fullmatch(r"\d+/1000", queue_row.locator(".mailbox").inner_text())
+    # The memory panel's total: "<tree> MiB of <budget> MiB budget (<where it came from>)".
+    memory = httpx.get(f"{oven.url}/status", timeout=10).json()["sections"]["memory"]
+    figure = page.locator("#memory .total .figure").inner_text()
+    shown = re.fullmatch(r"[\d.]+ MiB of ([\d.]+) MiB budget \((.+)\)", figure)
+    assert shown is not None, figure
+    assert shown[2] == memory["budget_source"], (figure, memory["budget_source"])
+    # The page shows memory in 4 MiB steps (MIB_STEP), so the budget is rounded to one.
+    assert abs(float(shown[1]) - memory["budget_bytes"] / 2**20) <= 2, (figure, memory)
 
     # A capture key no other test in this package uses: a cache hit would have no stages.
     accepted = submit(oven, piece="anim", format="webp", width=640, height=360, frames=60,

@@ -5,6 +5,9 @@ from __future__ import annotations
 import errno
 import os
 import re
+import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -68,12 +71,51 @@ async def test_failed_write_keeps_the_previous_file_and_leaves_no_temp_file(
     new.write_bytes(b"new")
     await local.put("x.mp4", old, "video/mp4")
 
+    # A fake, because the fault cannot be caused for real: EIO from fsync is a failing disk
+    # reporting a lost write-back, and no test can make a healthy disk do that. The patch is
+    # process-wide for this test only (monkeypatch undoes it); the real-filesystem form of a
+    # failed write is the full-disk test below.
     def failing_fsync(fd: int) -> None:
         raise OSError(errno.EIO, "I/O error")
 
     monkeypatch.setattr(os, "fsync", failing_fsync)
     with pytest.raises(StorageUnavailable) as error:
         await local.put("x.mp4", new, "video/mp4")
+
+    assert error.value.transient
+    assert (local.root / "x.mp4").read_bytes() == b"old"
+    assert leftovers(local.root) == []
+
+
+@pytest.fixture
+def tiny_filesystem(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs: a real filesystem that answers ENOSPC. Mounting needs root."""
+    root = tmp_path / "tiny"
+    root.mkdir()
+    if shutil.which("mount") is None:
+        pytest.skip("no mount(8) here to make a size-limited tmpfs")
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(root)],
+                           capture_output=True, text=True)
+    if mount.returncode != 0:
+        pytest.skip(f"cannot mount a size-limited tmpfs here (needs root): {mount.stderr.strip()}")
+    try:
+        yield root
+    finally:
+        subprocess.run(["umount", "--lazy", str(root)], check=True)
+
+
+async def test_a_write_onto_a_full_filesystem_keeps_the_previous_file_and_no_temp_file(
+    tiny_filesystem: Path, tmp_path: Path
+) -> None:
+    local = LocalStorage(tiny_filesystem / "results")
+    await local.start()
+    old, big = tmp_path / "old", tmp_path / "big"
+    old.write_bytes(b"old")
+    big.write_bytes(os.urandom(256 * 1024))  # four times what the filesystem holds
+    await local.put("x.mp4", old, "video/mp4")
+
+    with pytest.raises(StorageUnavailable, match="No space left on device") as error:
+        await local.put("x.mp4", big, "video/mp4")
 
     assert error.value.transient
     assert (local.root / "x.mp4").read_bytes() == b"old"
@@ -89,11 +131,24 @@ async def test_missing_source_file_is_a_permanent_error(
     assert "does not exist" in str(error.value)
 
 
-@pytest.mark.parametrize("key", ["../x", "a/../../x", "/abs", "a\x00b", "", "a//b", "./a"])
-async def test_unsafe_keys_are_refused(local: LocalStorage, sample_file: Path, key: str) -> None:
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        ("../x", "has an empty, '.' or '..' segment"),
+        ("a/../../x", "has an empty, '.' or '..' segment"),
+        ("/abs", "must be relative and use '/' separators"),
+        ("a\x00b", "contains NUL or control characters"),
+        ("", "must be a non-empty string"),
+        ("a//b", "has an empty, '.' or '..' segment"),
+        ("./a", "has an empty, '.' or '..' segment"),
+    ],
+)
+async def test_unsafe_keys_are_refused(
+    local: LocalStorage, sample_file: Path, key: str, reason: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(reason)):
         await local.put(key, sample_file, "image/png")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=re.escape(reason)):
         local.local_path(key)
     assert not (local.root.parent / "x").exists()
 
