@@ -36,9 +36,10 @@ from oven.actors._limiter import Limiter
 from oven.actors._mailbox import MailboxFull
 from oven.actors._store import StoreClient
 from oven.actors._uploader import Upload
-from oven.bakes import BakePlan, Tape
+from oven.bakes import BakePlan, BakeState, Tape
 from oven.config import Settings
 from oven.encode import BakeEncodeRequest, EncodeError, EncodeRequest, Format
+from oven.errors import Refusal
 from oven.storage import StorageError
 from oven.store import StoreUnavailable
 from oven.supervisor import ActorUnavailable
@@ -47,17 +48,17 @@ log = logging.getLogger(__name__)
 
 KIND = "bakes"
 INSTANCES = "bake_instances"
-FINAL = ("complete", "failed")
 SWEEP_LIMIT = 1000
 _PEER_ERRORS = (MailboxFull, ActorUnavailable, AskTimeout, pykka.ActorDeadError,
                 StoreUnavailable)
 
 
-class BakesBusy(Exception):
+class BakesBusy(Refusal):
+    status = 429
+
     def __init__(self, active: int, retry_after_s: float) -> None:
         super().__init__(f"{active} bakes are queued or running (bakes.max_active); "
-                         "try again later")
-        self.retry_after_s = retry_after_s
+                         "try again later", retry_after_s=retry_after_s)
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,7 @@ class Baker(AsyncActor):
         self.reserved.pop(job.bake_id, None)
         tape, plan = job.tape, job.plan
         doc = {
-            "id": job.bake_id, "state": "queued", "error": None, "source": job.source,
+            "id": job.bake_id, "state": BakeState.QUEUED.value, "error": None, "source": job.source,
             "frames": tape.frames, "fps": round(plan.fps, 6), "fps_source": plan.fps_source,
             "duration": round(plan.duration_s, 6), "has_audio": tape.soundtrack is not None,
             "width": plan.out_width, "height": plan.out_height, "scale": plan.scale,
@@ -208,16 +209,19 @@ class Baker(AsyncActor):
         try:
             async with self.limiter.slot():
                 self.running.add(job.bake_id)
-                doc.update(state="running", started_at=time.time())
+                _move(doc, BakeState.RUNNING, started_at=time.time())
                 await self._save(doc)
                 doc.update(await self._bake(job))
-                doc.update(state="complete")
+            # After the slot is given back: a cancel landing in its release fails the bake
+            # (RUNNING -> FAILED), never a COMPLETE one.
+            _move(doc, BakeState.COMPLETE)
         except asyncio.CancelledError:
-            doc.update(state="failed", error="interrupted: oven stopped before the bake finished")
+            _move(doc, BakeState.FAILED,
+                  error="interrupted: oven stopped before the bake finished")
             self._tell_encoder(CancelEncode(job.bake_id))
             raise
         except Exception as exc:
-            doc.update(state="failed", error=_reason(exc))
+            _move(doc, BakeState.FAILED, error=_reason(exc))
             log.info("bake %s failed: %s", job.bake_id, doc["error"], extra={"bake": job.bake_id})
         finally:
             doc["finished_at"] = time.time()
@@ -249,8 +253,8 @@ class Baker(AsyncActor):
             out_path=out / "thumb.jpg", upscale=plan.scale)
         thumb = await self._encode(Encode(f"{bake_id}-thumb", thumb_request),
                                    timeout=settings.encoder.timeout_s * (1 + waiting) + 30)
-        stored_video = await self._upload(bake_id, "tape.mp4", video.path, "video/mp4")
-        stored_thumb = await self._upload(bake_id, "thumb.jpg", thumb.path, "image/jpeg")
+        stored_video = await self._upload(bake_id, "tape.mp4", video.path, video.content_type)
+        stored_thumb = await self._upload(bake_id, "thumb.jpg", thumb.path, thumb.content_type)
         return {"url": public_url(stored_video.key, stored_video.url),
                 "thumbnail_url": public_url(stored_thumb.key, stored_thumb.url),
                 "size": stored_video.size, "storage_key": stored_video.key,
@@ -324,7 +328,7 @@ class Baker(AsyncActor):
         beats: dict[str, float] = {}
         for doc in await self.store.list_docs(KIND, limit=SWEEP_LIMIT):
             bake_id = doc.get("id")
-            if doc.get("state") in FINAL or bake_id in self.tasks:
+            if _state(doc).is_final or bake_id in self.tasks:
                 continue
             owner = doc.get("instance_id")
             if owner is None or owner == self.instance:  # records from before instances too
@@ -341,11 +345,21 @@ class Baker(AsyncActor):
                     continue
                 error = (f"interrupted: its instance {owner} is gone (no heartbeat for "
                          f"{now - last_seen:.0f} s)")
-            doc.update(state="failed", finished_at=now, error=error)
+            _move(doc, BakeState.FAILED, finished_at=now, error=error)
             await self._save(doc)
             if owner is None or owner == self.instance:
                 await asyncio.to_thread(shutil.rmtree, work_root(self.settings) / str(bake_id),
                                         ignore_errors=True)
+
+
+def _state(doc: dict[str, Any]) -> BakeState:
+    return BakeState(doc["state"])
+
+
+def _move(doc: dict[str, Any], wanted: BakeState, **fields: Any) -> None:
+    """Step a bake record to `wanted` (InvalidBakeTransition if its lifecycle forbids it)."""
+    _state(doc).check_transition(wanted)
+    doc.update(fields, state=wanted.value)
 
 
 def _reason(exc: Exception) -> str:

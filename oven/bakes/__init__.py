@@ -7,13 +7,16 @@ from oven.bakes._intake import BODY_SLACK, Intake, read_body
 from oven.bakes._members import member_name
 from oven.bakes._plan import BakePlan, choose_fps, plan_bake
 from oven.bakes._settings import BakeSettings
+from oven.bakes._state import BakeState, InvalidBakeTransition
 
 __all__ = [
     "BODY_SLACK",
     "BakePlan",
     "BakeRefused",
     "BakeSettings",
+    "BakeState",
     "Intake",
+    "InvalidBakeTransition",
     "Tape",
     "choose_fps",
     "fetch_archive",

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ._commands import _GLOBAL, fps_arg, upscale_filters
 from ._encode import _raise_for_failure
 from ._errors import EncodeError
+from ._format import Format
 from ._request import EncodeResult
 from ._run import INSTALL_HINT, run_process
 from ._settings import EncoderSettings
@@ -96,5 +97,5 @@ async def encode_bake(request: BakeEncodeRequest, settings: EncoderSettings) -> 
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    return EncodeResult(path=out_path, size=size, content_type="video/mp4",
+    return EncodeResult(path=out_path, size=size, content_type=Format.MP4.content_type,
                         frames=request.frames, seconds=time.perf_counter() - started)

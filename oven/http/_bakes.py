@@ -24,12 +24,13 @@ from starlette.routing import BaseRoute, Route
 
 from oven import _metrics as metrics
 from oven._system import ActorSystem
-from oven.actors._baker import Admit, BakesBusy, Enqueue, Release, work_root
+from oven.actors._baker import Admit, Enqueue, Release, work_root
 from oven.actors._store import StoreClient
 from oven.bakes import (
     BODY_SLACK,
     BakeRefused,
     BakeSettings,
+    BakeState,
     Tape,
     fetch_archive,
     plan_bake,
@@ -62,7 +63,7 @@ class BakeOptions(BaseModel):
 
 class BakeView(BaseModel):
     id: str
-    state: str
+    state: BakeState
     error: str | None = None
     source: str | None = None
     frames: int | None = None
@@ -116,10 +117,7 @@ async def post_bake(request: Request) -> Response:
         raise ApiError(413, f"request body of {declared} bytes is over bakes.max_archive_bytes "
                        f"({settings.max_archive_bytes})")
     bake_id = uuid.uuid4().hex
-    try:
-        await system.ask_async("bakes", Admit(bake_id))
-    except BakesBusy as exc:
-        raise ApiError(429, str(exc), retry_after_s=exc.retry_after_s) from None
+    await system.ask_async("bakes", Admit(bake_id))  # BakesBusy: a Refusal, 429 (http._errors)
     work = work_root(system.settings) / bake_id
     handed_over = False
     try:
