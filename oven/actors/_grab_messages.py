@@ -9,22 +9,27 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from oven.errors import Refusal
 from oven.grabs import GrabRequest
 from oven.store import JobRecord
 
 
-class QueueFull(Exception):
+class QueueFull(Refusal):
+    status = 429
+
     def __init__(self, queued: int, retry_after_s: float) -> None:
-        super().__init__(f"the grab queue is full ({queued} jobs waiting); retry later")
-        self.retry_after_s = retry_after_s
+        super().__init__(f"the grab queue is full ({queued} jobs waiting); retry later",
+                         retry_after_s=retry_after_s)
 
 
-class PieceFrozen(Exception):
+class PieceFrozen(Refusal):
+    status, code = 409, "frozen"
+
     def __init__(self, piece: str, until: float) -> None:
         left = max(0, until - time.time())
         super().__init__(f"piece {piece!r} is frozen for {left:.0f} s more after failing "
-                         f"repeatedly; DELETE /frozen/{piece} (admin) to unfreeze it")
-        self.retry_after_s = left
+                         f"repeatedly; DELETE /frozen/{piece} (admin) to unfreeze it",
+                         retry_after_s=left)
 
 
 class JobElsewhere(Exception):

@@ -9,16 +9,19 @@ from typing import Any
 from pykka import messages
 
 from oven import _metrics as metrics
+from oven.errors import Refusal
 
 
-class MailboxFull(Exception):
+class MailboxFull(Refusal):
     """The receiving actor's mailbox is at capacity; the sender should back off and retry."""
 
+    status = 429
+
     def __init__(self, actor: str, capacity: int, retry_after_s: float = 1.0) -> None:
-        super().__init__(f"{actor} mailbox is full ({capacity} messages); retry later")
+        super().__init__(f"{actor} mailbox is full ({capacity} messages); retry later",
+                         retry_after_s=retry_after_s)
         self.actor = actor
         self.capacity = capacity
-        self.retry_after_s = retry_after_s
 
 
 class ControlMessage:

@@ -12,8 +12,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from oven.actors import AskTimeout, MailboxFull
-from oven.supervisor import ActorUnavailable
+from oven.actors import AskTimeout
+from oven.errors import OvenError, Refusal
 from oven.webhooks import CallbackRefused
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,9 @@ _CODES = {
 }
 
 
-class ApiError(Exception):
+class ApiError(OvenError):
+    """An answer decided at the edge: any status, its code, and a Retry-After when it helps."""
+
     def __init__(
         self,
         status: int,
@@ -103,14 +105,14 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     return error_response(422, message, extra={"details": details})
 
 
-async def _mailbox_full(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, MailboxFull)
-    return error_response(429, str(exc), retry_after_s=exc.retry_after_s)
+async def _refusal(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Refusal)
+    return error_response(exc.status, str(exc), code=exc.code, retry_after_s=exc.retry_after_s)
 
 
-async def _unavailable(request: Request, exc: Exception) -> Response:
-    retry = getattr(exc, "retry_after_s", 1.0)
-    return error_response(503, str(exc) or "a required actor is not available", retry_after_s=retry)
+async def _actor_dead(request: Request, exc: Exception) -> Response:
+    # pykka's own error for an actor that stopped between lookup and ask: as ActorUnavailable.
+    return error_response(503, str(exc) or "a required actor is not available", retry_after_s=1.0)
 
 
 async def _timeout(request: Request, exc: Exception) -> Response:
@@ -131,9 +133,8 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     ApiError: _api_error,
     HTTPException: _http_error,
     ValidationError: _validation_error,
-    MailboxFull: _mailbox_full,
-    ActorUnavailable: _unavailable,
-    pykka.ActorDeadError: _unavailable,
+    Refusal: _refusal,  # MailboxFull, ActorUnavailable, QueueFull, PieceFrozen, BakesBusy, ...
+    pykka.ActorDeadError: _actor_dead,
     AskTimeout: _timeout,
     CallbackRefused: _callback_refused,
     Exception: _unhandled,

@@ -19,8 +19,6 @@ from oven.actors._grab_queue import (
     Cancel,
     GetJob,
     JobElsewhere,
-    PieceFrozen,
-    QueueFull,
     QueueStatus,
     Submit,
     Submitted,
@@ -100,12 +98,9 @@ async def _validated(system: ActorSystem, data: Any) -> tuple[GrabRequest, str]:
 
 
 async def _submit(system: ActorSystem, grab: GrabRequest, target: str) -> Submitted:
+    # QueueFull (429) and PieceFrozen (409) are Refusals: http._errors answers them.
     try:
         submitted: Submitted = await system.ask_async("grab_queue", Submit(grab, target))
-    except QueueFull as exc:
-        raise ApiError(429, str(exc), retry_after_s=exc.retry_after_s) from None
-    except PieceFrozen as exc:
-        raise ApiError(409, str(exc), code="frozen", retry_after_s=exc.retry_after_s) from None
     except StoreUnavailable as exc:
         # Nothing is admitted that the store could not record; running jobs carry on.
         raise ApiError(503, f"the job store is unreachable, so no new work is accepted: {exc}",

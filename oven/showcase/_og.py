@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from oven import _metrics as metrics
+from oven.errors import Refusal
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +78,12 @@ class OgCache:
 Render = Callable[[str], Awaitable[bytes]]
 
 
-class RenderFailed(Exception):
+class RenderFailed(Refusal):
+    status, code = 503, "render_failed"
+
     def __init__(self, layout: str, reason: str, retry_after_s: float) -> None:
-        super().__init__(f"rendering the {layout} OG image failed: {reason}")
-        self.retry_after_s = retry_after_s
+        super().__init__(f"rendering the {layout} OG image failed: {reason}",
+                         retry_after_s=retry_after_s)
 
 
 class OgRenderer:

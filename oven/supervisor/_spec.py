@@ -12,6 +12,7 @@ from typing import Any
 import pykka
 
 from oven.actors import ActorContext
+from oven.errors import Refusal
 
 
 class Restart(enum.StrEnum):
@@ -53,14 +54,15 @@ class RestartPolicy:
         return base * random.uniform(1 - self.jitter, 1 + self.jitter)
 
 
-class ActorUnavailable(Exception):
+class ActorUnavailable(Refusal):
     """The named actor is not running right now (restarting, failed or never started)."""
 
+    status = 503
+
     def __init__(self, name: str, reason: str, retry_after_s: float = 1.0) -> None:
-        super().__init__(f"{name} is not available: {reason}")
+        super().__init__(f"{name} is not available: {reason}", retry_after_s=retry_after_s)
         self.name = name
         self.reason = reason
-        self.retry_after_s = retry_after_s
 
 
 class StartFailed(Exception):
