@@ -221,6 +221,7 @@ class BrowserPool(AsyncActor):
         if task is not None:
             self._by_job[job.job_id] = task
         in_page, page_at = False, 0.0
+        browser: Browser | None = None
         try:
             async with asyncio.timeout(job.timeout_s):
                 browser = await self._browser_up()
@@ -245,8 +246,14 @@ class BrowserPool(AsyncActor):
             if detail is not None:
                 raise MemoryBudgetExceeded(f"memory budget exceeded: {detail}") from None
             raise
-        except BrowserGone:
+        except BrowserGone as exc:
             self._recycle_if_needed(self.browser, fallback="crash")
+            if type(exc) is BrowserGone and browser is not None:
+                # A job still waiting for a page of a Chromium that a memory kill took down
+                # is as innocent as one that had its page (see Browser.lost).
+                lost = browser.lost_to_memory_kill(str(exc))
+                if type(lost) is not BrowserGone:
+                    raise lost from exc
             raise
         except TimeoutError:
             if self.browser is not None and self.browser.needs_recycle:

@@ -25,7 +25,13 @@ from oven.actors._browser_pool import Capture, CaptureTimeout
 from oven.actors._encoder import CancelEncode, Encode
 from oven.actors._mailbox import MailboxFull
 from oven.actors._uploader import Upload
-from oven.capture import BrowserGone, GuardMode, PieceError, RendererCrashed
+from oven.capture import (
+    BrowserGone,
+    BrowserLostToMemoryKill,
+    GuardMode,
+    PieceError,
+    RendererCrashed,
+)
 from oven.config import Settings
 from oven.encode import EncodeError, EncodeRequest, Format
 from oven.grabs import GrabRequest
@@ -50,9 +56,13 @@ class Failure(Exception):
     an internal error) never does, or three hostile requests could freeze a piece for everyone.
     """
 
-    def __init__(self, message: str, *, piece_fault: bool = False) -> None:
+    def __init__(self, message: str, *, piece_fault: bool = False,
+                 counts_attempt: bool = True) -> None:
         super().__init__(message)
         self.piece_fault = piece_fault
+        # False when another job's page brought the attempt down (Chromium fell after killing
+        # a neighbour's renderer over its memory ceiling): the retry gives the attempt back.
+        self.counts_attempt = counts_attempt
 
 
 class Transient(Failure):
@@ -157,6 +167,8 @@ class Pipeline:
             own_time = exc.in_page_s >= 0.5 * self.settings.queue.deadline_s
             raise Permanent(f"{exc}; the job's deadline has passed",
                             piece_fault=exc.in_page and own_time) from None
+        except BrowserLostToMemoryKill as exc:
+            raise Transient(f"capture: {exc}", counts_attempt=False) from None
         except RendererCrashed as exc:
             raise Transient(f"capture: {exc}", piece_fault=True) from None
         except TRANSIENT as exc:

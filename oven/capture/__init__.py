@@ -16,6 +16,7 @@ from oven.capture._capture import (
 )
 from oven.capture._errors import (
     BrowserGone,
+    BrowserLostToMemoryKill,
     MemoryCeilingExceeded,
     PieceError,
     RendererCrashed,
@@ -34,6 +35,7 @@ __all__ = [
     "PIECES_ORIGIN",
     "Browser",
     "BrowserGone",
+    "BrowserLostToMemoryKill",
     "BrowserSettings",
     "BrowserState",
     "CaptureRequest",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -27,16 +28,18 @@ from playwright.async_api import (
 )
 
 from oven.capture import _processes
-from oven.capture._errors import BrowserGone
+from oven.capture._errors import BrowserGone, BrowserLostToMemoryKill, MemoryCeilingExceeded
 from oven.capture._pieces import PIECES_ROUTE, serve_piece
 from oven.capture._settings import BrowserSettings
 from oven.capture._slot import Slot
-from oven.memory import RendererWatch, Verdict, classify_renderer_death
+from oven.memory import RendererWatch, Verdict, classify_renderer_death, memory_message
 
 log = logging.getLogger(__name__)
 
 RequestFilter = Callable[[str], bool]
 PARKED_VIEWPORT: ViewportSize = {"width": 640, "height": 360}
+# Chromium's fall after a renderer's memory death: measured at ~1 s; this leaves room for load.
+MEMORY_KILL_WINDOW_S = 5.0
 
 
 class BrowserState(enum.StrEnum):
@@ -215,6 +218,38 @@ class Browser:
         return classify_renderer_death(
             death=death, crash_status=status[0] if status else None,
             crash_code=status[1] if status else None, ceiling=ceiling)
+
+    async def lost(self, slot: Slot, detail: str) -> BrowserGone | MemoryCeilingExceeded:
+        """The error for a capture in `slot` whose browser went away under it.
+
+        Chromium 156 can segfault (its browser process, not a renderer) in the second after a
+        renderer is killed over its ceiling while Page.captureScreenshot is in flight. Then the
+        page that was killed gets its memory error, and every other page's job is innocent
+        (BrowserLostToMemoryKill: retried without an attempt counted).
+        """
+        if self.watch is None or self.is_connected:
+            return BrowserGone(detail)
+        own = set(slot.renderer_pids)
+        if own:
+            # Exact pids only: with the browser gone every renderer died, and a time match
+            # could hand another page's memory death to this one.
+            others = set().union(*(s.renderer_pids for s in self._slots if s is not slot))
+            death = await self.watch.death_of(own, others, at=-1e9, timeout_s=0.5)
+            if death is not None and death.over_ceiling:
+                return MemoryCeilingExceeded(memory_message(death.ceiling))
+        return self.lost_to_memory_kill(detail)
+
+    def lost_to_memory_kill(self, detail: str) -> BrowserGone:
+        """BrowserGone, or BrowserLostToMemoryKill when this Chromium went down within
+        MEMORY_KILL_WINDOW_S of a renderer's memory death (see `lost`)."""
+        if self.watch is None or self.is_connected:
+            return BrowserGone(detail)
+        death = self.watch.memory_death_since(time.monotonic() - MEMORY_KILL_WINDOW_S)
+        if death is None:
+            return BrowserGone(detail)
+        return BrowserLostToMemoryKill(
+            f"{detail} (chromium went down right after renderer {death.pid} was killed over "
+            f"its memory ceiling: {death.how})")
 
     async def targets(self) -> list[dict[str, Any]]:
         """What Chromium runs now: pages, workers and the rest, as CDP `Target.getTargets` lists

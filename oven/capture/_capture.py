@@ -160,9 +160,11 @@ async def _capture(
                 slot, watch, f"the piece's renderer crashed during capture of {request.url}: "
                              f"{exc.message}") from exc
         if _is_gone(slot, watch, exc):
-            raise BrowserGone(f"browser gone during capture of {request.url}: {exc.message}") \
-                from exc
+            raise await slot.browser.lost(
+                slot, f"browser gone during capture of {request.url}: {exc.message}") from exc
         raise
+    except BrowserGone as exc:
+        raise await slot.browser.lost(slot, str(exc)) from exc
     finally:
         if watch is not None:
             watch.detach()

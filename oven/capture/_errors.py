@@ -22,6 +22,13 @@ class RendererCrashed(BrowserGone):
     it is the piece's doing, so repeated crashes count toward freezing it."""
 
 
+class BrowserLostToMemoryKill(BrowserGone):
+    """Chromium itself went down within seconds of a renderer being killed over its memory
+    ceiling (measured on Chromium 156: the browser process segfaults in about half the cases
+    where the kill lands while Page.captureScreenshot is in flight). The jobs of the other pages
+    are innocent: they are retried without an attempt counted against them or their pieces."""
+
+
 class MemoryCeilingExceeded(PieceError):
     """The piece's page grew past its memory ceiling and its renderer was killed for it.
 

@@ -273,6 +273,12 @@ class RendererWatch:
         with self._lock:
             return list(self._deaths)
 
+    def memory_death_since(self, since: float) -> RendererDeath | None:
+        """The latest renderer death over the ceiling recorded at or after `since` (monotonic)."""
+        with self._lock:
+            recent = [d for d in self._deaths if d.over_ceiling and d.at >= since]
+        return recent[-1] if recent else None
+
     def claim(self, own: set[int], others: set[int], at: float) -> RendererDeath | None:
         """The death of a page's renderer: one of `own` if recorded, else an unclaimed death
         over the ceiling close to `at` of a renderer no other page holds."""
