@@ -31,6 +31,9 @@ Gather = Callable[[], Awaitable[Json]]
 SendBytes = Callable[[bytes], Awaitable[None]]
 
 # -- JSON merge patch (RFC 7386) ---------------------------------------------------------------
+# Not the json-merge-patch package: its create_patch compares with ==, so 1 -> true or 1 -> 1.0
+# gives no patch and the browser keeps the wrong JSON value, and its merge changes the target in
+# place, which here is the state every client shares.
 
 
 def prune(value: Any) -> Any:

@@ -22,6 +22,10 @@ EdgeSource = Callable[[], EdgeSettings]
 class TokenBuckets:
     """One token bucket per client, in a table bounded by forgetting the least recently seen.
 
+    Not the `limits` package: it has fixed and moving windows but no token bucket (a window of
+    `burst` per `burst / rate` s makes an emptied client wait `burst` times longer than one
+    token, and Retry-After says so), and its memory storage bounds clients by expiry only.
+
     Forgetting a client hands it a full bucket again, so the bound trades a little leniency
     toward a flood of distinct addresses for memory that cannot grow without limit.
     """

@@ -152,6 +152,11 @@ async def _attempt(
     return done(_result(status), status=status, error=error), retry, retry_after
 
 
+# The retry loop is written out, not stamina or tenacity: settings are read before every
+# attempt (a reload applies in flight), an attempt's outcome is a status rather than an
+# exception, the receiver's Retry-After replaces the backoff, and each attempt is recorded.
+# stamina fixes attempts and backoff per call and adds jitter in seconds; tenacity needs a
+# callback for each of those four, which is this loop spread over four places.
 async def deliver(
     delivery: Delivery,
     *,

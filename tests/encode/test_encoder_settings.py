@@ -7,7 +7,7 @@ import os
 import pytest
 from pydantic import ValidationError
 
-from oven.encode import EncoderSettings, Format
+from oven.encode import EncoderSettings
 
 
 def test_unknown_keys_are_rejected() -> None:
@@ -35,10 +35,3 @@ def test_jpeg_quality_maps_onto_ffmpegs_qscale_best_to_worst() -> None:
     assert EncoderSettings(jpeg_quality=100).jpeg_qscale() == 2
     assert EncoderSettings(jpeg_quality=1).jpeg_qscale() == 31
     assert EncoderSettings(jpeg_quality=90).jpeg_qscale() == 5
-
-
-def test_formats_know_their_content_type_and_extension() -> None:
-    assert [(f.content_type, f.extension) for f in Format] == [
-        ("image/png", "png"), ("image/jpeg", "jpg"), ("image/webp", "webp"),
-        ("image/gif", "gif"), ("video/mp4", "mp4"),
-    ]

@@ -9,6 +9,14 @@ from oven.encode import Format, required_encoders
 from oven.grabs import GrabRequest
 
 
+def test_formats_know_their_content_type_and_extension() -> None:
+    # (moved here from test_encoder_settings.py: the one place that lists every format)
+    assert [(f.content_type, f.extension) for f in Format] == [
+        ("image/png", "png"), ("image/jpeg", "jpg"), ("image/webp", "webp"),
+        ("image/gif", "gif"), ("video/mp4", "mp4"),
+    ]
+
+
 def test_every_format_names_its_content_type_suffix_animation_and_encoders() -> None:
     assert [(f.value, f.content_type, f.extension, f.animates, f.encoders) for f in Format] == [
         ("png", "image/png", "png", False, ("png",)),
