@@ -31,6 +31,14 @@ first request until every job was final. At 240552c: /health p99 98 ms, max 491 
 At 9cc3392 on a quiet machine (load 2.6), one run: /health p50 2.0 ms, p99 80.5 ms, max 242 ms;
 /ready p99 55 ms, max 208 ms; no 5xx; 309 admitted, 309 complete; 114 s. The p99 target is
 not met yet (see the issue 12 note: the queue refresh's pydantic work and middleware per probe).
+At 6541e7a (the queue poll reads only changed jobs, probes skip the app's stack) against 9d17c75,
+medians of 3 runs each, both on a box other test runs loaded far past its 2 cores (1-minute
+load 15-35): before /health p50 2.7 ms, p99 155 ms, max 575 ms, /ready p99 125 ms, max 530 ms;
+after /health p50 2.2 ms, p99 134 ms, max 654 ms, /ready p99 132 ms, max 581 ms; no 5xx, every
+admitted job final (many failed "deadline passed while queued" under that load). Within the
+noise of such a box; the target still needs a quiet-machine run. Tried, not landed: the HTTP
+loop's thread at nice -8 (p99 119 ms, max 655 ms at load 22-26; the threads it starts, e.g.
+the bake checks' pool, would inherit it).
 """
 
 from __future__ import annotations
