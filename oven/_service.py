@@ -11,6 +11,7 @@ from starlette.types import ASGIApp
 from oven._readiness import ReadinessBoard
 from oven._system import ActorSystem
 from oven._tree import children
+from oven.actors._baker import BakeStatus
 from oven.actors._grab_lease import resolve_instance_id
 from oven.actors._grab_queue import QueueStatus
 from oven.actors._memory_watch import MemoryStatus
@@ -51,6 +52,7 @@ class Service:
                           stream_closers=self.stream_closers,
                           status_sections={"instance": self._instance_status,
                                            "grabs": self._grab_status,
+                                           "bakes": self._bake_status,
                                            "memory": self._memory_status})
 
     async def _instance_status(self) -> Any:
@@ -64,6 +66,9 @@ class Service:
 
     async def _grab_status(self) -> Any:
         return await self.system.ask_async("grab_queue", QueueStatus())
+
+    async def _bake_status(self) -> Any:
+        return await self.system.ask_async("bakes", BakeStatus())
 
     def close_streams(self) -> None:
         """End open event streams (dashboard); call on the HTTP server's loop."""

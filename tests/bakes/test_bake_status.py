@@ -1,0 +1,31 @@
+"""The Baker's counts appear in /status beside the other actors' sections."""
+
+from __future__ import annotations
+
+import httpx
+from bake_kit import frames, wait_until, zip_bytes
+from conftest import MAX_ACTIVE
+from oven_process import OvenProcess
+
+
+def bake_section(oven: OvenProcess) -> dict[str, int]:
+    status = httpx.get(f"{oven.url}/status", timeout=10)
+    assert status.status_code == 200, status.text
+    section: dict[str, int] = status.json()["sections"]["bakes"]
+    return section
+
+
+def test_status_shows_the_bakes_receiving_queued_running_and_the_limit(
+        bake_oven: OvenProcess) -> None:
+    wait_until("no bake in flight", lambda: bake_section(bake_oven)["running"] == 0, timeout=60)
+    assert bake_section(bake_oven) == {"receiving": 0, "queued": 0, "running": 0,
+                                       "max_active": MAX_ACTIVE}
+    posted = httpx.post(f"{bake_oven.url}/bakes", timeout=60,
+                        files={"archive": ("tape.zip", zip_bytes(frames(12)), "application/zip")})
+    assert posted.status_code == 202, posted.text
+    bake_id = posted.json()["id"]
+    wait_until("the bake to end", lambda: httpx.get(
+        f"{bake_oven.url}/bakes/{bake_id}", timeout=10).json()["state"] in ("complete", "failed"),
+        timeout=120)
+    assert bake_section(bake_oven) == {"receiving": 0, "queued": 0, "running": 0,
+                                       "max_active": MAX_ACTIVE}
