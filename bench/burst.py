@@ -38,7 +38,8 @@ after /health p50 2.2 ms, p99 134 ms, max 654 ms, /ready p99 132 ms, max 581 ms;
 admitted job final (many failed "deadline passed while queued" under that load). Within the
 noise of such a box; the target still needs a quiet-machine run. Tried, not landed: the HTTP
 loop's thread at nice -8 (p99 119 ms, max 655 ms at load 22-26; the threads it starts, e.g.
-the bake checks' pool, would inherit it).
+the bake checks' pool, would inherit it); sys.setswitchinterval(0.001) (p99 169 ms, max 594 ms
+at load 24-35: worse).
 """
 
 from __future__ import annotations
