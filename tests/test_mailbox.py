@@ -43,7 +43,9 @@ def test_full_mailbox_answers_mailbox_full_without_blocking() -> None:
         with pytest.raises(MailboxFull):
             ref.ask(Echo(4), block=False)
         elapsed = time.perf_counter() - t0
-        assert elapsed < 0.1, f"rejection took {elapsed:.3f} s"
+        # The bound is the claim (a full mailbox refuses, it never waits for room); 1 s is
+        # generous for a loaded 2-core machine, and a waiting put would block until released.
+        assert elapsed < 1, f"rejection took {elapsed:.3f} s"
         assert info.value.actor == "full"
         rejected = REGISTRY.get_sample_value("oven_mailbox_rejected_total", {"actor": "full"})
         assert rejected == 2

@@ -8,7 +8,7 @@ import httpx
 from oven_process import OvenProcess
 from PIL import Image
 
-from .grab_client import submit, wait_for_job
+from .grab_client import job, submit, wait_for_job, wait_until
 
 
 def test_get_grab_waits_and_answers_the_image_bytes(shared_oven: OvenProcess) -> None:
@@ -32,9 +32,13 @@ def test_icon_and_preview_answer_pngs_of_the_requested_size(shared_oven: OvenPro
 def test_nowait_answers_202_with_the_queue_position_while_the_pages_are_busy(
         shared_oven: OvenProcess) -> None:
     # Two long interactive grabs hold both page slots of the shared service.
+    # 6 s of real-clock frames each; the request is sent once both run, not on a guess.
     blockers = [submit(shared_oven, piece="anim", format="webp", width=212 + i, height=120,
-                       frames=60, fps=10) for i in range(2)]
+                       frames=60, fps=10, clock="real") for i in range(2)]
     try:
+        wait_until("both blockers to hold a page", lambda: all(
+            job(shared_oven, b["id"])["state"] == "running" for b in blockers), timeout=60,
+            interval=0.05)
         response = httpx.get(f"{shared_oven.url}/grab/png/214/120/still?nowait=1", timeout=10)
         assert response.status_code == 202, response.text
         body = response.json()

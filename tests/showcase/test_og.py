@@ -35,9 +35,9 @@ def test_an_og_layout_is_a_1200x630_png_rendered_once_and_then_served_from_the_d
     # No image existed, so this request waited (bounded) for the render.
     assert first.headers["x-oven-og-freshness"] == "waited"
     assert first.headers["x-oven-og-date"] == dt.datetime.now(dt.UTC).date().isoformat()
-    started = time.monotonic()
+    # Served from the day cache, not rendered again: the freshness header and the render
+    # count below say so (no wall-clock bound, which a loaded machine would make luck).
     second = httpx.get(f"{showcase_oven.url}/og/{layout}.png", timeout=10)
-    assert time.monotonic() - started < 2
     assert second.headers["x-oven-og-freshness"] == "fresh"
     assert second.content == first.content
     assert "stale-while-revalidate=" in second.headers["cache-control"]

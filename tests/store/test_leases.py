@@ -107,9 +107,10 @@ async def test_a_worker_that_lost_its_lease_cannot_finish_the_job(
 ) -> None:
     job = make_job()
     await store.insert_job(job)
-    await store.claim_next("a", ["interactive"], lease_s=0.1)
-    await asyncio.sleep(0.2)
-    await store.transition(job.id, JobState.QUEUED, expect_lease_before=time.time())
+    await store.claim_next("a", ["interactive"], lease_s=30)
+    # Requeued as a reader a minute from now would: the lease has run out for it, with no
+    # sleeping for a short lease to expire (a race on a loaded machine).
+    await store.transition(job.id, JobState.QUEUED, expect_lease_before=time.time() + 60)
     await store.claim_next("b", ["interactive"], lease_s=30)
 
     with pytest.raises(StaleState, match="held by b"):
