@@ -45,7 +45,9 @@ from oven.actors._browser_messages import (
 from oven.capture import (
     Browser,
     BrowserGone,
+    BrowserRecycled,
     BrowserSettings,
+    BrowserState,
     CaptureResult,
     Slot,
     capture,
@@ -249,6 +251,10 @@ class BrowserPool(AsyncActor):
         except BrowserGone as exc:
             self._recycle_if_needed(self.browser, fallback="crash")
             if type(exc) is BrowserGone and browser is not None:
+                if browser.state is not BrowserState.RUNNING and browser.is_closed_by_owner:
+                    # Closed by a recycle of ours while this capture ran: oven's doing.
+                    raise BrowserRecycled(f"{exc} (the browser was recycled: "
+                                          f"{browser.recycle_reason})") from exc
                 # A job still waiting for a page of a Chromium that a memory kill took down
                 # is as innocent as one that had its page (see Browser.lost).
                 lost = browser.lost_to_memory_kill(str(exc))

@@ -28,6 +28,7 @@ from oven.actors._uploader import Upload
 from oven.capture import (
     BrowserGone,
     BrowserLostToMemoryKill,
+    BrowserRecycled,
     GuardMode,
     PieceError,
     RendererCrashed,
@@ -167,7 +168,7 @@ class Pipeline:
             own_time = exc.in_page_s >= 0.5 * self.settings.queue.deadline_s
             raise Permanent(f"{exc}; the job's deadline has passed",
                             piece_fault=exc.in_page and own_time) from None
-        except BrowserLostToMemoryKill as exc:
+        except (BrowserLostToMemoryKill, BrowserRecycled) as exc:
             raise Transient(f"capture: {exc}", counts_attempt=False) from None
         except RendererCrashed as exc:
             raise Transient(f"capture: {exc}", piece_fault=True) from None

@@ -320,10 +320,10 @@ class JobRunner:
     async def _retry_or_fail(self, run: Run, failure: Transient) -> None:
         record, reason = run.record, str(failure)
         if not failure.counts_attempt and time.time() < record.deadline_at:
-            # Another page's doing: requeued with the claim's attempt given back (the job's
-            # deadline still bounds how often this can happen).
-            log.warning("job=%s attempt %d lost to another page (%s); requeued, not counted",
-                        record.id, record.attempts, reason)
+            # oven's or another page's doing: requeued with the claim's attempt given back
+            # (the job's deadline still bounds how often this can happen).
+            log.warning("job=%s attempt %d lost through no fault of its own (%s); requeued, "
+                        "not counted", record.id, record.attempts, reason)
             if await self._move(run, JobState.QUEUED, note=f"requeued, attempt not counted: "
                                 f"{reason}", stage="queued", owner=None, lease_expires_at=None,
                                 attempts=max(0, record.attempts - 1)):

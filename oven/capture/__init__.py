@@ -17,6 +17,7 @@ from oven.capture._capture import (
 from oven.capture._errors import (
     BrowserGone,
     BrowserLostToMemoryKill,
+    BrowserRecycled,
     MemoryCeilingExceeded,
     PieceError,
     RendererCrashed,
@@ -36,6 +37,7 @@ __all__ = [
     "Browser",
     "BrowserGone",
     "BrowserLostToMemoryKill",
+    "BrowserRecycled",
     "BrowserSettings",
     "BrowserState",
     "CaptureRequest",

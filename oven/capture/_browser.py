@@ -67,6 +67,7 @@ class Browser:
         self.needs_recycle = False
         self.recycle_reason: str | None = None
         self.jobs_done = 0
+        self._closed_by_owner = False
         self._playwright = playwright
         self._browser = browser
         self._request_filter = request_filter
@@ -382,6 +383,11 @@ class Browser:
 
     # --- stopping -----------------------------------------------------------------------------
 
+    @property
+    def is_closed_by_owner(self) -> bool:
+        """Closed or killed on purpose (close/kill), not lost to a crash of Chromium."""
+        return self._closed_by_owner
+
     async def _on_disconnected(self) -> None:
         if self.state is BrowserState.RUNNING:
             self.mark_recycle("chromium disconnected")
@@ -398,6 +404,8 @@ class Browser:
         """Close gracefully within timeout_s, then SIGKILL whatever of Chromium is left."""
         if self.state is BrowserState.CLOSED:
             return
+        if self.state is BrowserState.RUNNING and self._browser.is_connected():
+            self._closed_by_owner = True
         self.state = BrowserState.CLOSING
         async with self._changed:
             self._changed.notify_all()

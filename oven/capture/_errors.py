@@ -29,6 +29,12 @@ class BrowserLostToMemoryKill(BrowserGone):
     are innocent: they are retried without an attempt counted against them or their pieces."""
 
 
+class BrowserRecycled(BrowserGone):
+    """oven closed the browser under a running capture (a recycle: a hung slot reset, memory
+    pressure, restart_after). The job did nothing wrong: it is retried without an attempt
+    counted against it or its piece."""
+
+
 class MemoryCeilingExceeded(PieceError):
     """The piece's page grew past its memory ceiling and its renderer was killed for it.
 
