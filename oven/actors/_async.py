@@ -5,7 +5,8 @@ Long-lived tasks (watch loops, sweepers, a recycle in progress) are *owned*: sta
 cancellation) is logged at ERROR with the task's name and traceback, then acted on: by default
 the actor crashes into its supervisor (a dead loop is a silent outage otherwise), or, with
 `on_death="restart"`, the loop is started again after an exponential, jittered backoff.
-Short fire-and-forget work goes through `spawn(coro)`, which logs a failure and moves on.
+Short fire-and-forget work goes through `spawn(coro)`, which logs a failure and moves on; it is
+owned too, in that stop cancels it with the loops: nothing an actor started outlives it.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ class AsyncActor(OvenActor):
         super().__init__(ctx)
         self.loop_thread = LoopThread(ctx.name)
         self._owned: dict[str, _Owned] = {}
+        self._spawned: set[asyncio.Task[Any]] = set()
         self._closing = False
 
     @property
@@ -111,9 +113,12 @@ class AsyncActor(OvenActor):
             self.loop_thread.stop()
 
     async def _stop_all(self) -> None:
-        # Owned loops first: they must not touch resources that stop_async is closing.
+        # Owned loops and spawned work first: they must not touch resources that stop_async
+        # is closing.
         self._closing = True
-        tasks = []
+        tasks = list(self._spawned)
+        for spawned in tasks:
+            spawned.cancel()
         for owned in self._owned.values():
             if owned.pending is not None:
                 owned.pending.cancel()
@@ -122,6 +127,7 @@ class AsyncActor(OvenActor):
                 tasks.append(owned.task)
         await asyncio.gather(*tasks, return_exceptions=True)
         self._owned.clear()
+        self._spawned.clear()
         await self.stop_async()
 
     def on_receive(self, message: Any) -> Any:
@@ -139,20 +145,41 @@ class AsyncActor(OvenActor):
 
     # -- tasks ----------------------------------------------------------------------------------
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, Any], *,
+              name: str | None = None) -> asyncio.Task[Any] | None:
         """Run short work on the loop with nobody waiting; its failure is logged, never lost.
 
-        Callable from any thread. For work that lives as long as the actor, use `own`.
+        Callable from any thread; on the actor's loop it returns the task (else None: the task
+        starts on the loop soon). Stop cancels it with the owned tasks. For work that lives as
+        long as the actor, use `own`.
         """
-        future = self.loop_thread.submit(coro)
-        label = name or getattr(coro, "__qualname__", "task")
+        label = str(name or getattr(coro, "__qualname__", "task"))
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if here is self.loop:
+            return self._start_spawned(coro, label)
+        self.loop.call_soon_threadsafe(self._start_spawned, coro, label)
+        return None
 
-        def report(done: Any) -> None:
+    def _start_spawned(self, coro: Coroutine[Any, Any, Any],
+                       label: str) -> asyncio.Task[Any] | None:
+        if self._closing:
+            coro.close()  # never started: nothing to cancel, and no "never awaited" warning
+            log.info("%s: stopping, so %s was not started", self.name, label)
+            return None
+        task = self.loop.create_task(coro, name=f"{self.name}:{label}")
+        self._spawned.add(task)
+
+        def report(done: asyncio.Task[Any]) -> None:
+            self._spawned.discard(done)
             if not done.cancelled() and done.exception() is not None:
                 log.error("%s: background task %s failed", self.name, label,
                           exc_info=done.exception())
 
-        future.add_done_callback(report)
+        task.add_done_callback(report)
+        return task
 
     def own(self, name: str, factory: TaskFactory, *, on_death: OnDeath = "crash",
             backoff_initial_s: float = 0.5, backoff_max_s: float = 30.0) -> asyncio.Task[None]:

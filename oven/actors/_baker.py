@@ -110,22 +110,13 @@ class Baker(AsyncActor):
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.running: set[str] = set()
         self.limiter: Limiter | None = None
-        self.keeper: asyncio.Task[None] | None = None
 
     async def start_async(self) -> None:
         self.limiter = Limiter(self.settings.encoder.effective_concurrency())
         metrics.BAKES_ACTIVE.set(0)
-        # Not awaited: a slow store must not fail this actor's start.
-        self.keeper = asyncio.get_running_loop().create_task(self._keep())
-
-    async def stop_async(self) -> None:
-        if self.keeper is not None:
-            self.keeper.cancel()
-        tasks = list(self.tasks.values())
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=self.stop_timeout_s / 2)
+        # Owned, not awaited: a slow store must not fail this actor's start. The bakes are
+        # spawned (a failing one is logged, the others go on); stop cancels both kinds.
+        self.own("keeper", self._keep)
 
     def reconfigure(self, settings: Any) -> None:
         self.settings = settings
@@ -199,7 +190,8 @@ class Baker(AsyncActor):
         except BaseException:
             metrics.BAKES_ACTIVE.set(self._active())
             raise
-        task = asyncio.get_running_loop().create_task(self._run(job, doc))
+        task = self.spawn(self._run(job, doc), name=f"bake {job.bake_id}")
+        assert task is not None  # spawned from the actor's own loop
         self.tasks[job.bake_id] = task
         metrics.BAKES_ACTIVE.set(self._active())
         return doc

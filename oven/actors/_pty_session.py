@@ -92,8 +92,6 @@ class PtySessionActor(AsyncActor):
         self.pty_settings = settings
         self.session: PtySession | None = None
         self.clients: dict[str, PtyClient] = {}
-        self._reaper: asyncio.Task[None] | None = None
-        self._publisher: asyncio.Task[None] | None = None
         self._published: dict[str, float] = {}
         self._state_label: str | None = None
 
@@ -117,16 +115,15 @@ class PtySessionActor(AsyncActor):
         assert self.session.pid is not None
         # The child leads its own session and process group: a hung actor's child is killed.
         self.ctx.processes.add(self.session.pid)
-        self._reaper = asyncio.get_running_loop().create_task(self._reap())
-        self._publisher = asyncio.get_running_loop().create_task(self._publish_loop())
+        # Owned: a reaper or publisher that dies crashes this session into its supervisor
+        # instead of leaving a session nobody reaps; stop cancels both before the close below.
+        self.own("reaper", self._reap)
+        self.own("publisher", self._publish_loop)
         self._count_state("running")
         log.info("pty session %s started: profile %s pid %d", self.name, self.profile_name,
                  self.session.pid)
 
     async def stop_async(self) -> None:
-        for task in (self._reaper, self._publisher):
-            if task is not None:
-                task.cancel()
         if self.session is not None:
             await self.session.close()
             self._publish()
