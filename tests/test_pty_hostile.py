@@ -6,6 +6,7 @@ and the metric series a session leaves behind when it ends.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -144,3 +145,43 @@ def test_an_ended_session_leaves_no_mailbox_metric_series_behind(oven: OvenProce
     assert closed.status_code == 200, closed.text
     wait_until("the ended session's series to be removed", lambda: not series(session["id"]),
                timeout=10)
+
+
+def test_oven_serve_stops_at_once_with_an_sse_observer_still_reading(tmp_path: Path) -> None:
+    """uvicorn waits for open responses up to server.shutdown_grace_s; an observer's stream is
+    told to end when SIGTERM arrives, as a complete response, so the stop does not wait out
+    the grace."""
+    grace_s = 30.0
+    process = OvenProcess(tmp_path, config={
+        "server": {"shutdown_grace_s": grace_s},
+        "pty": {"enabled": True, "token": TOKEN},
+        "pty.profiles.cat": {"command": ["cat"], "raw": True},
+    }).start()
+    observer = socket.create_connection(("127.0.0.1", process.port), timeout=60)
+    stream = b""
+
+    def read() -> None:
+        nonlocal stream
+        with contextlib.suppress(OSError):
+            while chunk := observer.recv(1 << 16):
+                stream += chunk
+
+    try:
+        session = start_session(process, "cat")
+        observer.sendall(f"GET {session['stream_url']}?token={TOKEN} HTTP/1.1\r\n"
+                         f"Host: oven\r\nAccept: text/event-stream\r\n\r\n".encode())
+        reader = threading.Thread(target=read)
+        reader.start()
+        wait_until("the observer's response to start", lambda: b"200 OK" in stream, timeout=20)
+        started = time.monotonic()
+        assert process.stop() == 0  # also asserts that no process it started is left
+        took = time.monotonic() - started
+        reader.join(10)
+    finally:
+        observer.close()
+        if process.proc is not None and process.proc.poll() is None:
+            process.stop()
+    assert took < grace_s / 2, f"the stop waited {took:.1f} s on the observer (grace {grace_s} s)"
+    assert stream.endswith(b"0\r\n\r\n"), f"not a complete response: {stream[-200:]!r}"
+    assert "Traceback" not in process.log, process.log[-3000:]
+    print(f"oven serve stopped in {took:.1f} s with an SSE observer open (grace {grace_s} s)")

@@ -318,17 +318,31 @@ async def session_stream(request: Request) -> Response:
             with contextlib.suppress(Exception):
                 ref.tell(Detach(client_id))
 
-    return ObserverStream(events(), send_timeout_s=settings.send_timeout_s)
+    return ObserverStream(events(), send_timeout_s=settings.send_timeout_s,
+                          closing=_closing(request))
+
+
+def _closing(request: Request) -> asyncio.Event:
+    """One event per app, set when the server starts stopping: uvicorn's graceful shutdown
+    waits for open responses, and an observer's stream would otherwise last out the grace."""
+    closing: asyncio.Event | None = getattr(request.app.state, "pty_closing", None)
+    if closing is None:
+        closing = request.app.state.pty_closing = asyncio.Event()
+        request.app.state.stream_closers.append(closing.set)
+    return closing
 
 
 class ObserverStream(Response):
     """text/event-stream of `events`, ended by the client going away or by a send that takes
     longer than `send_timeout_s`: a client that reads nothing is let go (its events generator
-    closed, so it detaches from the session) instead of holding a task forever."""
+    closed, so it detaches from the session) instead of holding a task forever. When `closing`
+    is set (the server is stopping) the stream ends at once as a complete response."""
 
-    def __init__(self, events: AsyncGenerator[bytes, None], *, send_timeout_s: float) -> None:
+    def __init__(self, events: AsyncGenerator[bytes, None], *, send_timeout_s: float,
+                 closing: asyncio.Event | None = None) -> None:
         self.events = events
         self.send_timeout_s = send_timeout_s
+        self.closing = closing or asyncio.Event()
         self.status_code = 200
         self.background = None
 
@@ -336,14 +350,16 @@ class ObserverStream(Response):
         headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-store"),
                    (b"x-accel-buffering", b"no")]
 
+        started = False
+
         async def stream() -> None:
+            nonlocal started
             async with asyncio.timeout(self.send_timeout_s):
                 await send({"type": "http.response.start", "status": 200, "headers": headers})
+            started = True
             async for chunk in self.events:
                 async with asyncio.timeout(self.send_timeout_s):
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            async with asyncio.timeout(self.send_timeout_s):
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
 
         async def until_disconnect() -> None:
             while (await receive())["type"] != "http.disconnect":
@@ -351,16 +367,25 @@ class ObserverStream(Response):
 
         streaming = asyncio.create_task(stream())
         watching = asyncio.create_task(until_disconnect())
+        closing = asyncio.create_task(self.closing.wait())
+        tasks = (streaming, watching, closing)
         try:
-            await asyncio.wait((streaming, watching), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (streaming, watching):
+            for task in tasks:
                 task.cancel()
             # Not awaited when we are cancelled ourselves (shutdown): the tasks end on their own.
             with contextlib.suppress(BaseException):
-                await asyncio.gather(streaming, watching, return_exceptions=True)
+                await asyncio.gather(*tasks, return_exceptions=True)
                 await self.events.aclose()
         error = None if streaming.cancelled() else streaming.exception()
+        gone = watching.done() and not watching.cancelled()  # the client disconnected
+        if error is None and started and not gone:
+            # The session ended or the server is stopping: a complete response, not a cut one.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(min(1.0, self.send_timeout_s)):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
         if isinstance(error, TimeoutError):
             # Leave without completing the response: the server closes the connection.
             log.info("pty observer read nothing for %.0f s, let go", self.send_timeout_s)
