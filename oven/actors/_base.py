@@ -209,6 +209,11 @@ class OvenActor(ThreadingActor):
     # Actor threads are daemons so a hung actor can never keep the process alive at exit;
     # orderly shutdown is the supervisor's job, not the interpreter's.
     use_daemon_thread = True
+    # Temporary actors (one per session, a fresh name each) remove their per-actor series when
+    # they end, or /metrics would grow by a few series per actor ever started. Actors that are
+    # restarted under the same name keep theirs: a late teardown of a hung incarnation must not
+    # remove its successor's.
+    temporary = False
 
     def __init__(self, ctx: ActorContext) -> None:
         self.ctx = ctx
@@ -252,6 +257,7 @@ class OvenActor(ThreadingActor):
             # Pykka stops an actor whose on_start fails without calling on_failure or on_stop,
             # so report it here or the supervisor would only learn of it from a ping.
             self.ctx.processes.kill_all()
+            self._forget_series()
             self.ctx.on_exit(self.name, self.actor_urn, "start_failed", repr(exc))
             raise
 
@@ -260,6 +266,7 @@ class OvenActor(ThreadingActor):
             self.teardown()
         finally:
             self.ctx.processes.kill_all()
+            self._forget_series()
             self.ctx.on_exit(self.name, self.actor_urn, "stopped", "")
 
     def on_failure(
@@ -274,7 +281,12 @@ class OvenActor(ThreadingActor):
             log.exception("%s: teardown after a crash failed", self.name)
         finally:
             self.ctx.processes.kill_all()
+            self._forget_series()
             self.ctx.on_exit(self.name, self.actor_urn, "crash", repr(exception_value))
+
+    def _forget_series(self) -> None:
+        if self.temporary:
+            self.inbox.forget_series()
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Ping):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import threading
 from typing import Any
 
@@ -76,6 +77,12 @@ class BoundedInbox:
             envelope = self._items.popleft()
             self._depth.set(len(self._items))
             return envelope
+
+    def forget_series(self) -> None:
+        """Drop this actor's mailbox series from /metrics (the actor is gone for good)."""
+        for family in (metrics.MAILBOX_DEPTH, metrics.MAILBOX_CAPACITY, metrics.MAILBOX_REJECTED):
+            with contextlib.suppress(KeyError):
+                family.remove(self.actor)
 
     def empty(self) -> bool:
         with self._not_empty:

@@ -10,7 +10,6 @@ what sits in the mailbox stays small.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -83,6 +82,8 @@ class CloseSession:
 
 
 class PtySessionActor(AsyncActor):
+    temporary = True  # many and short-lived: their mailbox series go with them
+
     def __init__(self, ctx: ActorContext, *, profile_name: str, profile: PtyProfile, cols: int,
                  rows: int, settings: PtySettings) -> None:
         super().__init__(ctx)
@@ -94,19 +95,6 @@ class PtySessionActor(AsyncActor):
         self.clients: dict[str, PtyClient] = {}
         self._published: dict[str, float] = {}
         self._state_label: str | None = None
-
-    def setup(self) -> None:
-        try:
-            super().setup()
-        except Exception:
-            _forget_series(self.name)
-            raise
-
-    def teardown(self) -> None:
-        try:
-            super().teardown()
-        finally:
-            _forget_series(self.name)
 
     async def start_async(self) -> None:
         cols, rows = self.size
@@ -230,10 +218,3 @@ def _ack(client: PtyClient, offset: int) -> None:
     except ValueError as exc:  # an ack past what was sent: the client's mistake, not ours
         log.info("pty: %s", exc)
 
-
-def _forget_series(name: str) -> None:
-    """Sessions are many and short-lived: their per-actor mailbox series go with them, or
-    /metrics would grow by three series per session ever started."""
-    for family in (metrics.MAILBOX_DEPTH, metrics.MAILBOX_CAPACITY, metrics.MAILBOX_REJECTED):
-        with contextlib.suppress(KeyError):
-            family.remove(name)

@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from typing import Any
 
+import pytest
 from conftest import sessions_alive
+from prometheus_client import REGISTRY
 
-from oven.actors._base import ActorContext
+from oven.actors._base import ActorContext, InjectCrash
 from oven.actors._pty_session import Attach, Next, PtySessionActor, SessionInfo, Write
 from oven.pty import PtyProfile, PtySettings
 
@@ -38,3 +41,40 @@ def test_stopping_a_session_actor_mid_read_leaves_no_task_and_no_process() -> No
     assert not actor.loop_thread.alive
     assert sessions_alive([pid]) == []
     waiting.get(timeout=10)  # answered (Closed, or the actor's cancellation), not left hanging
+
+
+def mailbox_series(actor: str) -> list[str]:
+    return [sample.name for family in REGISTRY.collect() for sample in family.samples
+            if sample.labels.get("actor") == actor]
+
+
+def start_session(name: str, command: list[str]) -> Any:
+    ctx = ActorContext(name=name, mailbox_capacity=100, lookup=NoLookup(),
+                       on_exit=lambda *args: None)
+    return PtySessionActor.start(ctx, profile_name="p", profile=PtyProfile(command=command),
+                                 cols=80, rows=24, settings=PtySettings())
+
+
+@pytest.mark.parametrize("end", ["stop", "crash", "child exits"])
+def test_a_session_actor_that_ends_takes_its_mailbox_series_with_it(end: str) -> None:
+    name = f"pty-series-{end.replace(' ', '-')}"
+    ref = start_session(name, ["sh", "-c", "sleep 0.5"] if end == "child exits" else ["cat"])
+    assert "oven_mailbox_depth" in mailbox_series(name)
+    if end == "stop":
+        ref.stop(timeout=30)
+    elif end == "crash":
+        ref.tell(InjectCrash())
+    until = time.monotonic() + 20
+    while mailbox_series(name) and time.monotonic() < until:
+        time.sleep(0.1)
+    assert mailbox_series(name) == []
+    assert not ref.is_alive()
+
+
+def test_a_session_whose_program_does_not_exist_leaves_no_mailbox_series() -> None:
+    ref = start_session("pty-series-missing", ["/nonexistent/no-such-program"])
+    until = time.monotonic() + 20
+    while (ref.is_alive() or mailbox_series("pty-series-missing")) and time.monotonic() < until:
+        time.sleep(0.1)
+    assert not ref.is_alive()
+    assert mailbox_series("pty-series-missing") == []
