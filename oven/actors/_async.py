@@ -145,12 +145,10 @@ class AsyncActor(OvenActor):
 
     # -- tasks ----------------------------------------------------------------------------------
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], *,
-              name: str | None = None) -> asyncio.Task[Any] | None:
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> None:
         """Run short work on the loop with nobody waiting; its failure is logged, never lost.
 
-        Callable from any thread; on the actor's loop it returns the task (else None: the task
-        starts on the loop soon). Stop cancels it with the owned tasks. For work that lives as
+        Callable from any thread. Stop cancels it with the owned tasks. For work that lives as
         long as the actor, use `own`.
         """
         label = str(name or getattr(coro, "__qualname__", "task"))
@@ -159,12 +157,14 @@ class AsyncActor(OvenActor):
         except RuntimeError:
             here = None
         if here is self.loop:
-            return self._start_spawned(coro, label)
-        self.loop.call_soon_threadsafe(self._start_spawned, coro, label)
-        return None
+            self.spawn_task(coro, name=label)
+        else:
+            self.loop.call_soon_threadsafe(lambda: self.spawn_task(coro, name=label))
 
-    def _start_spawned(self, coro: Coroutine[Any, Any, Any],
-                       label: str) -> asyncio.Task[Any] | None:
+    def spawn_task(self, coro: Coroutine[Any, Any, Any], *,
+                   name: str) -> asyncio.Task[Any] | None:
+        """`spawn`, called on the actor's loop, answering the task (None once stopping)."""
+        label = name
         if self._closing:
             coro.close()  # never started: nothing to cancel, and no "never awaited" warning
             log.info("%s: stopping, so %s was not started", self.name, label)

@@ -190,9 +190,9 @@ class Baker(AsyncActor):
         except BaseException:
             metrics.BAKES_ACTIVE.set(self._active())
             raise
-        task = self.spawn(self._run(job, doc), name=f"bake {job.bake_id}")
-        assert task is not None  # spawned from the actor's own loop
-        self.tasks[job.bake_id] = task
+        task = self.spawn_task(self._run(job, doc), name=f"bake {job.bake_id}")
+        if task is not None:  # None: stopping, and the next start fails it as interrupted
+            self.tasks[job.bake_id] = task
         metrics.BAKES_ACTIVE.set(self._active())
         return doc
 
