@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import signal
 import time
 from typing import Any
 
@@ -78,3 +80,35 @@ def test_a_session_whose_program_does_not_exist_leaves_no_mailbox_series() -> No
         time.sleep(0.1)
     assert not ref.is_alive()
     assert mailbox_series("pty-series-missing") == []
+
+
+def test_a_session_whose_reaper_dies_crashes_instead_of_living_on_unreaped() -> None:
+    """The fault is injected (a close that raises once): a real close does not fail on demand."""
+    exits: list[str] = []
+    ctx = ActorContext(name="pty-reaper-dies", mailbox_capacity=100, lookup=NoLookup(),
+                       on_exit=lambda name, urn, reason, detail: exits.append(reason))
+    ref = PtySessionActor.start(ctx, profile_name="cat", profile=PtyProfile(command=["cat"]),
+                                cols=80, rows=24, settings=PtySettings())
+    ref.ask(SessionInfo(), timeout=10)  # started
+    actor = next(o for o in gc.get_objects()
+                 if isinstance(o, PtySessionActor) and o.actor_urn == ref.actor_urn)
+    session = actor.session
+    assert session is not None and session.pid is not None
+    real_close = session.close
+    failed = []
+
+    async def close_failing_once() -> None:
+        if not failed:
+            failed.append(True)
+            raise RuntimeError("injected: close failed")
+        await real_close()
+
+    session.close = close_failing_once  # type: ignore[method-assign]
+    os.kill(session.pid, signal.SIGKILL)  # the child exits: the reaper closes the session
+    until = time.monotonic() + 15
+    while ref.is_alive() and time.monotonic() < until:
+        time.sleep(0.1)
+    assert failed, "the reaper never closed the session"
+    assert not ref.is_alive(), "the session lives on with a dead reaper"
+    assert exits == ["crash"], exits
+    assert sessions_alive([session.pid]) == []
