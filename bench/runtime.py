@@ -21,7 +21,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from actors_for_tests import Block, Crash, Echo, Worker
 
-from oven.actors import ActorContext, MailboxFull, ask_async
+from oven.actors.runtime import ActorContext, MailboxFull, ask_async
 from oven.supervisor import (
     ActorUnavailable,
     ChildSpec,

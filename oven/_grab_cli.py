@@ -14,8 +14,8 @@ import httpx
 from pydantic import ValidationError
 
 from oven._logging import setup_logging
-from oven.actors._grab_queue import GetJob, PieceFrozen, QueueFull, Submit, Submitted
-from oven.actors._uploader import Locate, Location
+from oven.actors.grab_queue import GetJob, PieceFrozen, QueueFull, Submit, Submitted
+from oven.actors.uploader import Locate, Location
 from oven.config import ConfigError, load
 from oven.encode import Format
 from oven.grabs import GrabRequest, TargetRefused, piece_target, url_target

@@ -8,21 +8,22 @@ from typing import Any
 
 from starlette.types import ASGIApp
 
-from oven._readiness import ReadinessBoard
-from oven._system import ActorSystem
 from oven._tree import children
-from oven.actors._baker import BakeStatus
-from oven.actors._grab_lease import resolve_instance_id
-from oven.actors._grab_queue import QueueStatus
-from oven.actors._memory_watch import MemoryStatus
+from oven.actors.baker import BakeStatus
+from oven.actors.grab_queue import QueueStatus, resolve_instance_id
+from oven.actors.memory_watch import MemoryStatus
 from oven.config import ConfigError, LoadedConfig
-from oven.http import create_app
-from oven.http._bakes import bake_routes
-from oven.http._dashboard import dashboard_routes
-from oven.http._grabs import grab_routes
-from oven.http._pty import pty_routes
-from oven.http._pty_page import pty_page_routes
-from oven.http._showcase import showcase_routes
+from oven.http import (
+    bake_routes,
+    create_app,
+    dashboard_routes,
+    grab_routes,
+    pty_page_routes,
+    pty_routes,
+    showcase_routes,
+)
+from oven.readiness import ReadinessBoard
+from oven.system import ActorSystem
 
 log = logging.getLogger(__name__)
 

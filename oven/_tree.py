@@ -15,18 +15,18 @@
 
 from __future__ import annotations
 
-from oven._readiness import ReadinessBoard
-from oven._system import restart_policy
-from oven.actors._baker import Baker
-from oven.actors._browser_pool import BrowserPool
-from oven.actors._encoder import Encoder
-from oven.actors._grab_queue import GrabQueue
-from oven.actors._memory_watch import MemoryWatch
-from oven.actors._store import StoreActor
-from oven.actors._uploader import Uploader
-from oven.actors._webhooks import Webhooks
+from oven.actors.baker import Baker
+from oven.actors.browser_pool import BrowserPool
+from oven.actors.encoder import Encoder
+from oven.actors.grab_queue import GrabQueue
+from oven.actors.memory_watch import MemoryWatch
+from oven.actors.store import StoreActor
+from oven.actors.uploader import Uploader
+from oven.actors.webhooks import Webhooks
 from oven.config import Settings
+from oven.readiness import ReadinessBoard
 from oven.supervisor import ChildSpec, Supervisor
+from oven.system import restart_policy
 
 
 def children(settings: Settings, board: ReadinessBoard) -> list[ChildSpec]:

@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from oven.actors import AsyncActor, OvenActor
+from oven.actors.runtime import AsyncActor, OvenActor
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 
-from oven.actors import MailboxFull
-from oven.actors._baker import BakesBusy
-from oven.actors._grab_messages import PieceFrozen, QueueFull
+from oven.actors.baker._actor import BakesBusy
+from oven.actors.grab_queue import PieceFrozen, QueueFull
+from oven.actors.runtime import MailboxFull
 from oven.errors import OvenError, Refusal
 from oven.http import ApiError
 from oven.http._errors import EXCEPTION_HANDLERS

@@ -8,7 +8,7 @@ import pytest
 from actors_for_tests import Block, Echo, Worker
 from prometheus_client import REGISTRY
 
-from oven.actors import ActorContext, BoundedInbox, MailboxFull, ask_async
+from oven.actors.runtime import ActorContext, BoundedInbox, MailboxFull, ask_async
 from oven.supervisor import Registry
 
 

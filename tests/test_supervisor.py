@@ -13,7 +13,7 @@ import pytest
 from actors_for_tests import Block, Crash, Echo, FailingStart, Worker
 from prometheus_client import REGISTRY
 
-from oven.actors import ActorContext, AsyncActor
+from oven.actors.runtime import ActorContext, AsyncActor
 from oven.supervisor import (
     ActorUnavailable,
     ChildSpec,

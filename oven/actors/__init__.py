@@ -1,33 +1,12 @@
-"""oven's actors and the bounded-mailbox base they stand on."""
+"""oven's actors, one room each; the runtime they stand on is `oven.actors.runtime`.
 
-from oven.actors._async import AsyncActor
-from oven.actors._base import (
-    ActorContext,
-    Deferred,
-    InjectCrash,
-    OvenActor,
-    OvenFuture,
-    Ping,
-    ProcessGroups,
-    Reconfigure,
-)
-from oven.actors._bridge import AskTimeout, LoopThread, ask_async
-from oven.actors._mailbox import BoundedInbox, ControlMessage, MailboxFull
-
-__all__ = [
-    "ActorContext",
-    "AskTimeout",
-    "AsyncActor",
-    "BoundedInbox",
-    "ControlMessage",
-    "Deferred",
-    "InjectCrash",
-    "LoopThread",
-    "MailboxFull",
-    "OvenActor",
-    "OvenFuture",
-    "Ping",
-    "ProcessGroups",
-    "Reconfigure",
-    "ask_async",
-]
+- `grab_queue`: GrabQueue: admission, single-flight, cache, leases, running and settling jobs.
+- `browser_pool`: BrowserPool: one Chromium, its pages, their captures and memory ceilings.
+- `baker`: Baker: bundles (bakes) admitted, fetched, unpacked within limits and uploaded.
+- `encoder`: Encoder: ffmpeg slots that turn captured frames into files.
+- `uploader`: Uploader: results written to the storage backend (local disk or S3).
+- `webhooks`: Webhooks: callback deliveries with retries.
+- `memory_watch`: MemoryWatch: the memory of the whole process tree against the budget.
+- `pty_session`: PtySession: one terminal session, its child process and its streams.
+- `store`: StoreActor: the metadata store (SQLite or MongoDB) behind one thread, and its client.
+"""

@@ -41,7 +41,7 @@ from typing import Literal
 
 from ada_url import URL, HostType
 
-from oven import _metrics as metrics
+from oven import metrics
 from oven.capture._pieces import PIECES_ORIGIN
 
 log = logging.getLogger(__name__)

@@ -13,18 +13,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_core.core_schema import ValidatorFunctionWrapHandler
 
-from oven.bakes._settings import BakeSettings
-from oven.capture._settings import BrowserSettings
-from oven.config._edge import EdgeSettings
-from oven.encode._settings import EncoderSettings
-from oven.grabs._settings import ClusterSettings, LimitsSettings, PiecesSettings, QueueSettings
-from oven.memory import pages_for
-from oven.memory._settings import MemorySettings
-from oven.pty._settings import PtySettings
-from oven.showcase._settings import ShowcaseSettings
-from oven.storage._settings import StorageSettings
-from oven.store._settings import StoreSettings
-from oven.webhooks._settings import WebhookSettings
+from oven.bakes import BakeSettings
+from oven.capture import BrowserSettings
+from oven.config import EdgeSettings
+from oven.encode import EncoderSettings
+from oven.grabs import ClusterSettings, LimitsSettings, PiecesSettings, QueueSettings
+from oven.memory import MemorySettings, pages_for
+from oven.pty import PtySettings
+from oven.showcase import ShowcaseSettings
+from oven.storage import StorageSettings
+from oven.store import StoreSettings
+from oven.webhooks import WebhookSettings
 
 _STRICT = ConfigDict(extra="forbid")
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Grab requests: schema, limits, capture keys and target rules."""
 
 from oven.grabs._request import GrabRequest, Lane, capture_key
-from oven.grabs._settings import LimitsSettings, PiecesSettings, QueueSettings
+from oven.grabs._settings import ClusterSettings, LimitsSettings, PiecesSettings, QueueSettings
 from oven.grabs._targets import (
     TargetRefused,
     UnknownPiece,
@@ -14,6 +14,8 @@ from oven.grabs._targets import (
 )
 
 __all__ = [
+    "ClusterSettings",
+
     "GrabRequest",
     "Lane",
     "LimitsSettings",

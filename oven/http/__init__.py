@@ -2,14 +2,26 @@
 
 from oven.http._app import create_app
 from oven.http._auth import require_token
+from oven.http._bakes import bake_routes
+from oven.http._dashboard import dashboard_routes
 from oven.http._errors import ApiError, error_response, validation_message
+from oven.http._grabs import grab_routes
 from oven.http._openapi import operation
+from oven.http._pty import pty_routes
+from oven.http._pty_page import pty_page_routes
+from oven.http._showcase import showcase_routes
 
 __all__ = [
     "ApiError",
+    "bake_routes",
     "create_app",
+    "dashboard_routes",
     "error_response",
+    "grab_routes",
     "operation",
+    "pty_page_routes",
+    "pty_routes",
     "require_token",
+    "showcase_routes",
     "validation_message",
 ]

@@ -11,11 +11,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from oven._system import ActorSystem
 from oven.http._edge import with_edge
 from oven.http._errors import EXCEPTION_HANDLERS, ApiError, error_response
 from oven.http._ops import ROUTES as OPS_ROUTES
 from oven.http._ops import health, ready
+from oven.system import ActorSystem
 
 StatusSection = Callable[[], Awaitable[Any]]
 # Streamed to disk under their own limit (bakes.max_archive_bytes, oven/http/_bakes.py).

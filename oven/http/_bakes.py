@@ -22,10 +22,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from oven import _metrics as metrics
-from oven._system import ActorSystem
-from oven.actors._baker import Admit, Enqueue, Release, work_root
-from oven.actors._store import StoreClient
+from oven import metrics
+from oven.actors.baker import Admit, Enqueue, Release, work_root
+from oven.actors.store import StoreClient
 from oven.bakes import (
     BODY_SLACK,
     BakeRefused,
@@ -39,6 +38,7 @@ from oven.bakes import (
 )
 from oven.http._errors import ApiError, validation_message
 from oven.http._openapi import operation
+from oven.system import ActorSystem
 from oven.webhooks import check_callback_url
 
 log = logging.getLogger(__name__)

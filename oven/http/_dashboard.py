@@ -20,13 +20,13 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from oven import __version__
-from oven._system import ActorSystem
-from oven.actors._pty_session import SessionInfo
-from oven.actors._store import StoreClient
+from oven.actors.pty_session import SessionInfo
+from oven.actors.store import StoreClient
 from oven.http._dashboard_hub import DashboardHub, EventStream, Json
 from oven.http._errors import ApiError
 from oven.http._openapi import operation
 from oven.supervisor import GetStatus
+from oven.system import ActorSystem
 
 STATIC_DIR = Path(__file__).parent / "static" / "dashboard"
 SOURCE_TIMEOUT_S = 5.0  # one slow source keeps its last value instead of stalling the tick

@@ -18,7 +18,7 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from oven import _metrics as metrics
+from oven import metrics
 
 log = logging.getLogger(__name__)
 

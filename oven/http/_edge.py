@@ -12,8 +12,8 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from oven import _metrics as metrics
-from oven.config._edge import EdgeSettings
+from oven import metrics
+from oven.config import EdgeSettings
 from oven.http._errors import error_response
 
 EdgeSource = Callable[[], EdgeSettings]

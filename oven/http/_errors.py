@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from oven.actors import AskTimeout
+from oven.actors.runtime import AskTimeout
 from oven.errors import OvenError, Refusal
 from oven.webhooks import CallbackRefused
 

@@ -13,9 +13,7 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from oven._system import ActorSystem
-from oven.actors._grab_messages import cancel_token_matches
-from oven.actors._grab_queue import (
+from oven.actors.grab_queue import (
     Cancel,
     GetJob,
     JobElsewhere,
@@ -23,9 +21,10 @@ from oven.actors._grab_queue import (
     Submit,
     Submitted,
     WaitFor,
+    cancel_token_matches,
 )
-from oven.actors._store import StoreClient
-from oven.actors._uploader import Locate, Location
+from oven.actors.store import StoreClient
+from oven.actors.uploader import Locate, Location
 from oven.capture import pieces_dir
 from oven.encode import Format
 from oven.grabs import GrabRequest, TargetRefused, UnknownPiece, piece_target, url_target
@@ -33,6 +32,7 @@ from oven.http._auth import holds_token, require_token
 from oven.http._errors import ApiError, validation_message
 from oven.http._openapi import operation
 from oven.store import StoreUnavailable
+from oven.system import ActorSystem
 from oven.webhooks import check_callback_url
 
 CANCEL_HEADER = "X-Cancel-Token"

@@ -12,13 +12,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from oven import __version__
-from oven._system import ActorSystem
-from oven.actors import InjectCrash
+from oven.actors.runtime import InjectCrash
 from oven.config import ConfigError
 from oven.http._auth import require_token
 from oven.http._errors import ApiError, error_response
 from oven.http._openapi import build_openapi, operation
 from oven.supervisor import ActorUnavailable
+from oven.system import ActorSystem
 
 
 class HealthOut(BaseModel):

@@ -26,9 +26,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from oven._system import ActorSystem
-from oven.actors import ask_async
-from oven.actors._pty_session import (
+from oven.actors.pty_session import (
     Ack,
     Attach,
     CloseSession,
@@ -39,11 +37,13 @@ from oven.actors._pty_session import (
     SessionInfo,
     Write,
 )
+from oven.actors.runtime import ask_async
 from oven.http._auth import require_token
 from oven.http._errors import ApiError
 from oven.http._openapi import operation
 from oven.pty import ClientDetached, Closed, Output, PtySettings, Resync, SessionEnded
 from oven.supervisor import AddChild, ChildSpec, GetStatus, Restart
+from oven.system import ActorSystem
 
 log = logging.getLogger(__name__)
 

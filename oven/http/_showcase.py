@@ -20,10 +20,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from oven import _metrics as metrics
-from oven._system import ActorSystem
-from oven.actors._grab_queue import WaitFor
-from oven.actors._uploader import Locate, Location
+from oven import metrics
+from oven.actors.grab_queue import WaitFor
+from oven.actors.uploader import Locate, Location
 from oven.grabs import GrabRequest
 from oven.http._errors import ApiError
 from oven.http._grabs import _grab_and_wait, _split_name, _submit, _validated
@@ -40,6 +39,7 @@ from oven.showcase import (
     compose,
     utc_today,
 )
+from oven.system import ActorSystem
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from oven import _metrics as metrics
+from oven import metrics
 from oven.errors import Refusal
 
 log = logging.getLogger(__name__)

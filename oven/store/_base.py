@@ -9,7 +9,7 @@ from typing import Annotated, Any, Protocol
 
 from pydantic import TypeAdapter, ValidationError
 
-from oven._jobs import JobState, check_transition
+from oven.jobs import JobState, check_transition
 from oven.store._records import FrozenPiece, HistoryEntry, JobRecord, QueuedJobs
 
 # A job in one of these states owns its capture key: a second request for the key attaches to it.

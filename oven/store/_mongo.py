@@ -25,7 +25,7 @@ from pymongo.errors import (
     PyMongoError,
 )
 
-from oven._jobs import JobState
+from oven.jobs import JobState
 from oven.store._base import (
     ACTIVE_STATES,
     LEASED_STATES,

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from oven._jobs import JobState
+from oven.jobs import JobState
 
 Lane = Literal["interactive", "background"]
 Stage = Literal["queued", "navigate", "ready", "capture", "encode", "upload"]

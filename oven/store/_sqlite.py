@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from oven._jobs import JobState
+from oven.jobs import JobState
 from oven.store._base import (
     ACTIVE_STATES,
     LEASED_STATES,

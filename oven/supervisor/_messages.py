@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from oven.actors._mailbox import ControlMessage
+from oven.actors.runtime import ControlMessage
 from oven.supervisor._spec import ChildSpec, RestartPolicy
 
 

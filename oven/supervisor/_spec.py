@@ -11,7 +11,7 @@ from typing import Any
 
 import pykka
 
-from oven.actors import ActorContext
+from oven.actors.runtime import ActorContext
 from oven.errors import Refusal
 
 

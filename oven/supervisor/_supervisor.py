@@ -13,8 +13,8 @@ from typing import Any
 
 import pykka
 
-from oven import _metrics as metrics
-from oven.actors import ActorContext, OvenActor, OvenFuture, Ping, ProcessGroups
+from oven import metrics
+from oven.actors.runtime import ActorContext, OvenActor, OvenFuture, Ping, ProcessGroups
 from oven.supervisor._messages import (
     AddChild,
     ChildExited,

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from oven import _metrics as metrics
+from oven import metrics
 from oven.webhooks._settings import WebhookSettings
 from oven.webhooks._signing import sign
 from oven.webhooks._targets import CallbackRefused, check_resolved

@@ -20,13 +20,13 @@ from bake_kit import wait_until
 from pipeline.test_backends import nx
 from store.nx_server import NxServer
 
-from oven._readiness import ReadinessBoard
-from oven._system import ActorSystem
-from oven.actors._baker import Admit, Baker, BakesBusy, Release
-from oven.actors._store import StoreActor
+from oven.actors.baker._actor import Admit, Baker, BakesBusy, Release
+from oven.actors.store import StoreActor
 from oven.config import Settings, load
+from oven.readiness import ReadinessBoard
 from oven.store import make_store
 from oven.supervisor import ChildSpec
+from oven.system import ActorSystem
 
 __all__ = ["nx"]  # the pipeline tests' module-scoped nx-27017, for the MongoDB cases
 

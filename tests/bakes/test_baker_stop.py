@@ -18,13 +18,13 @@ import psutil
 import pytest
 from bake_kit import frames, wait_until, zip_bytes
 
-from oven._readiness import ReadinessBoard
-from oven._system import ActorSystem
 from oven._tree import children
-from oven.actors._baker import Baker, Enqueue, work_root
-from oven.actors._store import StoreCall
+from oven.actors.baker import Baker, Enqueue, work_root
+from oven.actors.store._actor import StoreCall
 from oven.bakes import plan_bake, unpack
 from oven.config import load
+from oven.readiness import ReadinessBoard
+from oven.system import ActorSystem
 
 NEEDED = {"store", "uploader", "encoder", "bakes"}
 

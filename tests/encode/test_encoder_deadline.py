@@ -11,8 +11,8 @@ from typing import Any
 import pykka
 import pytest
 
-from oven.actors import ActorContext
-from oven.actors._encoder import Encode, EncodeDeadlinePassed, Encoder
+from oven.actors.encoder._actor import Encode, EncodeDeadlinePassed, Encoder
+from oven.actors.runtime import ActorContext
 from oven.config import Settings
 from oven.encode import EncodeRequest, Format, running_pids
 from oven.supervisor import Registry

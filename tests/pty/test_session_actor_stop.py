@@ -14,8 +14,8 @@ import pytest
 from conftest import sessions_alive
 from prometheus_client import REGISTRY
 
-from oven.actors._base import ActorContext, InjectCrash
-from oven.actors._pty_session import Attach, Next, PtySessionActor, SessionInfo, Write
+from oven.actors.pty_session import Attach, Next, PtySessionActor, SessionInfo, Write
+from oven.actors.runtime import ActorContext, InjectCrash
 from oven.pty import PtyProfile, PtySettings
 
 

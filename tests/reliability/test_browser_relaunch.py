@@ -20,11 +20,11 @@ import pykka
 import pytest
 from pipeline.grab_client import chromium_main, job, submit, wait_for_job
 
-from oven._readiness import ReadinessBoard
-from oven.actors import ActorContext, Ping
-from oven.actors._browser_pool import BrowserPool, Capture, PoolStatus, Recycle
+from oven.actors.browser_pool import BrowserPool, Capture, PoolStatus, Recycle
+from oven.actors.runtime import ActorContext, Ping
 from oven.capture import BrowserGone, CaptureRequest, CaptureResult, piece_url
 from oven.config import Settings
+from oven.readiness import ReadinessBoard
 from oven.supervisor import ChildSpec, Registry, RestartPolicy, StartChildren, Supervisor
 
 from .conftest import StartOven

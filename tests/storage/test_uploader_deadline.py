@@ -16,8 +16,8 @@ from typing import Any
 import pykka
 import pytest
 
-from oven.actors import ActorContext
-from oven.actors._uploader import Upload, UploadDeadlinePassed, Uploader
+from oven.actors.runtime import ActorContext
+from oven.actors.uploader._actor import Upload, UploadDeadlinePassed, Uploader
 from oven.config import Settings
 from oven.supervisor import Registry
 

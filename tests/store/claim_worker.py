@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from oven._jobs import JobState
+from oven.jobs import JobState
 from oven.store import StaleState, StoreSettings, make_store
 
 

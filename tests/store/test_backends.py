@@ -14,7 +14,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 from pymongo import MongoClient
 
-from oven._jobs import JobState
+from oven.jobs import JobState
 from oven.store import StaleState, StoreSettings, StoreUnavailable, make_store
 
 from .conftest import MakeJob

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from oven._jobs import JobState
+from oven.jobs import JobState
 from oven.store import StaleState, Store, StoreSettings, make_store
 
 from .conftest import MakeJob

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from oven._jobs import JobState
+from oven.jobs import JobState
 from oven.store import CaptureKeyBusy, StaleState, Store
 
 from .conftest import MakeJob, OpenStore

@@ -3,7 +3,7 @@ and full records only for the jobs the caller does not already hold at that revi
 
 from __future__ import annotations
 
-from oven._jobs import JobState
+from oven.jobs import JobState
 from oven.store import QueuedJobs, Store
 
 from .conftest import MakeJob

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from oven._jobs import InvalidTransition, JobState
+from oven.jobs import InvalidTransition, JobState
 from oven.store import (
     JobExists,
     JobNotFound,

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from oven._readiness import ReadinessBoard
-from oven._system import ActorSystem
-from oven.actors._store import StoreActor
-from oven.actors._webhooks import ListDeliveries, Webhooks
+from oven.actors.store import StoreActor
+from oven.actors.webhooks._actor import ListDeliveries, Webhooks
 from oven.config import load
+from oven.readiness import ReadinessBoard
 from oven.supervisor import ChildSpec
+from oven.system import ActorSystem
 
 from .receiver import Receiver
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from oven.actors._store import StoreCall
-from oven.actors._webhooks import Deliver
+from oven.actors.store._actor import StoreCall
+from oven.actors.webhooks import Deliver
 from oven.webhooks import DELIVERIES_KIND
 
 from .conftest import SECRET, WebhookSystem

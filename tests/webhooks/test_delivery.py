@@ -11,8 +11,8 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 
-from oven.actors import Reconfigure
-from oven.actors._webhooks import Deliver
+from oven.actors.runtime import Reconfigure
+from oven.actors.webhooks import Deliver
 
 from .conftest import SECRET, WebhookSystem
 from .receiver import HANG, Receiver, wait_until

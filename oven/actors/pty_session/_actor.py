@@ -16,9 +16,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from oven import _metrics as metrics
-from oven.actors._async import AsyncActor
-from oven.actors._base import ActorContext
+from oven import metrics
+from oven.actors.runtime import ActorContext, AsyncActor
 from oven.pty import PtyClient, PtyProfile, PtySession, PtySettings
 
 log = logging.getLogger(__name__)

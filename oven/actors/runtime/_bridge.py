@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import pykka
 
-from oven.actors._base import OvenFuture
+from oven.actors.runtime._base import OvenFuture
 
 log = logging.getLogger(__name__)
 

@@ -15,21 +15,20 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from oven import _metrics as metrics
-from oven._jobs import JobState
-from oven._readiness import ReadinessBoard
-from oven.actors._base import ActorContext
-from oven.actors._bridge import AskTimeout, ask_async
-from oven.actors._browser_pool import CancelCapture
-from oven.actors._encoder import CancelEncode
-from oven.actors._grab_lease import LeaseKeeper, Watchers
-from oven.actors._grab_messages import CANCEL_DIGEST
-from oven.actors._grab_run import Outcome, Permanent, Pipeline, Transient, UploadPending
-from oven.actors._store import StoreClient
-from oven.actors._webhooks import Deliver
+from oven import metrics
+from oven.actors.browser_pool import CancelCapture
+from oven.actors.encoder import CancelEncode
+from oven.actors.grab_queue._lease import LeaseKeeper, Watchers
+from oven.actors.grab_queue._messages import CANCEL_DIGEST
+from oven.actors.grab_queue._pipeline import Outcome, Permanent, Pipeline, Transient, UploadPending
+from oven.actors.runtime import ActorContext, AskTimeout, ask_async
+from oven.actors.store import StoreClient
+from oven.actors.webhooks import Deliver
 from oven.config import Settings
 from oven.encode import Format
 from oven.grabs import GrabRequest, Lane
+from oven.jobs import JobState
+from oven.readiness import ReadinessBoard
 from oven.store import JobRecord, StaleState, StoreUnavailable
 from oven.supervisor import ActorUnavailable
 

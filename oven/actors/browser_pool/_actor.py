@@ -25,11 +25,8 @@ import random
 import time
 from typing import Any
 
-from oven import _metrics as metrics
-from oven._readiness import ReadinessBoard
-from oven.actors._async import AsyncActor
-from oven.actors._base import ActorContext
-from oven.actors._browser_messages import (
+from oven import metrics
+from oven.actors.browser_pool._messages import (
     BrowserRelaunchFailed,
     CancelCapture,
     Capture,
@@ -42,6 +39,7 @@ from oven.actors._browser_messages import (
     Recycle,
     SlotHeaps,
 )
+from oven.actors.runtime import ActorContext, AsyncActor
 from oven.capture import (
     Browser,
     BrowserGone,
@@ -62,6 +60,7 @@ from oven.memory import (
     memory_budget,
     plan_ceilings,
 )
+from oven.readiness import ReadinessBoard
 
 log = logging.getLogger(__name__)
 

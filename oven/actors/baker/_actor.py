@@ -26,16 +26,19 @@ from typing import Any
 
 import pykka
 
-from oven import _metrics as metrics
-from oven.actors._async import AsyncActor
-from oven.actors._base import ActorContext
-from oven.actors._bridge import AskTimeout, ask_async
-from oven.actors._encoder import CancelEncode, Encode, EncodeBake
-from oven.actors._grab_lease import resolve_instance_id
-from oven.actors._limiter import Limiter
-from oven.actors._mailbox import MailboxFull
-from oven.actors._store import StoreClient
-from oven.actors._uploader import Upload
+from oven import metrics
+from oven.actors.encoder import CancelEncode, Encode, EncodeBake
+from oven.actors.grab_queue import resolve_instance_id
+from oven.actors.runtime import (
+    ActorContext,
+    AskTimeout,
+    AsyncActor,
+    Limiter,
+    MailboxFull,
+    ask_async,
+)
+from oven.actors.store import StoreClient
+from oven.actors.uploader import Upload
 from oven.bakes import BakePlan, BakeState, Tape
 from oven.config import Settings
 from oven.encode import BakeEncodeRequest, EncodeError, EncodeRequest, Format
@@ -284,7 +287,7 @@ class Baker(AsyncActor):
             return
         payload = {k: doc.get(k) for k in ("id", "state", "url", "thumbnail_url", "error")}
         try:
-            from oven.actors._webhooks import Deliver
+            from oven.actors.webhooks import Deliver
 
             self.ctx.lookup.ref("webhooks").tell(
                 Deliver(kind="bake", subject_id=doc["id"], url=url, payload=payload))

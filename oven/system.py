@@ -9,8 +9,8 @@ from typing import Any
 
 import pykka
 
-from oven import _metrics as metrics
-from oven.actors import ActorContext, Reconfigure, ask_async
+from oven import metrics
+from oven.actors.runtime import ActorContext, Reconfigure, ask_async
 from oven.config import LoadedConfig, Settings, diff, load
 from oven.supervisor import (
     ChildSpec,

@@ -17,10 +17,9 @@ from typing import Any
 
 import httpx
 
-from oven import _metrics as metrics
-from oven.actors._async import AsyncActor
-from oven.actors._base import ActorContext
-from oven.actors._store import StoreClient
+from oven import metrics
+from oven.actors.runtime import ActorContext, AsyncActor
+from oven.actors.store import StoreClient
 from oven.config import Settings
 from oven.webhooks import (
     DELIVERIES_KIND,

@@ -7,12 +7,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from oven._jobs import JobState
-from oven._readiness import ReadinessBoard
-from oven.actors._async import AsyncActor
-from oven.actors._base import ActorContext
-from oven.actors._bridge import ask_async
+from oven.actors.runtime import ActorContext, AsyncActor, ask_async
 from oven.config import Settings
+from oven.jobs import JobState
+from oven.readiness import ReadinessBoard
 from oven.store import (
     FrozenPiece,
     JobRecord,

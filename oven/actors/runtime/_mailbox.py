@@ -9,7 +9,7 @@ from typing import Any
 
 from pykka import messages
 
-from oven import _metrics as metrics
+from oven import metrics
 from oven.errors import Refusal
 
 

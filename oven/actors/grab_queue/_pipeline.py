@@ -19,12 +19,11 @@ from typing import Any
 
 import pykka
 
-from oven import _metrics as metrics
-from oven.actors._bridge import AskTimeout, ask_async
-from oven.actors._browser_pool import Capture, CaptureTimeout
-from oven.actors._encoder import CancelEncode, Encode
-from oven.actors._mailbox import MailboxFull
-from oven.actors._uploader import Upload
+from oven import metrics
+from oven.actors.browser_pool import Capture, CaptureTimeout
+from oven.actors.encoder import CancelEncode, Encode
+from oven.actors.runtime import AskTimeout, MailboxFull, ask_async
+from oven.actors.uploader import Upload
 from oven.capture import (
     BrowserGone,
     BrowserLostToMemoryKill,

@@ -21,12 +21,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from oven import _metrics as metrics
-from oven._readiness import ReadinessBoard
-from oven.actors._async import AsyncActor
-from oven.actors._base import ActorContext
-from oven.actors._bridge import ask_async
-from oven.actors._browser_pool import FailForMemory, LimitPages, PoolStatus, Recycle, SlotHeaps
+from oven import metrics
+from oven.actors.browser_pool import FailForMemory, LimitPages, PoolStatus, Recycle, SlotHeaps
+from oven.actors.runtime import ActorContext, AsyncActor, ask_async
 from oven.config import Settings
 from oven.memory import (
     COMPONENTS,
@@ -36,6 +33,7 @@ from oven.memory import (
     TreeSampler,
     memory_budget,
 )
+from oven.readiness import ReadinessBoard
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from typing import Any, Literal
 
 import pykka
 
-from oven.actors._base import ActorContext, Deferred, OvenActor, Ping
-from oven.actors._bridge import LoopThread
-from oven.actors._mailbox import ControlMessage
+from oven.actors.runtime._base import ActorContext, Deferred, OvenActor, Ping
+from oven.actors.runtime._bridge import LoopThread
+from oven.actors.runtime._mailbox import ControlMessage
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from oven import _metrics as metrics
-from oven.actors._async import AsyncActor
-from oven.actors._base import ActorContext
-from oven.actors._limiter import Limiter
+from oven import metrics
+from oven.actors.runtime import ActorContext, AsyncActor, Limiter
 from oven.config import Settings
 from oven.encode import (
     BakeEncodeRequest,

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from oven import _metrics as metrics
-from oven.actors._async import AsyncActor
-from oven.actors._base import ActorContext
+from oven import metrics
+from oven.actors.runtime import ActorContext, AsyncActor
 from oven.config import Settings
 from oven.storage import Storage, StorageError, StoredObject, make_storage
 

@@ -21,14 +21,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from oven import _metrics as metrics
-from oven._jobs import JobState
-from oven._readiness import ReadinessBoard
-from oven.actors._async import AsyncActor
-from oven.actors._base import ActorContext
-from oven.actors._browser_pool import CaptureStage
-from oven.actors._grab_lease import LeaseKeeper, Watchers, resolve_instance_id
-from oven.actors._grab_messages import (
+from oven import metrics
+from oven.actors.browser_pool import CaptureStage
+from oven.actors.grab_queue._lease import LeaseKeeper, Watchers, resolve_instance_id
+from oven.actors.grab_queue._messages import (
     CANCEL_DIGEST,
     Cancel,
     GetJob,
@@ -42,11 +38,14 @@ from oven.actors._grab_messages import (
     new_cancel_token,
     record_view,
 )
-from oven.actors._grab_run import Pipeline
-from oven.actors._grab_runner import JobRunner, Run, parse_request
-from oven.actors._store import StoreClient
+from oven.actors.grab_queue._pipeline import Pipeline
+from oven.actors.grab_queue._runner import JobRunner, Run, parse_request
+from oven.actors.runtime import ActorContext, AsyncActor
+from oven.actors.store import StoreClient
 from oven.config import Settings
 from oven.grabs import Lane, capture_key
+from oven.jobs import JobState
+from oven.readiness import ReadinessBoard
 from oven.store import CaptureKeyBusy, JobRecord, StaleState
 
 log = logging.getLogger(__name__)

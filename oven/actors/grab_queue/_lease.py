@@ -24,10 +24,10 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from oven import _metrics as metrics
-from oven._jobs import JobState
-from oven.actors._store import StoreClient
+from oven import metrics
+from oven.actors.store import StoreClient
 from oven.config import Settings
+from oven.jobs import JobState
 from oven.store import JobRecord, StaleState
 
 log = logging.getLogger(__name__)

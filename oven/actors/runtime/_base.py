@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import pykka
 from pykka import ThreadingActor, ThreadingFuture
 
-from oven.actors._mailbox import BoundedInbox, ControlMessage
+from oven.actors.runtime._mailbox import BoundedInbox, ControlMessage
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,35 @@
+"""GrabQueue: admission, single-flight, cache, leases, running and settling jobs."""
+
+from oven.actors.grab_queue._actor import (
+    GrabQueue,
+)
+from oven.actors.grab_queue._lease import (
+    resolve_instance_id,
+)
+from oven.actors.grab_queue._messages import (
+    Cancel,
+    GetJob,
+    JobElsewhere,
+    PieceFrozen,
+    QueueFull,
+    QueueStatus,
+    Submit,
+    Submitted,
+    WaitFor,
+    cancel_token_matches,
+)
+
+__all__ = [
+    "Cancel",
+    "GetJob",
+    "GrabQueue",
+    "JobElsewhere",
+    "PieceFrozen",
+    "QueueFull",
+    "QueueStatus",
+    "Submit",
+    "Submitted",
+    "WaitFor",
+    "cancel_token_matches",
+    "resolve_instance_id",
+]
