@@ -1,0 +1,175 @@
+"""The GrabQueue's book: what this instance knows of the queue, and the views it answers with.
+
+Plain state on the actor's loop, no I/O: the jobs this instance holds (`runs` capturing or
+encoding, `pending_uploads` parked until storage is back), the shared queue as last read from
+the store, the page slots taken, the jobs recently finished here and their service times. A
+job's view (state, stage, position, ETA) is read from here; the parts that change a job
+(admission, the runner, the settler) write here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from oven import metrics
+from oven.actors.grab_queue._messages import CANCEL_DIGEST, record_view
+from oven.actors.grab_queue._pipeline import Outcome
+from oven.config import Settings
+from oven.grabs import GrabRequest, Lane
+from oven.jobs import JobState
+from oven.readiness import ReadinessBoard
+from oven.store import JobRecord, QueuedJobs
+
+_LANE_ORDER = {Lane.INTERACTIVE.value: 0, Lane.BACKGROUND.value: 1}
+
+
+@dataclass
+class Run:
+    """A job this instance holds the lease of (running, or parked in upload_pending).
+
+    `task` is the run's whole life: the attempt, then settling its outcome in the store.
+    `attempt` is the cancellable part (the pipeline); a cancel stops only it, so a cancel that
+    lands while the outcome is being written cannot tear the write in half. `claim` is the
+    store's token for this claim: every settle and renewal carries it.
+    """
+
+    record: JobRecord
+    grab: GrabRequest
+    target_url: str
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    stage: str = "navigate"
+    started: float = field(default_factory=time.monotonic)
+    task: asyncio.Task[None] | None = None
+    attempt: asyncio.Task[Outcome] | None = None
+    holds_page: bool = True
+    lease_lost: bool = False
+    cancel_requested: bool = False
+    uploading: bool = False  # a parked job's upload is under way in the retry loop
+
+    @property
+    def claim(self) -> str | None:
+        return self.record.claim
+
+
+def parse_request(record: JobRecord) -> tuple[GrabRequest, str]:
+    """The grab a stored job asked for, and its target URL (kept beside it in the request)."""
+    request = dict(record.request)
+    target = request.pop("target_url")
+    request.pop(CANCEL_DIGEST, None)
+    return GrabRequest.model_validate(request), target
+
+
+class Book:
+    def __init__(self, settings: Settings, board: ReadinessBoard, instance: str) -> None:
+        self.settings = settings
+        self.board = board
+        self.instance = instance
+        self.runs: dict[str, Run] = {}
+        self.pending_uploads: dict[str, Run] = {}
+        self.capturing = 0  # page slots taken: by running captures and claims in flight
+        # The shared queue as last read (every poll_s, and as jobs are admitted here): views
+        # take positions from it and admission its depth.
+        self.queued: list[JobRecord] = []
+        self._queued_revisions: dict[str, int] = {}  # of self.queued's records, as last read
+        self.recent: collections.deque[dict[str, Any]] = collections.deque(
+            maxlen=settings.queue.recent_limit)
+        self.service_times: collections.deque[float] = collections.deque(maxlen=20)
+        # Set once the actor stops: no claims, and settling writes give up instead of retrying.
+        self.stopping = False
+
+    # -- the shared queue -----------------------------------------------------------------------
+
+    def admitted(self, record: JobRecord) -> None:
+        self.queued.append(record)
+        self.queued.sort(key=_queue_order)
+        self.gauge()
+
+    def claimed(self, record: JobRecord) -> None:
+        self.queued = [r for r in self.queued if r.id != record.id]
+
+    def held_queue(self) -> tuple[dict[str, JobRecord], dict[str, int]]:
+        """The queued records held and their revisions, taken before a read of the queue
+        (which returns only the records new or changed since)."""
+        held = {r.id: r for r in self.queued if r.id in self._queued_revisions}
+        return held, {i: self._queued_revisions[i] for i in held}
+
+    def read_queue(self, held: dict[str, JobRecord], read: QueuedJobs) -> None:
+        """Take a read of the shared queue: the ids still queued, with the records changed."""
+        held = {**held, **read.records}
+        self.queued = [held[i] for i in read.revisions]
+        self._queued_revisions = read.revisions
+        self.queued.sort(key=_queue_order)
+        self.gauge()
+
+    def queued_record(self, job_id: str) -> JobRecord | None:
+        return next((r for r in self.queued if r.id == job_id), None)
+
+    def held(self, job_id: str) -> Run | None:
+        return self.runs.get(job_id) or self.pending_uploads.get(job_id)
+
+    def forget(self, run: Run) -> None:
+        """Drop a run and wake whoever waits for it to settle."""
+        # Only this run: a newer claim of the same job (after our lease lapsed) may be here too.
+        for table in (self.runs, self.pending_uploads):
+            if table.get(run.record.id) is run:
+                del table[run.record.id]
+        run.done.set()
+        self.gauge()
+
+    def finished(self, record: JobRecord) -> None:
+        self.recent.appendleft(self.view_record(record))
+
+    # -- views ----------------------------------------------------------------------------------
+
+    def position(self, job_id: str) -> int | None:
+        for index, record in enumerate(self.queued):
+            if record.id == job_id:
+                return index + 1
+        return None
+
+    def eta(self, position: int) -> float:
+        per_job = (sum(self.service_times) / len(self.service_times)
+                   if self.service_times else 2.0)
+        return per_job * (position / max(1, self.settings.browser.pages) + 1)
+
+    def view_record(self, record: JobRecord) -> dict[str, Any]:
+        view = record_view(record)
+        position = self.position(record.id) if record.state is JobState.QUEUED else None
+        view.update(position=position,
+                    eta_s=None if position is None else round(self.eta(position), 1))
+        return view
+
+    def view(self, run: Run) -> dict[str, Any]:
+        view = self.view_record(run.record)
+        if not run.record.state.is_final:
+            view["stage"] = run.stage
+        return view
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "instance_id": self.instance,
+            "capturing": self.capturing,
+            "running": [self.view(r) for r in self.runs.values()],
+            "queued": {lane.value: [self.view_record(r) for r in self.queued
+                                    if r.lane == lane.value] for lane in Lane},
+            "upload_pending": [self.view(r) for r in self.pending_uploads.values()],
+            "recent": list(self.recent),
+        }
+
+    def gauge(self) -> None:
+        depth = collections.Counter(r.lane for r in self.queued)
+        for lane in Lane:
+            metrics.QUEUE_DEPTH.labels(lane=lane.value).set(depth[lane.value])
+        metrics.UPLOAD_PENDING.set(len(self.pending_uploads))
+        if len(self.queued) >= self.settings.queue.max_queued:
+            self.board.set("full", f"{len(self.queued)} jobs queued")
+        else:
+            self.board.clear("full")
+
+
+def _queue_order(record: JobRecord) -> tuple[int, float, str]:
+    return (_LANE_ORDER[record.lane], record.created_at, record.id)
