@@ -68,3 +68,80 @@ def test_the_check_sees_each_form_of_private_import(tmp_path: pathlib.Path) -> N
         "probe.py:1 imports oven._metrics",
         "probe.py:3 imports oven.store._sqlite",
     ]
+
+
+# -- no stubs, no oversized rooms -----------------------------------------------------------
+
+MODULE_LINE_LIMIT = 400
+# Over the limit today and being split by the engineers who own them (the store backends are
+# under way in another change); listed by name so that no other module can grow past the limit
+# unnoticed, and an entry must go once its module is back under it.
+SPLIT_PENDING = frozenset({
+    "oven/http/_pty.py",
+    "oven/store/_mongo.py",
+    "oven/store/_sqlite.py",
+})
+
+
+# The store's side tables are still mixins with stubs; they are being recomposed in the store's
+# own change. Same rule as above: an entry goes once its module has no stub left.
+STUBS_PENDING = frozenset({
+    "oven/store/_mongo_side.py",
+    "oven/store/_sqlite_side.py",
+})
+
+
+def not_implemented_stubs(path: pathlib.Path) -> list[str]:
+    """`raise NotImplementedError` anywhere: a method that promises a part provided elsewhere
+    (a mixin's stub) instead of taking that part as an explicit dependency."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            raised = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+            if isinstance(raised, ast.Name) and raised.id == "NotImplementedError":
+                found.append(f"{path.name}:{node.lineno}")
+    return found
+
+
+def test_no_module_stubs_a_method_with_not_implemented_error() -> None:
+    found = []
+    for path in sorted(OVEN.rglob("*.py")):
+        if str(path.relative_to(ROOT)) not in STUBS_PENDING:
+            found += [f"{path.parent.relative_to(ROOT)}/{hit}"
+                      for hit in not_implemented_stubs(path)]
+    assert found == []
+
+
+def test_every_module_waiting_for_its_recomposition_still_has_a_stub() -> None:
+    done = sorted(name for name in STUBS_PENDING
+                  if not (ROOT / name).exists() or not not_implemented_stubs(ROOT / name))
+    assert done == [], "no stub left (or gone): remove from STUBS_PENDING"
+
+
+def test_the_stub_check_sees_each_form_of_raise(tmp_path: pathlib.Path) -> None:
+    module = tmp_path / "probe.py"
+    module.write_text("class Part:\n"
+                      "    def a(self) -> None:\n"
+                      "        raise NotImplementedError\n"
+                      "    def b(self) -> None:\n"
+                      "        raise NotImplementedError('Provided by GrabQueue')\n"
+                      "    def c(self) -> None:\n"
+                      "        raise ValueError('not this one')\n")
+    assert not_implemented_stubs(module) == ["probe.py:3", "probe.py:5"]
+
+
+def module_lines() -> dict[str, int]:
+    return {str(path.relative_to(ROOT)): len(path.read_text().splitlines())
+            for path in sorted(OVEN.rglob("*.py"))}
+
+
+def test_no_module_in_oven_is_over_the_line_limit() -> None:
+    over = {name: lines for name, lines in module_lines().items()
+            if lines > MODULE_LINE_LIMIT and name not in SPLIT_PENDING}
+    assert over == {}
+
+
+def test_every_module_waiting_for_its_split_is_still_over_the_limit() -> None:
+    lines = module_lines()
+    done = sorted(name for name in SPLIT_PENDING if lines.get(name, 0) <= MODULE_LINE_LIMIT)
+    assert done == [], "back under the limit (or gone): remove from SPLIT_PENDING"

@@ -1,7 +1,8 @@
 """One Playwright driver, one Chromium, N page slots: the async engine the BrowserPool actor wraps.
 
 All methods run on the loop that launched the browser (Playwright objects are bound to it), except
-`kill()` and `pids()`, which only touch OS processes and are safe from any thread.
+`kill()` and `pids()`, which only touch OS processes and are safe from any thread. How a browser
+is started and its processes placed is _launch; why a renderer or Chromium died is _deaths.
 """
 
 from __future__ import annotations
@@ -9,14 +10,12 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import psutil
 from playwright.async_api import Browser as PWBrowser
 from playwright.async_api import (
     BrowserContext,
@@ -24,22 +23,21 @@ from playwright.async_api import (
     Playwright,
     Route,
     ViewportSize,
-    async_playwright,
 )
 
 from oven.capture import _processes
-from oven.capture._errors import BrowserGone, BrowserLostToMemoryKill, MemoryCeilingExceeded
+from oven.capture._deaths import RendererDeaths
+from oven.capture._errors import BrowserGone, MemoryCeilingExceeded
+from oven.capture._launch import ChromiumProcesses, find_processes, start_chromium
 from oven.capture._pieces import PIECES_ROUTE, serve_piece
 from oven.capture._settings import BrowserSettings
 from oven.capture._slot import Slot
-from oven.memory import RendererWatch, Verdict, classify_renderer_death, memory_message
+from oven.memory import RendererWatch, Verdict
 
 log = logging.getLogger(__name__)
 
 RequestFilter = Callable[[str], bool]
 PARKED_VIEWPORT: ViewportSize = {"width": 640, "height": 360}
-# Chromium's fall after a renderer's memory death: measured at ~1 s; this leaves room for load.
-MEMORY_KILL_WINDOW_S = 5.0
 
 
 class BrowserState(enum.StrEnum):
@@ -71,10 +69,7 @@ class Browser:
         self._playwright = playwright
         self._browser = browser
         self._request_filter = request_filter
-        self._browser_proc: psutil.Process | None = None
-        self._driver_proc: psutil.Process | None = None
-        self._owns_group = False
-        self.profile_dir: Path | None = None  # the launch's throwaway profile, removed on stop
+        self.procs = ChromiumProcesses(marker)
         self._cdp: CDPSession | None = None
         self._slots: list[Slot] = []
         self._idle: deque[Slot] = deque()
@@ -82,8 +77,7 @@ class Browser:
         self._next_index = 0
         self._changed = asyncio.Condition()
         self._tasks: set[asyncio.Task[Any]] = set()
-        # Chromium's word on each crashed target: (termination status, code), by target id.
-        self._crashes: dict[str, tuple[str, int | None]] = {}
+        self.deaths = RendererDeaths(watch)
         # New tabs are opened one at a time while a watch runs, so the renderers that appear
         # meanwhile are known to be the new tab's (see Slot._new_page).
         self.tab_lock = asyncio.Lock()
@@ -103,57 +97,38 @@ class Browser:
         With a `watch`, Chromium's processes are handed to it (moved into the browser's cgroup
         when it has one) before any page opens, and renderer deaths are sorted with its help.
         """
-        args = _without_shared_workers(settings.args)
-        if watch is not None and watch.plan.mechanism == "poll":
-            # Without a cgroup the poller sees a page's growth only at its next tick; V8's own
-            # cap stops the JS heap part of it at once.
-            args = _with_js_flag(args, f"--max-old-space-size={watch.plan.page_ceiling >> 20}")
-        playwright = await async_playwright().start()
-        try:
-            pw_browser = await playwright.chromium.launch(
-                executable_path=settings.executable_path,
-                args=[*args, _processes.marker_flag(marker)],
-                headless=True,
-                timeout=settings.launch_timeout_s * 1000,
-            )
-        except BaseException:
-            async with asyncio.timeout(settings.close_timeout_s):
-                await playwright.stop()
-            _kill_marked(marker)
-            raise
+        playwright, pw_browser = await start_chromium(settings, marker, watch)
         self = cls(settings, marker, playwright, pw_browser, request_filter, watch)
         try:
-            self._browser_proc = _processes.find_marked_child(marker)
-            self.profile_dir = _processes.profile_dir(self._browser_proc)
-            if self._browser_proc is not None:
-                self._owns_group = _processes.owns_group(self._browser_proc)
-                # Playwright's node driver spawned Chromium (the Debian wrapper execs).
-                self._driver_proc = self._browser_proc.parent()
-                if watch is not None:
-                    await asyncio.to_thread(watch.adopt, self._browser_proc.pid)
+            await find_processes(self.procs, watch)
             self._cdp = await pw_browser.new_browser_cdp_session()
             # Chromium says how a target died only to a session with target discovery on, and
             # with discovery on, a renderer killed during Page.captureScreenshot took the whole
             # browser down in 4 of 4 tries here (1 of 4 without): renderer deaths are sorted by
             # the watch's record alone, and this listener only hears what Chromium volunteers.
-            self._cdp.on("Target.targetCrashed", self._on_target_crashed)
+            self._cdp.on("Target.targetCrashed", self.deaths.on_target_crashed)
             await self._grow(settings.pages)
         except BaseException:
             await self.close(timeout_s=settings.close_timeout_s)
             raise
         log.info("chromium started pid=%s own_process_group=%s slots=%d marker=%s",
-                 self.browser_pid, self._owns_group, settings.pages, marker)
+                 self.browser_pid, self.procs.owns_group, settings.pages, marker)
         return self
 
     # --- facts --------------------------------------------------------------------------------
 
     @property
     def browser_pid(self) -> int | None:
-        return self._browser_proc.pid if self._browser_proc is not None else None
+        return self.procs.browser_pid
 
     @property
     def driver_pid(self) -> int | None:
-        return self._driver_proc.pid if self._driver_proc is not None else None
+        return self.procs.driver.pid if self.procs.driver is not None else None
+
+    @property
+    def profile_dir(self) -> Path | None:
+        """The launch's throwaway profile, removed on stop."""
+        return self.procs.profile_dir
 
     @property
     def slots(self) -> tuple[Slot, ...]:
@@ -196,61 +171,28 @@ class Browser:
             return set()
         return self.watch.renderers_below(self.browser_pid)
 
-    def _on_target_crashed(self, event: dict[str, Any]) -> None:
-        self._crashes[event.get("targetId", "")] = (str(event.get("status", "")),
-                                                    event.get("errorCode"))
-
     async def renderer_verdict(self, slot: Slot, *, at: float) -> Verdict:
-        """Why `slot`'s renderer died: over its memory ceiling, or another crash.
-
-        Waits (bounded) for the watch's record of the renderer, matched by pid when the slot
-        knows its renderers, else by time among renderers no other slot holds.
-        """
-        death = None
-        if self.watch is not None:
-            others: set[int] = set()
-            for other in self._slots:
-                if other is not slot:
-                    others |= other.renderer_pids
-            death = await self.watch.death_of(slot.renderer_pids, others, at=at,
-                                              timeout_s=1.0)
-        status = self._crashes.pop(slot.target_id or "", None)
-        ceiling = self.watch.plan.page_ceiling if self.watch is not None else None
-        return classify_renderer_death(
-            death=death, crash_status=status[0] if status else None,
-            crash_code=status[1] if status else None, ceiling=ceiling)
+        """Why `slot`'s renderer died: over its memory ceiling, or another crash."""
+        return await self.deaths.verdict(slot.renderer_pids, self._renderers_besides(slot),
+                                         slot.target_id, at=at)
 
     async def lost(self, slot: Slot, detail: str) -> BrowserGone | MemoryCeilingExceeded:
-        """The error for a capture in `slot` whose browser went away under it.
-
-        Chromium 156 can segfault (its browser process, not a renderer) in the second after a
-        renderer is killed over its ceiling while Page.captureScreenshot is in flight. Then the
-        page that was killed gets its memory error, and every other page's job is innocent
-        (BrowserLostToMemoryKill: retried without an attempt counted).
-        """
-        if self.watch is None or self.is_connected:
-            return BrowserGone(detail)
-        own = set(slot.renderer_pids)
-        if own:
-            # Exact pids only: with the browser gone every renderer died, and a time match
-            # could hand another page's memory death to this one.
-            others = set().union(*(s.renderer_pids for s in self._slots if s is not slot))
-            death = await self.watch.death_of(own, others, at=-1e9, timeout_s=0.5)
-            if death is not None and death.over_ceiling:
-                return MemoryCeilingExceeded(memory_message(death.ceiling))
-        return self.lost_to_memory_kill(detail)
+        """The error for a capture in `slot` whose browser went away under it."""
+        others = [s.renderer_pids for s in self._slots if s is not slot]
+        return await self.deaths.lost(set(slot.renderer_pids), others, detail,
+                                      connected=self.is_connected)
 
     def lost_to_memory_kill(self, detail: str) -> BrowserGone:
-        """BrowserGone, or BrowserLostToMemoryKill when this Chromium went down within
-        MEMORY_KILL_WINDOW_S of a renderer's memory death (see `lost`)."""
-        if self.watch is None or self.is_connected:
-            return BrowserGone(detail)
-        death = self.watch.memory_death_since(time.monotonic() - MEMORY_KILL_WINDOW_S)
-        if death is None:
-            return BrowserGone(detail)
-        return BrowserLostToMemoryKill(
-            f"{detail} (chromium went down right after renderer {death.pid} was killed over "
-            f"its memory ceiling: {death.how})")
+        """BrowserGone, or BrowserLostToMemoryKill when this Chromium went down right after a
+        renderer's memory death (see RendererDeaths.lost)."""
+        return self.deaths.lost_to_memory_kill(detail, connected=self.is_connected)
+
+    def _renderers_besides(self, slot: Slot) -> set[int]:
+        others: set[int] = set()
+        for other in self._slots:
+            if other is not slot:
+                others |= other.renderer_pids
+        return others
 
     async def targets(self) -> list[dict[str, Any]]:
         """What Chromium runs now: pages, workers and the rest, as CDP `Target.getTargets` lists
@@ -409,7 +351,7 @@ class Browser:
         self.state = BrowserState.CLOSING
         async with self._changed:
             self._changed.notify_all()
-        tree = _processes.snapshot(self.browser_pid)
+        tree = self.procs.snapshot()
         if self.watch is not None and self.browser_pid is not None:
             self.watch.forget(self.browser_pid)
         try:
@@ -417,7 +359,7 @@ class Browser:
                 await self._browser.close()
         except Exception as exc:
             log.warning("graceful chromium close failed (%s); killing its process group", exc)
-        self._kill(tree)
+        self.procs.kill(tree)
         for task in list(self._tasks):
             task.cancel()
         try:
@@ -425,10 +367,8 @@ class Browser:
                 await self._playwright.stop()
         except Exception as exc:
             log.warning("stopping the playwright driver failed (%s); killing it", exc)
-        if self._driver_proc is not None:
-            _processes.kill_tree([self._driver_proc], None)
-        if self._owns_group and self.browser_pid is not None:
-            tree += _processes.group_members(self.browser_pid)
+        self.procs.kill_driver()
+        tree += self.procs.group()
         left = await asyncio.to_thread(_processes.wait_gone, tree, timeout_s=timeout_s)
         self.state = BrowserState.CLOSED
         left_pids = sorted({p.pid for p in left} | set(self.leftover_pids()))
@@ -445,56 +385,13 @@ class Browser:
         Does not touch the event loop, so it works when the loop running the browser is hung.
         """
         self.state = BrowserState.CLOSING
-        tree = _processes.snapshot(self.browser_pid)
-        self._kill(tree)
-        if self._driver_proc is not None:
-            _processes.kill_tree([self._driver_proc], None)
+        tree = self.procs.snapshot()
+        self.procs.kill(tree)
+        self.procs.kill_driver()
         # Bounded: the profile can only go once nothing writes to it any more.
         if not _processes.wait_gone(tree, timeout_s=self.settings.close_timeout_s):
             _processes.remove_profile(self.profile_dir)
 
     def leftover_pids(self) -> list[int]:
         """Live processes still in Chromium's process group or carrying this marker."""
-        pids = set(_processes.marked_pids(self.marker))
-        if self._owns_group and self.browser_pid is not None:
-            pids.update(p.pid for p in _processes.group_members(self.browser_pid))
-        return sorted(pids)
-
-    def _kill(self, tree: list[psutil.Process]) -> None:
-        # Chromium runs as its own process-group leader (Playwright spawns it detached), so one
-        # killpg also reaches renderers forked after the snapshot; the marker catches the rest.
-        _processes.kill_tree(tree, self._browser_proc if self._owns_group else None)
-        _kill_marked(self.marker)
-
-
-def _without_shared_workers(args: list[str]) -> list[str]:
-    """`args` with SharedWorker among the disabled Blink features (merged into an existing
-    --disable-blink-features switch: Chromium keeps only the last one).
-
-    Playwright detaches from shared workers, so no route or CDP session of ours would see their
-    requests (measured on Chromium 156: a raw-URL page's shared worker reached a private address
-    through every hook), and a capture has no use for them.
-    """
-    flag = "--disable-blink-features="
-    if not any(a.startswith(flag) for a in args):
-        return [*args, flag + "SharedWorker"]
-    return [f"{a},SharedWorker" if a.startswith(flag) else a for a in args]
-
-
-def _with_js_flag(args: list[str], flag: str) -> list[str]:
-    """`args` with a V8 flag added to --js-flags (Chromium keeps only the last such switch)."""
-    prefix = "--js-flags="
-    if not any(a.startswith(prefix) for a in args):
-        return [*args, prefix + flag]
-    return [f"{a} {flag}" if a.startswith(prefix) else a for a in args]
-
-
-def _kill_marked(marker: str) -> None:
-    for pid in _processes.marked_pids(marker):
-        try:
-            proc = psutil.Process(pid)
-        except psutil.NoSuchProcess:
-            continue
-        _processes.kill_tree(
-            _processes.snapshot(pid), proc if _processes.owns_group(proc) else None
-        )
+        return self.procs.leftover_pids()

@@ -1,51 +1,43 @@
 """BrowserPool actor: one Chromium with N warm pages, recycled by count, health, crash or demand.
 
-When a recycle cannot launch a new Chromium, the pool neither gives up silently nor lets work
-wait for a browser that is not coming:
-- it keeps relaunching, waiting an exponential backoff with jitter between attempts
-  (`relaunch_backoff_initial_s` doubling to `relaunch_backoff_max_s`, ±20 %);
-- the whole time, `browser` is posted on the ReadinessBoard with the last launch error
-  ("relaunch failing (attempt 3, next in 2.0 s): ..."), so /ready answers 503 and no capture
-  is claimed;
-- every Capture is answered at once with BrowserGone("no browser: relaunch failing: ..."), a
-  transient error that is oven's trouble, never the piece's;
-- after `relaunch_give_up_s` of failed attempts the pool crashes into its supervisor. The
-  restarted pool launches once in start_async; a failed start counts against the supervisor's
-  restart intensity, so a host that cannot run Chromium any more ends in escalation (oven
-  exits non-zero, systemd restarts it) instead of a pool that answers pings forever.
-The first launch, at boot, is not retried: a service that cannot start its browser fails to
-start, naming the launch error.
+Its parts, beside it in this room: _relaunch (a recycle that cannot launch a new Chromium:
+backoff, readiness, giving up into the supervisor) and _memory (page ceilings, heaps, captures
+failed over the budget, pages limited under pressure, why a capture lost its browser).
+Messages: Capture, CancelCapture, Recycle, PoolStatus from the grab queue and HTTP; SlotHeaps,
+FailForMemory, LimitPages from MemoryWatch; CaptureStage told back as a capture moves on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from typing import Any
 
 from oven import metrics
+from oven.actors.browser_pool._memory import PageMemory, lost_browser_error
 from oven.actors.browser_pool._messages import (
-    BrowserRelaunchFailed,
     CancelCapture,
     Capture,
     CaptureStage,
     CaptureTimeout,
     FailForMemory,
     LimitPages,
-    MemoryBudgetExceeded,
     PoolStatus,
     Recycle,
     SlotHeaps,
+)
+from oven.actors.browser_pool._relaunch import (
+    RelaunchPolicy,
+    launch_error,
+    reason_label,
+    relaunch,
 )
 from oven.actors.runtime import ActorContext, AsyncActor
 from oven.capture import (
     Browser,
     BrowserGone,
-    BrowserRecycled,
     BrowserSettings,
-    BrowserState,
     CaptureResult,
     Slot,
     capture,
@@ -53,13 +45,6 @@ from oven.capture import (
     sweep_orphans,
 )
 from oven.config import Settings
-from oven.memory import (
-    CgroupReader,
-    MemorySettings,
-    RendererWatch,
-    memory_budget,
-    plan_ceilings,
-)
 from oven.readiness import ReadinessBoard
 
 log = logging.getLogger(__name__)
@@ -82,10 +67,9 @@ class BrowserPool(AsyncActor):
     def __init__(self, ctx: ActorContext, settings: Settings, board: ReadinessBoard) -> None:
         super().__init__(ctx)
         self.settings: BrowserSettings = with_self_blocked(settings)
-        self.memory_settings: MemorySettings = settings.memory
+        self.memory = PageMemory(settings.memory)
         self.board = board
         self.browser: Browser | None = None
-        self.watch: RendererWatch | None = None
         self.in_flight = 0
         self.restarts = 0
         self.started_at = 0.0
@@ -95,16 +79,13 @@ class BrowserPool(AsyncActor):
         self._relaunch_attempts = 0
         self._by_job: dict[str, asyncio.Task[Any]] = {}
         self._slot_of_job: dict[str, Slot] = {}
-        self._over_budget: dict[str, str] = {}
-        self._pages_limit: int | None = None
         # A hung actor cannot close its browser; the supervisor calls this from its thread.
         ctx.processes.add_killer(self._kill_browser)
 
     def _kill_browser(self) -> None:
         if self.browser is not None:
             self.browser.kill()
-        if self.watch is not None:
-            self.watch.halt()
+        self.memory.halt()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -116,42 +97,28 @@ class BrowserPool(AsyncActor):
             log.warning(
                 "killed %d orphaned chromium trees left by a dead oven: %s", len(swept), swept
             )
-        self.watch = await asyncio.to_thread(self._plan_ceilings)
+        await self.memory.plan(self.settings.pages)
         try:
             await self._launch()
         except Exception as exc:
-            self._relaunch_error = _launch_error(exc)
+            self._relaunch_error = launch_error(exc)
             raise
         self.own("health", self._watch_health)
-
-    def _plan_ceilings(self) -> RendererWatch:
-        """Decide how each page is held to its memory ceiling here (see oven.memory)."""
-        reader = CgroupReader.detect()
-        budget, source = memory_budget(self.memory_settings,
-                                       reader.read() if reader is not None else None)
-        plan, cgroup = plan_ceilings(self.memory_settings, budget=budget,
-                                     pages=self.settings.pages, reader=reader)
-        log.info("page memory ceiling %d MB by %s: %s (budget %d MB, %s)",
-                 plan.page_ceiling >> 20, plan.mechanism, plan.reason, budget >> 20, source)
-        return RendererWatch(plan, cgroup,
-                             interval_s=self.memory_settings.ceiling_poll_interval_s)
 
     async def stop_async(self) -> None:
         await self._set_serving(False)
         if self.browser is not None:
             await self.browser.close(timeout_s=self.settings.close_timeout_s)
             self.browser = None
-        if self.watch is not None:
-            await asyncio.to_thread(self.watch.stop)
+        await self.memory.stop()
         metrics.POOL_SIZE.set(0)
         # Stopped or crashed, this pool runs no browser: never let /ready say otherwise.
         why = f": {self._relaunch_error}" if self._relaunch_error else ""
         self.board.set("browser", f"browser pool stopped{why}")
 
     async def _launch(self) -> None:
-        watch = self.watch if self.watch is not None and self.watch.plan.mechanism != "off" \
-            else None
-        self.browser = await Browser.launch(self.settings, marker=new_marker(), watch=watch)
+        self.browser = await Browser.launch(self.settings, marker=new_marker(),
+                                            watch=self.memory.launch_watch)
         self.started_at = time.monotonic()
         metrics.POOL_SIZE.set(self.browser.size)
         metrics.JOBS_SINCE_RESTART.set(0)
@@ -201,11 +168,11 @@ class BrowserPool(AsyncActor):
             case PoolStatus():
                 return self.defer(self._status())
             case SlotHeaps():
-                return self.defer(self._heaps())
+                return self.defer(self.memory.heaps(self._slot_of_job))
             case FailForMemory(job_id=job_id, detail=detail):
                 return self.defer(self._fail_for_memory(job_id, detail))
             case LimitPages(pages=pages):
-                self._pages_limit = pages
+                self.memory.limit_pages(pages)
                 return self.defer(self._resize(self._effective_pages()))
         return super().receive(message)
 
@@ -243,22 +210,15 @@ class BrowserPool(AsyncActor):
                     metrics.JOBS_SINCE_RESTART.set(browser.jobs_done)
                     self._recycle_if_needed(browser)
         except asyncio.CancelledError:
-            detail = self._over_budget.pop(job.job_id, None)
-            if detail is not None:
-                raise MemoryBudgetExceeded(f"memory budget exceeded: {detail}") from None
+            over_budget = self.memory.over_budget(job.job_id)
+            if over_budget is not None:
+                raise over_budget from None
             raise
         except BrowserGone as exc:
             self._recycle_if_needed(self.browser, fallback="crash")
-            if type(exc) is BrowserGone and browser is not None:
-                if browser.state is not BrowserState.RUNNING and browser.is_closed_by_owner:
-                    # Closed by a recycle of ours while this capture ran: oven's doing.
-                    raise BrowserRecycled(f"{exc} (the browser was recycled: "
-                                          f"{browser.recycle_reason})") from exc
-                # A job still waiting for a page of a Chromium that a memory kill took down
-                # is as innocent as one that had its page (see Browser.lost).
-                lost = browser.lost_to_memory_kill(str(exc))
-                if type(lost) is not BrowserGone:
-                    raise lost from exc
+            lost = lost_browser_error(exc, browser)
+            if lost is not None:
+                raise lost from exc
             raise
         except TimeoutError:
             if self.browser is not None and self.browser.needs_recycle:
@@ -271,28 +231,16 @@ class BrowserPool(AsyncActor):
         finally:
             self._by_job.pop(job.job_id, None)
 
-    async def _heaps(self) -> dict[str, int]:
-        heaps = {}
-        for job_id, slot in list(self._slot_of_job.items()):
-            try:
-                async with asyncio.timeout(1.0):
-                    usage = await slot.cdp.send("Runtime.getHeapUsage")
-            except Exception:  # the page is closing or busy: no figure this time
-                continue
-            heaps[job_id] = int(usage.get("usedSize", 0) + usage.get("backingStorageSize", 0))
-        return heaps
-
     async def _fail_for_memory(self, job_id: str, detail: str) -> bool:
         task = self._by_job.get(job_id)
         if task is None:
             return False
-        self._over_budget[job_id] = detail
+        self.memory.fail(job_id, detail)
         task.cancel()
         return True
 
     def _effective_pages(self) -> int:
-        pages = self.settings.pages
-        return pages if self._pages_limit is None else max(1, min(pages, self._pages_limit))
+        return self.memory.effective_pages(self.settings.pages)
 
     def _progress(self, job: Capture, stage: str) -> None:
         if job.progress_to is None:
@@ -332,7 +280,7 @@ class BrowserPool(AsyncActor):
     async def _recycle(self, reason: str) -> None:
         old = self.browser
         await self._set_serving(False)
-        label = _reason_label(reason)
+        label = reason_label(reason)
         log.warning("recycling the browser (%s) with %d captures in flight", reason, self.in_flight)
         metrics.BROWSER_RESTARTS.labels(reason=label).inc()
         self.restarts += 1
@@ -348,36 +296,17 @@ class BrowserPool(AsyncActor):
         await self._relaunch()
 
     async def _relaunch(self) -> None:
-        first_failure: float | None = None
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                await self._launch()
-            except Exception as exc:
-                error = _launch_error(exc)
-            else:
-                if attempt > 1:
-                    log.warning("browser relaunched at attempt %d", attempt)
-                return
-            now = time.monotonic()
-            if first_failure is None:
-                first_failure = now
-            self._relaunch_attempts = attempt
-            if now - first_failure >= self.relaunch_give_up_s:
-                # The owned task's death crashes the actor into its supervisor (see above).
-                raise BrowserRelaunchFailed(
-                    f"browser could not be relaunched for {now - first_failure:.0f} s "
-                    f"({attempt} attempts): {error}")
-            delay = min(self.relaunch_backoff_max_s,
-                        self.relaunch_backoff_initial_s * 2 ** (attempt - 1))
-            delay *= random.uniform(0.8, 1.2)
-            await self._set_serving(False, error=error)
-            self.board.set("browser", f"relaunch failing (attempt {attempt}, next in "
-                                      f"{delay:.1f} s): {error}")
-            log.error("browser relaunch attempt %d failed; next in %.1f s: %s", attempt, delay,
-                      error)
-            await asyncio.sleep(delay)
+        policy = RelaunchPolicy(self.relaunch_backoff_initial_s, self.relaunch_backoff_max_s,
+                                self.relaunch_give_up_s)
+        await relaunch(self._launch, policy, failed=self._relaunch_failed)
+
+    async def _relaunch_failed(self, attempt: int, error: str, delay: float | None) -> None:
+        self._relaunch_attempts = attempt
+        if delay is None:
+            return  # giving up: the pool crashes into its supervisor
+        await self._set_serving(False, error=error)
+        self.board.set("browser", f"relaunch failing (attempt {attempt}, next in "
+                                  f"{delay:.1f} s): {error}")
 
     async def _watch_health(self) -> None:
         failures = 0
@@ -415,8 +344,7 @@ class BrowserPool(AsyncActor):
             "jobs_since_restart": browser.jobs_done if browser else 0,
             "restarts": self.restarts,
             "pids": browser.pids() if browser else {},
-            "memory_ceiling": ({"pages": self.settings.pages, **self.watch.status()}
-                               if self.watch is not None else None),
+            "memory_ceiling": self.memory.status(self.settings.pages),
         }
 
 
@@ -433,29 +361,3 @@ def with_self_blocked(settings: Settings) -> BrowserSettings:
              if p not in browser.blocked_url_patterns]
     return browser.model_copy(update={"blocked_url_patterns": [*browser.blocked_url_patterns,
                                                                *extra]})
-
-
-def _launch_error(exc: BaseException, limit: int = 300) -> str:
-    """One line saying why a launch failed: Playwright's first line plus Chromium's last stderr
-    line (the part that says why), bounded for the board and error messages."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    summary = lines[0] if lines else type(exc).__name__
-    said = [line.split("[err]", 1)[1].strip() for line in lines if "[err]" in line]
-    if said and said[-1]:
-        summary = f"{summary} (chromium: {said[-1]})"
-    return summary if len(summary) <= limit else summary[: limit - 1] + "…"
-
-
-def _reason_label(reason: str) -> str:
-    """A small, fixed label set for the metric; the full reason goes to the log."""
-    for needle, label in (
-        ("restart_after", "restart_after"),
-        ("disconnected", "crash"),
-        ("crash", "crash"),
-        ("health", "health"),
-        ("hung", "hung_page"),
-        ("memory", "memory"),
-    ):
-        if needle in reason:
-            return label
-    return "other"
