@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,6 +143,52 @@ class OvenProcess:
             time.sleep(0.1)
         names = {p: _name(p) for p in alive}
         raise AssertionError(f"processes left behind by oven serve: {names}")
+
+
+Config = dict[str, dict[str, Any]]
+
+
+@contextlib.contextmanager
+def running_oven(workdir: Path, config: Config, *, port: int = 0) -> Iterator[OvenProcess]:
+    """One `oven serve` for a fixture of any scope: started, yielded, then stopped with
+    SIGTERM, which must end it with exit 0 and nothing it started left running."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    oven = OvenProcess(workdir, config=config, port=port).start()
+    try:
+        yield oven
+    finally:
+        code = oven.stop()
+    assert code == 0, f"oven serve exited {code} on SIGTERM:\n{oven.log[-3000:]}"
+
+
+StartOven = Callable[..., OvenProcess]
+
+
+class OvenStarter:
+    """Services started by one test, each with its own config and workdir; `stop_all` stops
+    them in reverse and fails on any that did not exit cleanly or left a process behind."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.started: list[OvenProcess] = []
+
+    def __call__(self, config: Config, *, workdir: Path | None = None) -> OvenProcess:
+        oven = OvenProcess(workdir or self.workdir / f"oven-{len(self.started)}", config=config)
+        oven.workdir.mkdir(exist_ok=True)
+        self.started.append(oven)
+        return oven.start()
+
+    def stop_all(self) -> None:
+        errors = []
+        for oven in reversed(self.started):
+            try:
+                code = oven.stop()
+            except AssertionError as exc:
+                errors.append(str(exc))
+                continue
+            if code not in (0, -signal.SIGKILL):  # -SIGKILL: a test killed it on purpose
+                errors.append(f"oven serve exited {code} on SIGTERM:\n{oven.log[-3000:]}")
+        assert not errors, errors
 
 
 def _alive(pid: int) -> bool:

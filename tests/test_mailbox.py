@@ -5,11 +5,11 @@ import threading
 import time
 
 import pytest
-from actors_for_tests import Block, Echo, Worker
 from prometheus_client import REGISTRY
 
 from oven.actors.runtime import ActorContext, BoundedInbox, MailboxFull, ask_async
 from oven.supervisor import Registry
+from tests.actors_for_tests import Block, Echo, Worker
 
 
 def _start(name: str, capacity: int) -> Worker:

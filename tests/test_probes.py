@@ -8,7 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from oven_process import OvenProcess
+
+from tests.oven_process import OvenProcess
 
 ORIGIN = "https://dashboard.example"
 

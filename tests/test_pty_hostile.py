@@ -15,12 +15,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from oven_process import OvenProcess
-from pipeline.grab_client import wait_until
 from prometheus_client.parser import text_string_to_metric_families
-from test_pty_http import AUTH, TOKEN, ack, start_session, ws_url
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
+
+from tests.oven_process import OvenProcess
+from tests.test_pty_http import AUTH, TOKEN, ack, start_session, ws_url
+from tests.waiting import wait_until
 
 SEND_TIMEOUT_S = 2.0
 

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from oven_process import OvenProcess
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
+
+from tests.oven_process import OvenProcess
 
 TOKEN = "pty-test-token"
 PASTE = 10 * 1024 * 1024

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from oven_process import OvenProcess
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+
+from tests.oven_process import OvenProcess
 
 TOKEN = "pty-page-token"
 CHROMIUM = "/usr/bin/chromium"

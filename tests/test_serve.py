@@ -6,24 +6,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from oven_process import OvenProcess, free_port, write_config
+
+from tests.oven_process import OvenProcess, free_port, write_config
+from tests.waiting import wait_until
 
 ADMIN = "test-admin-token"
-
-
-def wait_until(predicate, timeout: float = 30, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)  # polling an HTTP API or a process: no event to wait on
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -54,15 +46,17 @@ def test_sigterm_stops_everything_and_leaves_no_child_process(oven: OvenProcess)
     body = {"piece": "anim", "format": "webp", "frames": 4, "fps": 20, "width": 320,
             "height": 180}
     job = httpx.post(f"{oven.url}/grabs", json=body, timeout=10).json()
-    wait_until(lambda: httpx.get(f"{oven.url}/grabs/{job['id']}").json()["state"] == "complete",
-               what="the grab to complete")
+    wait_until("the grab to complete",
+               lambda: httpx.get(f"{oven.url}/grabs/{job['id']}").json()["state"] == "complete",
+               timeout=30)
     # More grabs, still capturing and encoding when SIGTERM lands: their replies cross actors
     # that are stopping one after the other.
     busy = [httpx.post(f"{oven.url}/grabs", timeout=10, json={
         **body, "format": "mp4", "frames": 40, "width": 320 + 16 * i}).json()["id"]
         for i in range(3)]
-    wait_until(lambda: any(httpx.get(f"{oven.url}/grabs/{b}").json()["stage"] == "encode"
-                           for b in busy), what="a grab to reach its encode")
+    wait_until("a grab to reach its encode",
+               lambda: any(httpx.get(f"{oven.url}/grabs/{b}").json()["stage"] == "encode"
+                           for b in busy), timeout=30)
     oven.remember_children()
     assert any("chromium" in " ".join(_cmd(p)) for p in oven.descendants)
     assert oven.stop() == 0  # stop() also asserts every descendant is gone
@@ -97,7 +91,8 @@ def test_exceeding_restart_intensity_exits_3_and_leaves_nothing_running(tmp_path
         r = httpx.post(f"{oven.url}/admin/faults/encoder/crash", headers=headers, timeout=5)
         assert r.status_code == 200, r.text
         # The next crash must hit the restarted actor, not the one still backing off.
-        wait_until(lambda n=crash: restarts() == n, what=f"restart {crash} of the encoder")
+        wait_until(f"restart {crash} of the encoder", lambda n=crash: restarts() == n,
+                   timeout=30)
     r = httpx.post(f"{oven.url}/admin/faults/encoder/crash", headers=headers, timeout=5)
     assert r.status_code == 200, r.text
     code = oven.wait(timeout=60)
@@ -118,7 +113,7 @@ def test_a_crashed_actor_is_restarted_and_counted_in_metrics_that_promtool_accep
         actors = {a["name"]: a for a in httpx.get(f"{oven.url}/status").json()["actors"]}
         return actors["uploader"]["restarts"] == 1 and actors["uploader"]["state"] == "running"
 
-    wait_until(restarted, what="the uploader to be restarted")
+    wait_until("the uploader to be restarted", restarted, timeout=30)
     text = httpx.get(f"{oven.url}/metrics").text
     assert metric(text, "oven_actor_restarts_total", 'actor="uploader",reason="crash"') == 1
     assert metric(text, "oven_mailbox_capacity", 'actor="grab_queue"') == 1000
@@ -136,8 +131,9 @@ def test_sighup_reload_changes_a_live_tunable(oven: OvenProcess) -> None:
     text = config.read_text().replace("pages = 1", "pages = 2")
     config.write_text(text)
     oven.signal(signal.SIGHUP)
-    wait_until(lambda: metric(httpx.get(f"{oven.url}/metrics").text, "oven_pool_size") == 2,
-               what="the pool to grow to 2 pages")
+    wait_until("the pool to grow to 2 pages",
+               lambda: metric(httpx.get(f"{oven.url}/metrics").text, "oven_pool_size") == 2,
+               timeout=30)
     assert "config reloaded" in oven.log
 
 
@@ -198,7 +194,7 @@ def _serve_with_flags(oven: OvenProcess, *flags: str) -> OvenProcess:
         except httpx.HTTPError:
             return False
 
-    wait_until(answers, timeout=90, what="oven serve to answer on its --port")
+    wait_until("oven serve to answer on its --port", answers, timeout=90)
     oven.remember_children()
     return oven
 
@@ -225,7 +221,8 @@ def test_a_reload_keeps_the_host_and_port_given_on_the_command_line(tmp_path: Pa
         assert _instance_id(oven) == instance
 
         oven.signal(signal.SIGHUP)
-        wait_until(lambda: oven.log.count("config reloaded") == 2, what="the SIGHUP reload")
+        wait_until("the SIGHUP reload", lambda: oven.log.count("config reloaded") == 2,
+                   timeout=30)
         assert oven.log.strip().splitlines()[-1].endswith("config reloaded: live -; needs "
                                                            "restart -")
         assert _instance_id(oven) == instance

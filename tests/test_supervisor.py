@@ -10,7 +10,6 @@ from typing import Any
 
 import pykka
 import pytest
-from actors_for_tests import Block, Crash, Echo, FailingStart, Worker
 from prometheus_client import REGISTRY
 
 from oven.actors.runtime import ActorContext, AsyncActor
@@ -25,6 +24,7 @@ from oven.supervisor import (
     Strategy,
     Supervisor,
 )
+from tests.actors_for_tests import Block, Crash, Echo, FailingStart, Worker
 
 FAST = RestartPolicy(intensity=3, period_s=10, backoff_initial_s=0.05, backoff_max_s=0.2,
                      ping_interval_s=0.05, ping_timeout_s=0.5)
@@ -206,7 +206,8 @@ def test_children_can_be_added_and_removed_while_running(tree: Any) -> None:
 
 def test_a_hung_actors_processes_are_killed_when_it_is_replaced(tree: Any) -> None:
     import psutil
-    from actors_for_tests import ProcessOwner, SpawnAndHang
+
+    from tests.actors_for_tests import ProcessOwner, SpawnAndHang
 
     t = tree([ChildSpec(id="owner", start=ProcessOwner.start)])
     t.ref.ask(StartChildren(), timeout=10)
@@ -228,7 +229,7 @@ def test_a_hung_actors_processes_are_killed_when_it_is_replaced(tree: Any) -> No
 
 
 def test_deferred_replies_free_the_actor_thread_and_carry_errors(tree: Any) -> None:
-    from actors_for_tests import Deferring, Later
+    from tests.actors_for_tests import Deferring, Later
 
     t = tree([ChildSpec(id="deferring", start=Deferring.start)])
     t.ref.ask(StartChildren(), timeout=10)
@@ -245,7 +246,7 @@ def test_deferred_replies_free_the_actor_thread_and_carry_errors(tree: Any) -> N
 
 
 def test_an_async_actor_with_a_blocked_loop_counts_as_hung(tree: Any) -> None:
-    from actors_for_tests import BlockLoop, LoopBlocker
+    from tests.actors_for_tests import BlockLoop, LoopBlocker
 
     t = tree([ChildSpec(id="loopy", start=LoopBlocker.start)])
     t.ref.ask(StartChildren(), timeout=10)

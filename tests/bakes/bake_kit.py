@@ -18,9 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageDraw
-from pipeline.grab_client import wait_until
-
-__all__ = ["wait_until"]  # the pipeline tests' bounded poll, for the bake tests
 
 Members = dict[str, bytes]
 

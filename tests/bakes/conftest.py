@@ -6,10 +6,10 @@ import logging
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
-from oven_process import OvenProcess, free_port
+
+from tests.oven_process import OvenProcess, free_port, running_oven
 
 # One line per poll of the API would drown the log a failing test shows.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -72,26 +72,17 @@ def archive_server() -> Iterator[ArchiveServer]:
 @pytest.fixture(scope="session")
 def bake_oven(tmp_path_factory: pytest.TempPathFactory,
               archive_server: ArchiveServer) -> Iterator[OvenProcess]:
-    workdir: Path = tmp_path_factory.mktemp("bake-oven")
-    oven = OvenProcess(
-        workdir,
-        config={
-            # A small body limit for everything else: /bakes must not be bound by it.
-            "server": {"max_body_bytes": 65536},
-            "encoder": {"concurrency": 1},
-            "pieces": {"allowed_origins": [archive_server.origin], "allow_private": True},
-            "webhooks": {"secret": "bake-hooks-secret-0123", "allow_private": True,
-                         "allowed_origins": [archive_server.origin]},
-            "bakes": {"max_archive_bytes": MAX_ARCHIVE_BYTES, "max_total_bytes": 4 * 1024 * 1024,
-                      "max_frames": 60, "max_frame_pixels": 320 * 240, "max_ratio": 50,
-                      "ratio_floor_bytes": 64 * 1024, "max_active": MAX_ACTIVE,
-                      "upload_timeout_s": UPLOAD_TIMEOUT_S, "upload_idle_s": UPLOAD_IDLE_S},
-        },
-        port=free_port(),
-    )
-    oven.start()
-    try:
+    config: dict[str, dict[str, object]] = {
+        # A small body limit for everything else: /bakes must not be bound by it.
+        "server": {"max_body_bytes": 65536},
+        "encoder": {"concurrency": 1},
+        "pieces": {"allowed_origins": [archive_server.origin], "allow_private": True},
+        "webhooks": {"secret": "bake-hooks-secret-0123", "allow_private": True,
+                     "allowed_origins": [archive_server.origin]},
+        "bakes": {"max_archive_bytes": MAX_ARCHIVE_BYTES, "max_total_bytes": 4 * 1024 * 1024,
+                  "max_frames": 60, "max_frame_pixels": 320 * 240, "max_ratio": 50,
+                  "ratio_floor_bytes": 64 * 1024, "max_active": MAX_ACTIVE,
+                  "upload_timeout_s": UPLOAD_TIMEOUT_S, "upload_idle_s": UPLOAD_IDLE_S},
+    }
+    with running_oven(tmp_path_factory.mktemp("bake-oven"), config, port=free_port()) as oven:
         yield oven
-    finally:
-        code = oven.stop()
-    assert code == 0, f"oven serve exited {code} on SIGTERM:\n{oven.log[-3000:]}"

@@ -8,7 +8,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from bake_kit import (
+
+from oven.bakes import BakeRefused, BakeSettings, Tape, plan_bake, unpack
+
+from .bake_kit import (
     frames,
     header_bomb,
     many_directories,
@@ -21,8 +24,6 @@ from bake_kit import (
     zip_of_many_entries,
     zip_with_symlink,
 )
-
-from oven.bakes import BakeRefused, BakeSettings, Tape, plan_bake, unpack
 
 LIMITS = BakeSettings(max_archive_bytes=4 << 20, max_total_bytes=2 << 20, max_frames=20,
                       max_frame_pixels=320 * 240, max_ratio=50, ratio_floor_bytes=64 * 1024,

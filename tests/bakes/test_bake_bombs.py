@@ -15,8 +15,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from bake_kit import header_bomb, many_directories, pax_chain, zip_of_many_entries
-from oven_process import OvenProcess
+
+from tests.oven_process import OvenProcess
+
+from .bake_kit import header_bomb, many_directories, pax_chain, zip_of_many_entries
 
 # Far below what one inflated header costs (the claims are 80 MB), far above the noise of a
 # request: allocator slack, a few MiB of upload in flight.

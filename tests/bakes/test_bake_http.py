@@ -14,7 +14,12 @@ from typing import Any
 import httpx
 import psutil
 import pytest
-from bake_kit import (
+from PIL import Image
+
+from tests.oven_process import OvenProcess
+from tests.waiting import wait_until
+
+from .bake_kit import (
     audio_streams,
     ffprobe,
     frames,
@@ -23,14 +28,11 @@ from bake_kit import (
     tar_bytes,
     timing,
     video_stream,
-    wait_until,
     wav_bytes,
     zip_bytes,
     zip_with_symlink,
 )
-from conftest import MAX_ACTIVE, MAX_ARCHIVE_BYTES, ArchiveServer
-from oven_process import OvenProcess
-from PIL import Image
+from .conftest import MAX_ACTIVE, MAX_ARCHIVE_BYTES, ArchiveServer
 
 FINAL = {"complete", "failed"}
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from bake_kit import frames, wait_until, zip_bytes
-from oven_process import OvenProcess
+
+from tests.oven_process import OvenProcess
+from tests.waiting import wait_until
+
+from .bake_kit import frames, zip_bytes
 
 
 def test_bakes_cut_short_by_a_stop_leave_no_ffmpeg_and_are_failed_on_the_next_start(

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import httpx
-from bake_kit import frames, wait_until, zip_bytes
-from conftest import MAX_ACTIVE
-from oven_process import OvenProcess
+
+from tests.oven_process import OvenProcess
+from tests.waiting import wait_until
+
+from .bake_kit import frames, zip_bytes
+from .conftest import MAX_ACTIVE
 
 
 def bake_section(oven: OvenProcess) -> dict[str, int]:

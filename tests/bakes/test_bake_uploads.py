@@ -21,10 +21,13 @@ from typing import Any
 
 import httpx
 import pytest
-from bake_kit import compressed, frames, png_frame, tar_block, wait_until, zip_bytes
-from conftest import MAX_ACTIVE, MAX_ARCHIVE_BYTES, UPLOAD_IDLE_S, UPLOAD_TIMEOUT_S
-from oven_process import OvenProcess, free_port
-from pipeline.grab_client import metric
+
+from tests.oven_process import OvenProcess, free_port
+from tests.pipeline.grab_client import metric
+from tests.waiting import wait_until
+
+from .bake_kit import compressed, frames, png_frame, tar_block, zip_bytes
+from .conftest import MAX_ACTIVE, MAX_ARCHIVE_BYTES, UPLOAD_IDLE_S, UPLOAD_TIMEOUT_S
 
 BOUNDARY = "oven-test-boundary-7d1c"
 FORM = f"multipart/form-data; boundary={BOUNDARY}"

@@ -16,9 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bake_kit import wait_until
-from pipeline.test_backends import nx
-from store.nx_server import NxServer
 
 from oven.actors.baker._actor import Admit, Baker, BakesBusy, Release
 from oven.actors.store import StoreActor
@@ -27,6 +24,9 @@ from oven.readiness import ReadinessBoard
 from oven.store import make_store
 from oven.supervisor import ChildSpec
 from oven.system import ActorSystem
+from tests.pipeline.test_backends import nx
+from tests.store.nx_server import NxServer
+from tests.waiting import wait_until
 
 __all__ = ["nx"]  # the pipeline tests' module-scoped nx-27017, for the MongoDB cases
 

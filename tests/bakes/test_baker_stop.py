@@ -16,7 +16,6 @@ from typing import Any
 
 import psutil
 import pytest
-from bake_kit import frames, wait_until, zip_bytes
 
 from oven._tree import children
 from oven.actors.baker import Baker, Enqueue, work_root
@@ -25,6 +24,9 @@ from oven.bakes import plan_bake, unpack
 from oven.config import load
 from oven.readiness import ReadinessBoard
 from oven.system import ActorSystem
+from tests.waiting import wait_until
+
+from .bake_kit import frames, zip_bytes
 
 NEEDED = {"store", "uploader", "encoder", "bakes"}
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 
 import pytest
-from oven_process import OvenProcess
 
-logging.getLogger("httpx").setLevel(logging.WARNING)
+from tests.oven_process import OvenProcess, running_oven
 
 ADMIN_TOKEN = "dashboard-admin-token"
 PTY_TOKEN = "dashboard-pty-token"
@@ -16,14 +14,10 @@ PTY_TOKEN = "dashboard-pty-token"
 
 @pytest.fixture(scope="package")
 def oven(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OvenProcess]:
-    process = OvenProcess(tmp_path_factory.mktemp("dashboard-oven"), config={
+    with running_oven(tmp_path_factory.mktemp("dashboard-oven"), {
         "server": {"admin_token": ADMIN_TOKEN},
         "queue": {"freeze_after": 1},
         "pty": {"enabled": True, "token": PTY_TOKEN},
         "pty.profiles.cat": {"command": ["cat"]},
-    }).start()
-    try:
+    }) as process:
         yield process
-    finally:
-        code = process.stop()
-    assert code == 0, f"oven serve exited {code} on SIGTERM:\n{process.log[-3000:]}"

@@ -11,10 +11,11 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from oven_process import OvenProcess
-from pipeline.grab_client import metric, submit, wait_for_job, wait_until
 
-from dashboard.sse_client import Event, SseClient
+from tests.dashboard.sse_client import Event, SseClient
+from tests.oven_process import OvenProcess
+from tests.pipeline.grab_client import metric, submit, wait_for_job
+from tests.waiting import wait_until
 
 ANIM = {"piece": "anim", "format": "webp", "width": 640, "height": 360, "frames": 60, "fps": 20}
 STUCK_CLIENTS = 20

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from oven_process import OvenProcess
-from pipeline.grab_client import metric, submit, wait_for_job, wait_until
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
-from dashboard.conftest import ADMIN_TOKEN, PTY_TOKEN
+from tests.dashboard.conftest import ADMIN_TOKEN, PTY_TOKEN
+from tests.oven_process import OvenProcess
+from tests.pipeline.grab_client import metric, submit, wait_for_job
+from tests.waiting import wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "artifacts"

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import psutil
-from oven_process import OvenProcess
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.oven_process import OvenProcess
+from tests.waiting import wait_until
 
 FINAL_STATES = {"complete", "failed", "cancelled"}
 
@@ -31,19 +32,6 @@ def job(oven: OvenProcess, job_id: str) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     view: dict[str, Any] = response.json()
     return view
-
-
-def wait_until(what: str, check: Callable[[], Any], *, timeout: float = 60,
-               interval: float = 0.1) -> Any:
-    """Poll `check` until it returns something truthy; an HTTP API offers no event to wait on."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}; last: {last!r}")
 
 
 def wait_for_job(oven: OvenProcess, job_id: str, states: set[str] | None = None, *,

@@ -11,10 +11,11 @@ import httpx
 import pytest
 from PIL import Image
 from pymongo import MongoClient
-from storage.moto_s3 import BUCKET, MotoServer, start_moto
-from store.nx_server import NxServer, start_nx
 
-from .conftest import StartOven
+from tests.oven_process import StartOven
+from tests.storage.moto_s3 import BUCKET, MotoServer, start_moto
+from tests.store.nx_server import NxServer, start_nx
+
 from .grab_client import submit, wait_for_job
 
 

@@ -12,8 +12,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from PIL import Image
 
-from .conftest import StartOven
-from .grab_client import chromium_main, grab_bytes, metric, submit, wait_for_job, wait_until
+from tests.oven_process import StartOven
+from tests.waiting import wait_until
+
+from .grab_client import chromium_main, grab_bytes, metric, submit, wait_for_job
 
 # Paints the canvas green when fetching `target` fails (blocked), red when it succeeds.
 PROBE_PAGE = b"""<!doctype html><canvas id=c width=64 height=64></canvas><script>

@@ -15,15 +15,15 @@ from typing import Any
 
 import httpx
 import psutil
-from oven_process import OvenProcess
 from pydantic import SecretStr
-from storage.moto_s3 import MotoServer
-from store.nx_server import NxServer
 
 from oven.store import JobRecord, StoreSettings, make_store
+from tests.oven_process import OvenProcess, StartOven
+from tests.storage.moto_s3 import MotoServer
+from tests.store.nx_server import NxServer
+from tests.waiting import wait_until
 
-from .conftest import StartOven
-from .grab_client import job, metric, submit, wait_for_job, wait_until
+from .grab_client import job, metric, submit, wait_for_job
 from .test_backends import moto, nx, s3_config
 
 __all__ = ["moto", "nx"]  # module-scoped fixtures shared with test_backends

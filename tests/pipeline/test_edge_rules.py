@@ -7,7 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
-from oven_process import OvenProcess
+
+from tests.oven_process import OvenProcess
 
 from .conftest import MAX_BODY_BYTES
 from .grab_client import post_grab

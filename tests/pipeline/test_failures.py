@@ -6,9 +6,11 @@ import time
 
 import httpx
 import psutil
-from oven_process import OvenProcess
 
-from .conftest import ADMIN_TOKEN, StartOven
+from tests.oven_process import OvenProcess, StartOven
+from tests.waiting import wait_until
+
+from .conftest import ADMIN_TOKEN
 from .grab_client import (
     chromium_main,
     ffmpegs,
@@ -18,7 +20,6 @@ from .grab_client import (
     submit,
     wait_for_job,
     wait_for_renderer_count,
-    wait_until,
 )
 
 FREEZE_AFTER = 3  # the default queue.freeze_after the shared service runs with

@@ -9,8 +9,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from oven_process import OvenProcess
 from PIL import Image
+
+from tests.oven_process import OvenProcess
 
 from .grab_client import grab_bytes
 

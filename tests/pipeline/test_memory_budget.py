@@ -9,8 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from .conftest import StartOven
-from .grab_client import grab_bytes, metric, submit, wait_for_job, wait_until
+from tests.oven_process import StartOven
+from tests.waiting import wait_until
+
+from .grab_client import grab_bytes, metric, submit, wait_for_job
 
 ADMIN = "memory-test-token"
 

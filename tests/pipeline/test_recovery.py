@@ -11,9 +11,10 @@ from pathlib import Path
 import httpx
 
 from oven.store import JobRecord, StoreSettings, make_store
+from tests.oven_process import StartOven
+from tests.waiting import wait_until
 
-from .conftest import StartOven
-from .grab_client import chromium_main, job, metric, submit, wait_for_job, wait_until
+from .grab_client import chromium_main, job, metric, submit, wait_for_job
 
 
 def test_chromium_killed_mid_job_is_restarted_and_the_job_retried_to_completion(

@@ -9,7 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-from oven_process import OvenProcess
+
+from tests.oven_process import OvenProcess
 
 from .conftest import ADMIN_TOKEN
 from .grab_client import grab_bytes, metric, post_grab, wait_for_job

@@ -5,10 +5,12 @@ from __future__ import annotations
 import io
 
 import httpx
-from oven_process import OvenProcess
 from PIL import Image
 
-from .grab_client import job, submit, wait_for_job, wait_until
+from tests.oven_process import OvenProcess
+from tests.waiting import wait_until
+
+from .grab_client import job, submit, wait_for_job
 
 
 def test_get_grab_waits_and_answers_the_image_bytes(shared_oven: OvenProcess) -> None:

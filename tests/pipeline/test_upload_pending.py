@@ -12,10 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
-from oven_process import OvenProcess
-from storage.moto_s3 import BUCKET, MotoServer, start_moto
 
-from .conftest import StartOven
+from tests.oven_process import OvenProcess, StartOven
+from tests.storage.moto_s3 import BUCKET, MotoServer, start_moto
+
 from .grab_client import metric, submit, wait_for_job
 
 

@@ -7,9 +7,10 @@ import asyncio
 
 import psutil
 import pytest
-from conftest import PY, SessionFactory, echo_latencies, read_until, until
 
 from oven.pty import ClientDetached, Output, PtyProfile, Resync
+
+from .conftest import PY, SessionFactory, echo_latencies, read_until, until
 
 MIB = 1024 * 1024
 KIB = 1024

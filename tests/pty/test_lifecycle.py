@@ -10,7 +10,6 @@ import signal
 from pathlib import Path
 
 import pytest
-from conftest import PY, SessionFactory, read_until, sessions_alive
 from pydantic import ValidationError
 
 from oven.pty import (
@@ -23,6 +22,8 @@ from oven.pty import (
     SessionState,
     SpawnError,
 )
+
+from .conftest import PY, SessionFactory, read_until, sessions_alive
 
 MIB = 1024 * 1024
 

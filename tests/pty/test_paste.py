@@ -10,15 +10,15 @@ import os
 import time
 from pathlib import Path
 
-from conftest import (
+from oven.pty import PtyProfile
+
+from .conftest import (
     SessionFactory,
     echo_latencies,
     interleaves_two_copies,
     raw_consumer,
     read_until,
 )
-
-from oven.pty import PtyProfile
 
 MIB = 1024 * 1024
 FRAME = 64 * 1024

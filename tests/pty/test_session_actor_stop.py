@@ -11,12 +11,13 @@ import time
 from typing import Any
 
 import pytest
-from conftest import sessions_alive
 from prometheus_client import REGISTRY
 
 from oven.actors.pty_session import Attach, Next, PtySessionActor, SessionInfo, Write
 from oven.actors.runtime import ActorContext, InjectCrash
 from oven.pty import PtyProfile, PtySettings
+
+from .conftest import sessions_alive
 
 
 class NoLookup:

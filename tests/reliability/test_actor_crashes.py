@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from oven_process import OvenProcess
-from pipeline.grab_client import wait_until
+
+from tests.oven_process import OvenProcess
+from tests.waiting import wait_until
 
 ADMIN = "reliability-admin-token"
 INTENSITY = 4

@@ -16,11 +16,12 @@ from typing import Any
 
 import httpx
 import pytest
-from pipeline.grab_client import job, metric, post_grab, submit, wait_for_job, wait_until
-from storage.moto_s3 import BUCKET, MotoServer, port_accepts, start_moto
-from store.nx_server import NX_27017, NxServer, start_nx
 
-from .conftest import StartOven
+from tests.oven_process import StartOven
+from tests.pipeline.grab_client import job, metric, post_grab, submit, wait_for_job
+from tests.storage.moto_s3 import BUCKET, MotoServer, port_accepts, start_moto
+from tests.store.nx_server import NX_27017, NxServer, start_nx
+from tests.waiting import wait_until
 
 S3_OUTAGE_S = 30.0
 SIGNATURES = {"png": b"\x89PNG", "jpeg": b"\xff\xd8\xff", "webp": b"RIFF"}

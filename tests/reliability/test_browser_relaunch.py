@@ -18,7 +18,6 @@ import httpx
 import psutil
 import pykka
 import pytest
-from pipeline.grab_client import chromium_main, job, submit, wait_for_job
 
 from oven.actors.browser_pool import BrowserPool, Capture, PoolStatus, Recycle
 from oven.actors.runtime import ActorContext, Ping
@@ -26,8 +25,9 @@ from oven.capture import BrowserGone, CaptureRequest, CaptureResult, piece_url
 from oven.config import Settings
 from oven.readiness import ReadinessBoard
 from oven.supervisor import ChildSpec, Registry, RestartPolicy, StartChildren, Supervisor
-
-from .conftest import StartOven
+from tests.oven_process import StartOven
+from tests.pipeline.grab_client import chromium_main, job, submit, wait_for_job
+from tests.waiting import wait_until
 
 
 class QuickRetryPool(BrowserPool):
@@ -40,15 +40,6 @@ class QuickRetryPool(BrowserPool):
 
 class GivingUpPool(QuickRetryPool):
     relaunch_give_up_s = 2.0
-
-
-def wait_until(predicate: Callable[[], bool], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)  # polling a board and a registry: neither has an event to wait on
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def descendants() -> set[int]:
@@ -149,8 +140,8 @@ def test_a_browser_that_cannot_relaunch_is_not_ready_fails_captures_fast_and_rec
     h.flag.touch()
     h.pool.tell(Recycle("test: the next launch is refused"))
 
-    wait_until(lambda: "relaunch failing" in h.board.reasons().get("browser", ""), timeout=30,
-               what="the board to say the relaunch is failing")
+    wait_until("the board to say the relaunch is failing",
+               lambda: "relaunch failing" in h.board.reasons().get("browser", ""), timeout=30)
     assert "launch refused by the test" in h.board.reasons()["browser"]
     assert h.pool.ask(Ping(), timeout=5) == "pong"  # alive, and honest about the browser
     status = h.pool.ask(PoolStatus(), timeout=5)
@@ -163,12 +154,13 @@ def test_a_browser_that_cannot_relaunch_is_not_ready_fails_captures_fast_and_rec
 
     # Still retrying, with backoff: a few more attempts, the board naming each.
     first = status["relaunch_attempts"]
-    wait_until(lambda: h.pool.ask(PoolStatus(), timeout=5)["relaunch_attempts"] >= first + 2,
-               timeout=30, what="more relaunch attempts")
+    wait_until("more relaunch attempts",
+               lambda: h.pool.ask(PoolStatus(), timeout=5)["relaunch_attempts"] >= first + 2,
+               timeout=30)
 
     h.flag.unlink()
-    wait_until(lambda: "browser" not in h.board.reasons(), timeout=30,
-               what="the pool to relaunch the browser once it can")
+    wait_until("the pool to relaunch the browser once it can",
+               lambda: "browser" not in h.board.reasons(), timeout=30)
     assert h.pool.ask(PoolStatus(), timeout=5)["state"] == "running"
     result = h.capture()
     assert len(result.frames) == 1 and result.frames[0].stat().st_size > 0
@@ -203,13 +195,13 @@ def test_through_oven_serve_a_browser_that_cannot_relaunch_answers_503_and_work_
         answer = httpx.get(f"{oven.url}/ready", timeout=5)
         return answer.status_code == 503 and "browser" in answer.json()["reasons"]
 
-    wait_until(not_ready, timeout=30, what="/ready to name the browser")
-    wait_until(lambda: "relaunch attempt 2 failed" in oven.log, timeout=30,
-               what="a second failed relaunch")
+    wait_until("/ready to name the browser", not_ready, timeout=30)
+    wait_until("a second failed relaunch", lambda: "relaunch attempt 2 failed" in oven.log,
+               timeout=30)
     assert "launch refused by the test" in oven.log
     submitted = submit(oven, piece="still", format="png", width=64, height=64)["id"]
-    wait_until(lambda: "relaunch attempt 3 failed" in oven.log, timeout=30,
-               what="a third failed relaunch")
+    wait_until("a third failed relaunch", lambda: "relaunch attempt 3 failed" in oven.log,
+               timeout=30)
     waiting = job(oven, submitted)
     # Queued, not failed, not blamed on the piece: nothing is claimed while the browser is out.
     assert waiting["state"] == "queued" and waiting["attempts"] == 0, waiting

@@ -7,9 +7,9 @@ Both failed before: three jobs whose deadline passed while they waited in the qu
 from __future__ import annotations
 
 import httpx
-from pipeline.grab_client import submit, wait_for_job
 
-from .conftest import StartOven
+from tests.oven_process import StartOven
+from tests.pipeline.grab_client import submit, wait_for_job
 
 
 def _frozen(url: str) -> list[str]:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pipeline.grab_client import ffmpegs, submit, wait_for_job
 
-from .conftest import StartOven
+from tests.oven_process import StartOven
+from tests.pipeline.grab_client import ffmpegs, submit, wait_for_job
 
 JOB_DIR_BYTES = 1024 * 1024
 

@@ -7,18 +7,10 @@ import signal
 import time
 
 import httpx
-from oven_process import OvenProcess
-from pipeline.grab_client import (
-    chromium_main,
-    ffmpegs,
-    job,
-    metric,
-    submit,
-    wait_for_job,
-    wait_until,
-)
 
-from .conftest import StartOven
+from tests.oven_process import OvenProcess, StartOven
+from tests.pipeline.grab_client import chromium_main, ffmpegs, job, metric, submit, wait_for_job
+from tests.waiting import wait_until
 
 GRABS = 19  # the burst the old service took 10-13 minutes over
 PAGE_STAGES = {"navigate", "ready", "capture"}

@@ -9,10 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import psutil
-from pipeline.grab_client import job, submit, wait_for_job, wait_until
-from pipeline.test_recovery import stored_jobs
 
-from .conftest import StartOven
+from tests.oven_process import StartOven
+from tests.pipeline.grab_client import job, submit, wait_for_job
+from tests.pipeline.test_recovery import stored_jobs
+from tests.waiting import wait_until
 
 JOBS = 50
 

@@ -18,10 +18,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from oven_process import OvenProcess
-from pipeline.grab_client import job, submit, wait_for_job, wait_until
 
-from .conftest import StartOven
+from tests.oven_process import OvenProcess, StartOven
+from tests.pipeline.grab_client import job, submit, wait_for_job
+from tests.waiting import wait_until
 
 ADMIN = "settle-admin-token"
 ASK_TIMEOUT_S = 1.5

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import time
 
-from pipeline.grab_client import (
+from tests.oven_process import StartOven
+from tests.pipeline.grab_client import (
     ffmpegs,
     metric,
     steady_renderer_count,
     submit,
     wait_for_job,
     wait_for_renderer_count,
-    wait_until,
 )
-
-from .conftest import StartOven
+from tests.waiting import wait_until
 
 DEADLINE_S = 4.0
 READY_TIMEOUT_S = 10.0  # longer than the deadline: the deadline is what ends them

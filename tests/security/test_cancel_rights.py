@@ -9,10 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
-from oven_process import OvenProcess
-from pipeline.grab_client import job, submit, wait_for_job, wait_until
 
-from .conftest import ADMIN_TOKEN, StartOven
+from tests.oven_process import OvenProcess, StartOven
+from tests.pipeline.grab_client import job, submit, wait_for_job
+from tests.waiting import wait_until
+
+from .conftest import ADMIN_TOKEN
 
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 # 30 s of real-time animation: long enough to be cancelled while it runs.

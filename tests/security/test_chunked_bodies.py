@@ -9,7 +9,8 @@ import socket
 from typing import Any
 
 import pytest
-from oven_process import OvenProcess
+
+from tests.oven_process import OvenProcess
 
 from .conftest import MAX_BODY_BYTES, PTY_TOKEN
 

@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from oven_process import OvenProcess
-from pipeline.grab_client import metric
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
@@ -18,8 +16,10 @@ from oven._service import Service
 from oven.config import load
 from oven.config._edge import DEFAULT_LIMITED, EdgeSettings
 from oven.http._edge import TokenBuckets, _limited, client_address
+from tests.oven_process import OvenProcess, StartOven
+from tests.pipeline.grab_client import metric
 
-from .conftest import ADMIN_TOKEN, METRICS_TOKEN, PTY_TOKEN, StartOven
+from .conftest import ADMIN_TOKEN, METRICS_TOKEN, PTY_TOKEN
 
 APP = "https://app.example"
 GRAB = {"piece": "still", "format": "png", "width": 32, "height": 32}

@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
-from oven_process import OvenProcess
+
+from tests.oven_process import OvenProcess
 
 from .conftest import ADMIN_TOKEN
 

@@ -13,8 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
-from oven_process import OvenProcess
-from pipeline.grab_client import descendants
+
+from tests.oven_process import OvenProcess
+from tests.pipeline.grab_client import descendants
 
 from .conftest import ADMIN_TOKEN, MAX_BODY_BYTES
 

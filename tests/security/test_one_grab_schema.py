@@ -12,10 +12,10 @@ import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from oven_process import OvenProcess
 from pydantic import ValidationError
 
 from oven.grabs import GrabRequest, LimitsSettings
+from tests.oven_process import OvenProcess
 
 FIELD_LIMITS = {name: LimitsSettings.model_fields[name].metadata for name in (
     "max_width", "max_height", "max_density", "max_frames", "max_fps", "max_duration_s")}

@@ -17,10 +17,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from oven_process import OvenProcess
-from pipeline.grab_client import metric, submit, wait_for_job
 
-from .conftest import StartOven, chromium_args
+from tests.oven_process import OvenProcess, StartOven
+from tests.pipeline.grab_client import metric, submit, wait_for_job
+
+from .conftest import chromium_args
 from .servers import RecordingServer, Reply
 
 PUBLIC = "93.184.216.34"

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from oven_process import OvenProcess
-from pipeline.grab_client import post_grab, wait_for_job
 
 from oven.grabs import PiecesSettings, TargetRefused, origin_of, url_target
+from tests.oven_process import OvenProcess
+from tests.pipeline.grab_client import post_grab, wait_for_job
 
 from .conftest import chromium_args
 from .servers import RecordingServer, Reply

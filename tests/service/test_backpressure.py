@@ -11,9 +11,10 @@ from __future__ import annotations
 import time
 
 import httpx
-from pipeline.grab_client import job, submit, wait_for_job, wait_until
 
-from .conftest import StartOven
+from tests.oven_process import StartOven
+from tests.pipeline.grab_client import job, submit, wait_for_job
+from tests.waiting import wait_until
 
 MAX_QUEUED = 2
 # 30 s of real-clock frames: the one page stays taken while the test fills the queue.

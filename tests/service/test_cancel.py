@@ -8,9 +8,10 @@ from typing import Any
 
 import httpx
 import psutil
-from pipeline.grab_client import ffmpegs, job, submit, wait_for_job, wait_until
 
-from .conftest import StartOven
+from tests.oven_process import StartOven
+from tests.pipeline.grab_client import ffmpegs, job, submit, wait_for_job
+from tests.waiting import wait_until
 
 # 30 s of real-clock frames: the one page stays taken while the test works beside it.
 LONG = {"piece": "anim", "format": "webp", "height": 90, "frames": 300, "fps": 10,

@@ -7,9 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from pipeline.grab_client import job, submit, wait_until
 
-from .conftest import StartOven
+from tests.oven_process import StartOven
+from tests.pipeline.grab_client import job, submit
+from tests.waiting import wait_until
 
 # 30 s of real-clock frames: a page stays taken while the test looks.
 LONG = {"piece": "anim", "format": "webp", "height": 90, "frames": 300, "fps": 10,

@@ -10,9 +10,10 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from oven_process import OvenProcess, free_port
-from pipeline.grab_client import job, submit, wait_for_job, wait_until
-from pipeline.test_recovery import stored_jobs
+from tests.oven_process import OvenProcess, free_port
+from tests.pipeline.grab_client import job, submit, wait_for_job
+from tests.pipeline.test_recovery import stored_jobs
+from tests.waiting import wait_until
 
 LEASE_S = 3600.0
 

@@ -17,11 +17,10 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from oven_process import free_port
 from PIL import Image
-from pipeline.grab_client import grab_bytes
 
-from .conftest import StartOven
+from tests.oven_process import StartOven, free_port
+from tests.pipeline.grab_client import grab_bytes
 
 FIND = """
 async function leftovers() {

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from oven_process import OvenProcess
 
-# One line per poll of the API would drown the log a failing test shows.
-logging.getLogger("httpx").setLevel(logging.WARNING)
+from tests.oven_process import OvenProcess, running_oven
 
 # Small sizes, one of them at density 2: the PNG is twice the CSS viewport.
 SMALL_PRESETS = {
@@ -33,9 +30,5 @@ def start_showcase_oven(workdir: Path, **showcase: object) -> OvenProcess:
 
 @pytest.fixture(scope="module")
 def showcase_oven(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OvenProcess]:
-    oven = start_showcase_oven(tmp_path_factory.mktemp("showcase-oven"))
-    try:
+    with running_oven(tmp_path_factory.mktemp("showcase-oven"), showcase_config()) as oven:
         yield oven
-    finally:
-        code = oven.stop()  # asserts that no Chromium or ffmpeg is left behind
-    assert code == 0, f"oven serve exited {code} on SIGTERM:\n{oven.log[-3000:]}"

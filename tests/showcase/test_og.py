@@ -11,9 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from oven_process import OvenProcess
 from PIL import Image
-from pipeline.grab_client import metric, wait_until
+
+from tests.oven_process import OvenProcess
+from tests.pipeline.grab_client import metric
+from tests.waiting import wait_until
 
 from .conftest import start_showcase_oven
 

@@ -7,12 +7,12 @@ import zipfile
 
 import httpx
 import pytest
-from oven_process import OvenProcess
 from PIL import Image
-from pipeline.grab_client import metric
 
 from oven.grabs import LimitsSettings
 from oven.showcase import ShowcaseSettings
+from tests.oven_process import OvenProcess
+from tests.pipeline.grab_client import metric
 
 from .conftest import SMALL_PRESETS
 

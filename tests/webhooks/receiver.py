@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -89,13 +88,3 @@ class Receiver:
         self._server.server_close()
         self._thread.join(5)
 
-
-def wait_until(predicate: Callable[[], Any], *, timeout: float = 20,
-               what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)  # polling a condition with a deadline, not sleeping as sync
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

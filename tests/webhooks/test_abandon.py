@@ -7,9 +7,10 @@ from pathlib import Path
 from oven.actors.store._actor import StoreCall
 from oven.actors.webhooks import Deliver
 from oven.webhooks import DELIVERIES_KIND
+from tests.waiting import wait_until
 
 from .conftest import SECRET, WebhookSystem
-from .receiver import HANG, Receiver, wait_until
+from .receiver import HANG, Receiver
 
 
 def test_pending_deliveries_are_recorded_as_abandoned_at_stop(
@@ -23,7 +24,7 @@ def test_pending_deliveries_are_recorded_as_abandoned_at_stop(
         delivery_id = system.system.ask(
             "webhooks", Deliver("grab", "job-1", receiver.url("/hang"), {"id": "job-1"}),
             timeout=10)
-        wait_until(lambda: receiver.received("/hang"), what="the request to arrive")
+        wait_until("the request to arrive", lambda: receiver.received("/hang"), timeout=20)
     finally:
         system.stop()  # webhooks stops before the store (reverse start order)
 

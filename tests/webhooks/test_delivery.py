@@ -13,9 +13,10 @@ from prometheus_client import REGISTRY
 
 from oven.actors.runtime import Reconfigure
 from oven.actors.webhooks import Deliver
+from tests.waiting import wait_until
 
 from .conftest import SECRET, WebhookSystem
-from .receiver import HANG, Receiver, wait_until
+from .receiver import HANG, Receiver
 
 PAYLOAD = {"id": "job-1", "state": "complete", "url": "http://oven/r/1.png",
            "thumbnail_url": None, "error": None}
@@ -30,7 +31,7 @@ def settled(system: WebhookSystem, delivery_id: str, *, timeout: float = 20) -> 
         doc = system.delivery(delivery_id)
         return doc if doc is not None and doc["state"] != "pending" else None
 
-    doc: dict[str, Any] = wait_until(done, timeout=timeout, what=f"delivery {delivery_id}")
+    doc: dict[str, Any] = wait_until(f"delivery {delivery_id}", done, timeout=timeout)
     return doc
 
 
@@ -132,7 +133,8 @@ def test_a_hanging_receiver_times_out_without_blocking_other_deliveries(
     t0 = time.monotonic()
     hung = system.system.ask(
         "webhooks", Deliver("grab", "job-6", receiver.url("/hang"), PAYLOAD), timeout=10)
-    wait_until(lambda: receiver.received("/hang"), what="the hanging request to arrive")
+    wait_until("the hanging request to arrive", lambda: receiver.received("/hang"),
+               timeout=20)
     quick = system.system.ask(
         "webhooks", Deliver("grab", "job-7", receiver.url("/quick"), PAYLOAD), timeout=10)
 

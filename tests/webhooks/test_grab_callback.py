@@ -8,12 +8,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from oven_process import OvenProcess
 
 from oven.webhooks import verify
+from tests.oven_process import OvenProcess
+from tests.waiting import wait_until
 
 from .conftest import SECRET
-from .receiver import Receiver, wait_until
+from .receiver import Receiver
 
 
 @pytest.fixture
@@ -34,7 +35,7 @@ def test_a_grab_with_a_callback_url_posts_its_signed_result_when_complete_and_on
             "callback_url": receiver.url("/done")}
     accepted = httpx.post(f"{oven.url}/grabs", json=body, timeout=30).json()
 
-    first = wait_until(lambda: receiver.received("/done"), timeout=60, what="the callback")[0]
+    first = wait_until("the callback", lambda: receiver.received("/done"), timeout=60)[0]
     assert verify(SECRET, first.body, first.headers["X-Oven-Signature"])
     assert first.headers["X-Oven-Event"] == "grab"
     payload = json.loads(first.body)
@@ -45,8 +46,8 @@ def test_a_grab_with_a_callback_url_posts_its_signed_result_when_complete_and_on
 
     hit = httpx.post(f"{oven.url}/grabs", json=body, timeout=30).json()
     assert hit["cached"] is True
-    second = wait_until(lambda: receiver.received("/done")[1:], timeout=30,
-                        what="the cache hit's callback")[0]
+    second = wait_until("the cache hit's callback", lambda: receiver.received("/done")[1:],
+                        timeout=30)[0]
     assert verify(SECRET, second.body, second.headers["X-Oven-Signature"])
     assert json.loads(second.body)["state"] == "complete"
 
