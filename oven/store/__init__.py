@@ -10,7 +10,9 @@ from oven.store._base import (
     StaleState,
     Store,
     StoreError,
+    StoreOperations,
     StoreUnavailable,
+    store_operations,
 )
 from oven.store._factory import make_store
 from oven.store._records import FrozenPiece, HistoryEntry, JobRecord, QueuedJobs
@@ -27,7 +29,9 @@ __all__ = [
     "StaleState",
     "Store",
     "StoreError",
+    "StoreOperations",
     "StoreSettings",
     "StoreUnavailable",
     "make_store",
+    "store_operations",
 ]

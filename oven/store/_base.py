@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 import uuid
 from functools import cache
@@ -68,11 +69,14 @@ class StaleState(StoreError):
         self.lease_lost = lease_lost
 
 
-class Store(Protocol):
-    """Metadata + durable job queue. Plain async methods; the Store actor owns the loop."""
+class StoreOperations(Protocol):
+    """What callers ask of the store: every coroutine method here is an operation the Store
+    actor serves and its client forwards (oven.actors.store), with this signature.
 
-    async def start(self) -> None: ...
-    async def close(self) -> None: ...
+    `self` is positional-only where the method takes `**fields`, so a forwarded signature
+    can stand for it (a field named `self` would otherwise be ambiguous to the type checker).
+    """
+
     async def ping(self) -> None: ...
 
     # Inserting a job also takes its capture key: while the job is active (queued, running,
@@ -82,6 +86,7 @@ class Store(Protocol):
     async def get_job(self, job_id: str) -> JobRecord | None: ...
     async def transition(
         self,
+        /,
         job_id: str,
         to: JobState,
         *,
@@ -108,7 +113,7 @@ class Store(Protocol):
     ) -> bool: ...
     async def expired_leases(self, *, now: float) -> list[JobRecord]: ...
 
-    async def update_job(self, job_id: str, **fields: Any) -> JobRecord: ...
+    async def update_job(self, /, job_id: str, **fields: Any) -> JobRecord: ...
     async def find_active(self, capture_key: str) -> JobRecord | None: ...
     async def list_jobs(
         self,
@@ -140,6 +145,20 @@ class Store(Protocol):
     async def put_doc(self, kind: str, doc_id: str, body: dict[str, Any]) -> None: ...
     async def get_doc(self, kind: str, doc_id: str) -> dict[str, Any] | None: ...
     async def list_docs(self, kind: str, *, limit: int = 100) -> list[dict[str, Any]]: ...
+
+
+class Store(StoreOperations, Protocol):
+    """Metadata + durable job queue. Plain async methods; the Store actor owns the loop and
+    alone opens and closes the backend."""
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+def store_operations() -> frozenset[str]:
+    """The names of StoreOperations' methods: what the Store actor may be asked to run."""
+    return frozenset(name for name, member in vars(StoreOperations).items()
+                     if not name.startswith("_") and inspect.iscoroutinefunction(member))
 
 
 _DOC_KIND = re.compile(r"^[a-z][a-z0-9_]{0,31}$")

@@ -3,54 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 
 from oven.actors.runtime import ActorContext, AsyncActor, ask_async
 from oven.config import Settings
-from oven.jobs import JobState
 from oven.readiness import ReadinessBoard
 from oven.store import (
-    FrozenPiece,
-    JobRecord,
-    QueuedJobs,
     Store,
+    StoreOperations,
     StoreUnavailable,
     make_store,
+    store_operations,
 )
 
 log = logging.getLogger(__name__)
 
-# The Store protocol's operations a StoreCall may name (nothing else on the object is reachable).
-OPERATIONS = frozenset(
-    {
-        "insert_job",
-        "get_job",
-        "transition",
-        "update_job",
-        "find_active",
-        "list_jobs",
-        "count_by_state",
-        "queued_jobs",
-        "cache_get",
-        "cache_put",
-        "cache_delete",
-        "record_piece_failure",
-        "record_piece_success",
-        "freeze",
-        "frozen_until",
-        "list_frozen",
-        "unfreeze",
-        "ping",
-        "claim_next",
-        "renew_lease",
-        "expired_leases",
-        "put_doc",
-        "get_doc",
-        "list_docs",
-    }
-)
+# What a StoreCall may name: the Store protocol's operations, nothing else on the backend
+# (not its lifecycle, which is the actor's, nor its internals).
+OPERATIONS = store_operations()
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -108,123 +85,82 @@ class StoreActor(AsyncActor):
         return result
 
 
+class _Forward(Generic[P, R]):
+    """A StoreClient attribute standing for one Store operation: typed by the protocol's own
+    method (for mypy and for `inspect.signature`), asked of the actor by name."""
+
+    def __init__(self, method: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]]) -> None:
+        self.method = method
+        signature = inspect.signature(method)
+        self.signature = signature.replace(parameters=list(signature.parameters.values())[1:])
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        if name != self.method.__name__ or name not in OPERATIONS:
+            raise TypeError(f"StoreClient.{name} must forward the Store operation of that name")
+
+    @overload
+    def __get__(self, client: None, owner: type[Any]) -> Self: ...
+    @overload
+    def __get__(
+        self, client: StoreClient, owner: type[Any]
+    ) -> Callable[P, Coroutine[Any, Any, R]]: ...
+    def __get__(self, client: StoreClient | None, owner: type[Any]) -> Any:
+        if client is None:
+            return self
+        method = self.method
+
+        async def call(*args: P.args, **kwargs: P.kwargs) -> R:
+            return await client.ask(method, *args, **kwargs)
+
+        call.__name__ = call.__qualname__ = method.__name__
+        call.__signature__ = self.signature  # type: ignore[attr-defined]
+        return call
+
+
 class StoreClient:
-    """Typed async handle on the Store actor, resolved by name on every call."""
+    """Typed async handle on the Store actor, resolved by name on every call.
+
+    Each attribute below is a Store operation with the protocol's signature (so a StoreClient
+    is a StoreOperations to mypy); a test checks that none is missing.
+    """
 
     def __init__(self, lookup: Any, *, timeout_s: float) -> None:
         self._lookup = lookup
         self.timeout_s = timeout_s
 
-    async def _call(self, op: str, *args: Any, **kwargs: Any) -> Any:
-        return await ask_async(
-            self._lookup.ref("store"), StoreCall(op, args, kwargs), timeout=self.timeout_s
-        )
-
-    async def insert_job(self, job: JobRecord) -> None:
-        await self._call("insert_job", job)
-
-    async def get_job(self, job_id: str) -> JobRecord | None:
-        result: JobRecord | None = await self._call("get_job", job_id)
+    async def ask(self, operation: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]],
+                  *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run `operation` (a StoreOperations method) on the actor's backend."""
+        result: R = await ask_async(
+            self._lookup.ref("store"), StoreCall(operation.__name__, args, kwargs),
+            timeout=self.timeout_s)
         return result
 
-    async def transition(
-        self,
-        job_id: str,
-        to: JobState,
-        *,
-        expect: JobState | None = None,
-        expect_owner: str | None = None,
-        expect_lease_before: float | None = None,
-        expect_claim: str | None = None,
-        note: str | None = None,
-        **fields: Any,
-    ) -> JobRecord:
-        result: JobRecord = await self._call(
-            "transition", job_id, to, expect=expect, expect_owner=expect_owner,
-            expect_lease_before=expect_lease_before, expect_claim=expect_claim, note=note,
-            **fields
-        )
-        return result
+    ping = _Forward(StoreOperations.ping)
+    insert_job = _Forward(StoreOperations.insert_job)
+    get_job = _Forward(StoreOperations.get_job)
+    transition = _Forward(StoreOperations.transition)
+    claim_next = _Forward(StoreOperations.claim_next)
+    renew_lease = _Forward(StoreOperations.renew_lease)
+    expired_leases = _Forward(StoreOperations.expired_leases)
+    update_job = _Forward(StoreOperations.update_job)
+    find_active = _Forward(StoreOperations.find_active)
+    list_jobs = _Forward(StoreOperations.list_jobs)
+    count_by_state = _Forward(StoreOperations.count_by_state)
+    queued_jobs = _Forward(StoreOperations.queued_jobs)
+    cache_get = _Forward(StoreOperations.cache_get)
+    cache_put = _Forward(StoreOperations.cache_put)
+    cache_delete = _Forward(StoreOperations.cache_delete)
+    record_piece_failure = _Forward(StoreOperations.record_piece_failure)
+    record_piece_success = _Forward(StoreOperations.record_piece_success)
+    freeze = _Forward(StoreOperations.freeze)
+    frozen_until = _Forward(StoreOperations.frozen_until)
+    list_frozen = _Forward(StoreOperations.list_frozen)
+    unfreeze = _Forward(StoreOperations.unfreeze)
+    put_doc = _Forward(StoreOperations.put_doc)
+    get_doc = _Forward(StoreOperations.get_doc)
+    list_docs = _Forward(StoreOperations.list_docs)
 
-    async def claim_next(self, owner: str, lanes: list[str], *, lease_s: float
-                         ) -> JobRecord | None:
-        result: JobRecord | None = await self._call("claim_next", owner, lanes, lease_s=lease_s)
-        return result
 
-    async def renew_lease(self, job_id: str, owner: str, *, lease_s: float,
-                          claim: str | None = None) -> bool:
-        result: bool = await self._call("renew_lease", job_id, owner, lease_s=lease_s,
-                                        claim=claim)
-        return result
-
-    async def expired_leases(self, *, now: float) -> list[JobRecord]:
-        result: list[JobRecord] = await self._call("expired_leases", now=now)
-        return result
-
-    async def update_job(self, job_id: str, **fields: Any) -> JobRecord:
-        result: JobRecord = await self._call("update_job", job_id, **fields)
-        return result
-
-    async def find_active(self, key: str) -> JobRecord | None:
-        result: JobRecord | None = await self._call("find_active", key)
-        return result
-
-    async def list_jobs(
-        self,
-        states: set[JobState] | None = None,
-        *,
-        limit: int | None = None,
-        newest_first: bool = True,
-    ) -> list[JobRecord]:
-        result: list[JobRecord] = await self._call(
-            "list_jobs", states, limit=limit, newest_first=newest_first
-        )
-        return result
-
-    async def queued_jobs(self, *, limit: int, known: dict[str, int]) -> QueuedJobs:
-        result: QueuedJobs = await self._call("queued_jobs", limit=limit, known=known)
-        return result
-
-    async def cache_get(self, key: str) -> dict[str, Any] | None:
-        result: dict[str, Any] | None = await self._call("cache_get", key)
-        return result
-
-    async def cache_put(self, key: str, result: dict[str, Any], ttl_s: float) -> None:
-        await self._call("cache_put", key, result, ttl_s)
-
-    async def cache_delete(self, key: str) -> bool:
-        deleted: bool = await self._call("cache_delete", key)
-        return deleted
-
-    async def record_piece_failure(self, piece: str, reason: str) -> int:
-        count: int = await self._call("record_piece_failure", piece, reason)
-        return count
-
-    async def record_piece_success(self, piece: str) -> None:
-        await self._call("record_piece_success", piece)
-
-    async def freeze(self, piece: str, until: float, reason: str) -> None:
-        await self._call("freeze", piece, until, reason)
-
-    async def frozen_until(self, piece: str) -> float | None:
-        result: float | None = await self._call("frozen_until", piece)
-        return result
-
-    async def list_frozen(self) -> list[FrozenPiece]:
-        result: list[FrozenPiece] = await self._call("list_frozen")
-        return result
-
-    async def unfreeze(self, piece: str) -> bool:
-        result: bool = await self._call("unfreeze", piece)
-        return result
-
-    async def put_doc(self, kind: str, doc_id: str, body: dict[str, Any]) -> None:
-        await self._call("put_doc", kind, doc_id, body)
-
-    async def get_doc(self, kind: str, doc_id: str) -> dict[str, Any] | None:
-        result: dict[str, Any] | None = await self._call("get_doc", kind, doc_id)
-        return result
-
-    async def list_docs(self, kind: str, *, limit: int = 100) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = await self._call("list_docs", kind, limit=limit)
-        return result
+def _is_complete(client: StoreClient) -> StoreOperations:
+    return client  # mypy: a StoreClient offers every operation, with its signature
