@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-from pydantic import ValidationError
-
 from oven._logging import setup_logging
-from oven.actors.grab_queue import GetJob, PieceFrozen, QueueFull, Submit, Submitted
-from oven.actors.uploader import Locate, Location
+from oven.actors.grab_queue import GrabView, PieceFrozen, QueueFull
 from oven.config import ConfigError, load
 from oven.encode import Format
-from oven.grabs import GrabRequest, TargetRefused, piece_target, url_target
-from oven.http import validation_message
+from oven.grabs import GrabRequest
+from oven.http import ApiError, GrabClient, LimitsExceeded, validated
+from oven.jobs import JobState
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -40,18 +36,19 @@ def add_parser(sub: Any) -> None:
     grab.set_defaults(func=cmd_grab)
 
 
-def _request(args: argparse.Namespace) -> GrabRequest:
+def _request(args: argparse.Namespace) -> dict[str, Any]:
+    """The grab as a request body: the grab client validates it as it does the API's."""
     width, _, height = args.size.partition("x")
     fmt = Format(args.format)
     frames = args.frames if args.frames is not None else (16 if fmt.animates else 1)
-    data: dict[str, Any] = {"format": fmt.value, "width": width, "height": height,
+    data: dict[str, Any] = {"format": fmt, "width": width, "height": height,
                             "density": args.density, "frames": frames, "fps": args.fps,
                             "clock": args.clock}
     if args.duration is not None:
         data["duration"] = args.duration
     data["url" if "://" in args.target or args.target.startswith(("javascript:", "data:"))
          else "piece"] = args.target
-    return GrabRequest.model_validate(data)
+    return data
 
 
 def cmd_grab(args: argparse.Namespace) -> int:
@@ -63,19 +60,13 @@ def cmd_grab(args: argparse.Namespace) -> int:
         print(f"config error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        grab = _request(args)
-    except ValidationError as exc:
-        print(f"oven grab: {validation_message(exc)[0]}", file=sys.stderr)
+        grab, target = asyncio.run(validated(config.settings, _request(args)))
+    except LimitsExceeded as exc:
+        print("oven grab: " + "; ".join(f"{f}: {m}" for f, m in exc.violations),
+              file=sys.stderr)
         return EXIT_USAGE
-    violations = grab.limit_violations(config.settings.limits)
-    if violations:
-        print("oven grab: " + "; ".join(f"{f}: {m}" for f, m in violations), file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        target = (piece_target(grab.piece, config.settings.pieces) if grab.piece else
-                  asyncio.run(url_target(str(grab.url), config.settings.pieces)))
-    except TargetRefused as exc:
-        print(f"oven grab: {exc}", file=sys.stderr)
+    except ApiError as exc:
+        print(f"oven grab: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
     output = Path(args.output or f"{_stem(args.target)}.{grab.format.extension}")
     setup_logging("WARNING")
@@ -100,33 +91,29 @@ def _stem(target: str) -> str:
 
 async def _grab(service: Any, grab: GrabRequest, target: str, output: Path,
                 progress: Progress) -> int:
-    system = service.system
+    client = GrabClient(service.system)
     try:
-        submitted: Submitted = await system.ask_async("grab_queue", Submit(grab, target))
-    except (QueueFull, PieceFrozen) as exc:
+        accepted = await client.submit(grab, target)
+    except (QueueFull, PieceFrozen, ApiError) as exc:
         progress.done(f"refused: {exc}")
         return EXIT_FAILED
-    job = submitted.job
-    while job["state"] not in ("complete", "failed", "cancelled"):
-        progress.show(job)
+    view = accepted.view
+    while not view.state.is_final:
+        progress.show(view)
         await asyncio.sleep(0.2)
-        job = await system.ask_async("grab_queue", GetJob(job["id"]))
-    if job["state"] != "complete":
-        progress.done(f"{job['state']}: {job.get('error')}")
+        assert view.id is not None  # only a cache hit has none, and it is final
+        view = await client.job(view.id)
+    if view.result is None or view.state is not JobState.COMPLETE:
+        progress.done(f"{view.state.value}: {view.error}")
         return EXIT_FAILED
-    result = job["result"]
-    location: Location = await system.ask_async("uploader", Locate(result["storage_key"]))
+    result = view.result
     output.parent.mkdir(parents=True, exist_ok=True)
-    if location.path is not None:
-        shutil.copyfile(location.path, output)
-    elif location.url is not None:
-        async with httpx.AsyncClient(timeout=60) as client:
-            response = await client.get(location.url)
-            response.raise_for_status()
-            output.write_bytes(response.content)
-    cached = " (from cache)" if submitted.cached else ""
-    progress.done(f"wrote {output} ({result['size']} bytes, {result['content_type']}, "
-                  f"{result.get('frames', 1)} frames){cached}")
+    with output.open("wb") as out:
+        async for chunk in client.chunks(result, timeout_s=60):
+            out.write(chunk)
+    cached = " (from cache)" if accepted.cached else ""
+    progress.done(f"wrote {output} ({result.size} bytes, {result.content_type}, "
+                  f"{result.frames or 1} frames){cached}")
     return EXIT_OK
 
 
@@ -151,10 +138,10 @@ class Progress:
     def say(self, text: str) -> None:
         self._emit(text)
 
-    def show(self, job: dict[str, Any]) -> None:
-        where = f" position {job['position']}" if job.get("position") else ""
-        stage = job.get("stage")
-        shown = job["state"] if stage in (None, job["state"]) else f"{job['state']}: {stage}"
+    def show(self, view: GrabView) -> None:
+        where = f" position {view.position}" if view.position else ""
+        state, stage = view.state.value, view.stage
+        shown = state if stage in (None, state) else f"{state}: {stage}"
         self._emit(f"{shown}{where}")
 
     def done(self, text: str) -> None:

@@ -1,6 +1,7 @@
 """Grab requests: schema, limits, capture keys and target rules."""
 
 from oven.grabs._request import GrabRequest, Lane, capture_key
+from oven.grabs._result import RESULTS_PATH, GrabResult, result_url
 from oven.grabs._settings import ClusterSettings, LimitsSettings, PiecesSettings, QueueSettings
 from oven.grabs._targets import (
     TargetRefused,
@@ -14,9 +15,10 @@ from oven.grabs._targets import (
 )
 
 __all__ = [
+    "RESULTS_PATH",
     "ClusterSettings",
-
     "GrabRequest",
+    "GrabResult",
     "Lane",
     "LimitsSettings",
     "PiecesSettings",
@@ -29,5 +31,6 @@ __all__ = [
     "origin_of",
     "piece_target",
     "read_web_url",
+    "result_url",
     "url_target",
 ]

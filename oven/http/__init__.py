@@ -1,10 +1,11 @@
-"""HTTP: the Starlette app, JSON errors, auth and OpenAPI."""
+"""HTTP: the Starlette app, JSON errors, auth, OpenAPI and the grab client `oven grab` shares."""
 
 from oven.http._app import create_app
 from oven.http._auth import require_token
 from oven.http._bakes import bake_routes
 from oven.http._dashboard import dashboard_routes
 from oven.http._errors import ApiError, error_response, validation_message
+from oven.http._grab_client import Accepted, GrabClient, LimitsExceeded, validated
 from oven.http._grabs import grab_routes
 from oven.http._openapi import operation
 from oven.http._pty import pty_routes
@@ -12,7 +13,10 @@ from oven.http._pty_page import pty_page_routes
 from oven.http._showcase import showcase_routes
 
 __all__ = [
+    "Accepted",
     "ApiError",
+    "GrabClient",
+    "LimitsExceeded",
     "bake_routes",
     "create_app",
     "dashboard_routes",
@@ -23,5 +27,6 @@ __all__ = [
     "pty_routes",
     "require_token",
     "showcase_routes",
+    "validated",
     "validation_message",
 ]

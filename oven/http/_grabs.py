@@ -7,33 +7,23 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from oven.actors.grab_queue import (
-    Cancel,
-    GetJob,
-    JobElsewhere,
-    QueueStatus,
-    Submit,
-    Submitted,
-    WaitFor,
-    cancel_token_matches,
-)
+from oven.actors.grab_queue import GrabView, QueueStatus, cancel_token_matches
 from oven.actors.store import StoreClient
-from oven.actors.uploader import Locate, Location
 from oven.capture import pieces_dir
 from oven.encode import Format
-from oven.grabs import GrabRequest, TargetRefused, UnknownPiece, piece_target, url_target
+from oven.grabs import RESULTS_PATH, GrabRequest
 from oven.http._auth import holds_token, require_token
-from oven.http._errors import ApiError, validation_message
+from oven.http._errors import ApiError
+from oven.http._grab_client import Accepted, GrabClient, validated
 from oven.http._openapi import operation
-from oven.store import StoreUnavailable
+from oven.jobs import JobState
 from oven.system import ActorSystem
-from oven.webhooks import check_callback_url
 
 CANCEL_HEADER = "X-Cancel-Token"
 
@@ -53,81 +43,30 @@ class GrabAccepted(BaseModel):
         "answer has none.")
 
 
-class GrabView(BaseModel):
-    id: str | None
-    state: str
-    stage: str | None = None
-    position: int | None = None
-    eta_s: float | None = None
-    attempts: int | None = None
-    timings: dict[str, float] | None = None
-    result: dict[str, Any] | None = None
-    error: str | None = None
-
-
 def _system(request: Request) -> ActorSystem:
     system: ActorSystem = request.app.state.system
     return system
 
 
-async def _validated(system: ActorSystem, data: Any) -> tuple[GrabRequest, str]:
-    """Schema, configured limits and target rules: each failure a 4xx naming the field."""
-    try:
-        grab = GrabRequest.model_validate(data)
-    except ValidationError as exc:
-        message, details = validation_message(exc)
-        raise ApiError(422, message, extra={"details": details}) from None
-    violations = grab.limit_violations(system.settings.limits)
-    if violations:
-        field, rule = violations[0]
-        raise ApiError(422, f"{field}: {rule}", extra={"details": [
-            {"field": f, "message": m} for f, m in violations]})
-    try:
-        if grab.piece is not None:
-            target = piece_target(grab.piece, system.settings.pieces)
-        else:
-            target = await url_target(str(grab.url), system.settings.pieces)
-    except UnknownPiece as exc:
-        raise ApiError(404, str(exc), code="unknown_piece") from None
-    except TargetRefused as exc:
-        raise ApiError(403, str(exc), code="target_refused") from None
-    if grab.callback_url is not None:  # CallbackRefused answers 422 (see http._errors)
-        # The URL as the webhook client will read it is the one kept and POSTed to.
-        grab.callback_url = check_callback_url(grab.callback_url, system.settings.webhooks)
-    return grab, target
+def _client(request: Request) -> GrabClient:
+    return GrabClient(_system(request))
 
 
-async def _submit(system: ActorSystem, grab: GrabRequest, target: str) -> Submitted:
-    # QueueFull (429) and PieceFrozen (409) are Refusals: http._errors answers them.
-    try:
-        submitted: Submitted = await system.ask_async("grab_queue", Submit(grab, target))
-    except StoreUnavailable as exc:
-        # Nothing is admitted that the store could not record; running jobs carry on.
-        raise ApiError(503, f"the job store is unreachable, so no new work is accepted: {exc}",
-                       code="store_unavailable", retry_after_s=5) from None
-    return submitted
-
-
-def _accepted(job: dict[str, Any], submitted: Submitted | None = None) -> dict[str, Any]:
-    job_id = job.get("id")
-    return {
-        "id": job_id,
-        "state": job["state"],
-        "status_url": f"/grabs/{job_id}" if job_id else None,
-        "result_url": (f"/grabs/{job_id}/result" if job_id else
-                       _result_path(job.get("result"))),
-        "position": job.get("position"),
-        "eta_s": job.get("eta_s"),
-        "cached": bool(submitted and submitted.cached),
-        "attached": bool(submitted and submitted.attached),
-        "cancel_token": submitted.cancel_token if submitted else None,
-    }
-
-
-def _result_path(result: dict[str, Any] | None) -> str | None:
-    if not result:
-        return None
-    return result.get("url") or f"/results/{result['storage_key']}"
+def _accepted(view: GrabView, accepted: Accepted) -> GrabAccepted:
+    job_id = view.id
+    result = view.result
+    return GrabAccepted(
+        id=job_id,
+        state=view.state.value,
+        status_url=f"/grabs/{job_id}" if job_id else None,
+        result_url=(f"/grabs/{job_id}/result" if job_id else
+                    result.public_url if result is not None else None),
+        position=view.position,
+        eta_s=view.eta_s,
+        cached=accepted.cached,
+        attached=accepted.attached,
+        cancel_token=accepted.cancel_token,
+    )
 
 
 @operation("Submit a grab", body=GrabRequest, responses={202: GrabAccepted, 200: GrabAccepted},
@@ -145,24 +84,18 @@ async def post_grab(request: Request) -> Response:
         raise ApiError(400, "body is not valid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise ApiError(422, "body: expected a JSON object")
-    grab, target = await _validated(system, data)
-    submitted = await _submit(system, grab, target)
-    status = 200 if submitted.cached else 202
-    return JSONResponse(_accepted(submitted.job, submitted), status_code=status)
-
-
-async def _job(request: Request) -> dict[str, Any]:
-    job_id = request.path_params["job_id"]
-    view: dict[str, Any] | None = await _system(request).ask_async("grab_queue", GetJob(job_id))
-    if view is None:
-        raise ApiError(404, f"no grab with id {job_id!r}")
-    return view
+    grab, target = await validated(system.settings, data)
+    accepted = await _client(request).submit(grab, target)
+    status = 200 if accepted.cached else 202
+    body = _accepted(accepted.view, accepted)
+    return JSONResponse(body.model_dump(mode="json"), status_code=status)
 
 
 @operation("A grab's state, stage, queue position, ETA, timings and error",
            responses={200: GrabView}, tags=["grabs"])
 async def get_grab(request: Request) -> Response:
-    return JSONResponse(await _job(request))
+    view = await _client(request).job(request.path_params["job_id"])
+    return JSONResponse(view.as_json())
 
 
 @operation("Cancel a grab: with its cancel token (from the submission) or the admin token",
@@ -171,13 +104,8 @@ async def get_grab(request: Request) -> Response:
 async def delete_grab(request: Request) -> Response:
     job_id = request.path_params["job_id"]
     await _may_cancel(request, job_id)
-    try:
-        view = await _system(request).ask_async("grab_queue", Cancel(job_id), timeout=30)
-    except JobElsewhere as exc:
-        raise ApiError(409, str(exc), code="running_elsewhere") from None
-    if view is None:
-        raise ApiError(404, f"no grab with id {job_id!r}")
-    return JSONResponse(view)
+    view = await _client(request).cancel(job_id)
+    return JSONResponse(view.as_json())
 
 
 async def _may_cancel(request: Request, job_id: str) -> None:
@@ -201,46 +129,49 @@ async def _may_cancel(request: Request, job_id: str) -> None:
                    "the admin token")
 
 
-async def _result_response(system: ActorSystem, result: dict[str, Any]) -> Response:
-    location: Location = await system.ask_async("uploader", Locate(result["storage_key"]))
-    if location.path is not None and location.path.is_file():
-        return FileResponse(location.path, media_type=result["content_type"],
-                            headers={"Cache-Control": "public, max-age=86400"})
-    if location.url is not None:
-        return RedirectResponse(location.url, status_code=302)
+async def _result_response(client: GrabClient, view: GrabView) -> Response:
+    if view.result is not None:
+        location = await client.locate(view.result)
+        if location.path is not None and location.path.is_file():
+            return FileResponse(location.path, media_type=view.result.content_type,
+                                headers={"Cache-Control": "public, max-age=86400"})
+        if location.url is not None:
+            return RedirectResponse(location.url, status_code=302)
     raise ApiError(404, "the stored result is missing")
 
 
 @operation("The captured file (bytes, or 302 to the public URL)",
            responses={200: "application/octet-stream"}, tags=["grabs"])
 async def get_grab_result(request: Request) -> Response:
-    view = await _job(request)
-    if view["state"] != "complete":
-        detail = f": {view['error']}" if view.get("error") else ""
-        raise ApiError(409, f"grab is {view['state']}{detail}", code="not_ready",
-                       retry_after_s=view.get("eta_s") or 1)
-    return await _result_response(_system(request), view["result"])
+    client = _client(request)
+    view = await client.job(request.path_params["job_id"])
+    if view.state is not JobState.COMPLETE:
+        detail = f": {view.error}" if view.error else ""
+        raise ApiError(409, f"grab is {view.state.value}{detail}", code="not_ready",
+                       retry_after_s=view.eta_s or 1)
+    return await _result_response(client, view)
 
 
-async def _grab_and_wait(request: Request, data: dict[str, Any], *, wait: bool) -> Response:
+async def grab_and_wait(request: Request, data: dict[str, Any], *, wait: bool) -> Response:
+    """A GET route's grab: the file once complete (waiting up to queue.wait_timeout_s unless
+    told not to), else 202 with where to look."""
     system = _system(request)
-    grab, target = await _validated(system, data)
-    submitted = await _submit(system, grab, target)
-    job = submitted.job
-    if job["state"] != "complete" and wait and job.get("id"):
-        timeout = system.settings.queue.wait_timeout_s
-        job = await system.ask_async("grab_queue", WaitFor(job["id"], timeout),
-                                     timeout=timeout + 10)
-    if job["state"] == "complete":
-        return await _result_response(system, job["result"])
-    if job["state"] in ("failed", "cancelled"):
-        raise ApiError(422 if job["state"] == "failed" else 409,
-                       f"grab {job['state']}: {job.get('error')}", code=job["state"])
-    body = _accepted(job, submitted)
-    headers = {"Location": body["status_url"] or ""}
-    if job.get("position") is not None:
-        headers["X-Queue-Position"] = str(job["position"])
-    return JSONResponse(body, status_code=202, headers=headers)
+    client = _client(request)
+    grab, target = await validated(system.settings, data)
+    accepted = await client.submit(grab, target)
+    view = accepted.view
+    if wait:
+        view = await client.wait(view, system.settings.queue.wait_timeout_s)
+    if view.state is JobState.COMPLETE:
+        return await _result_response(client, view)
+    if view.state in (JobState.FAILED, JobState.CANCELLED):
+        raise ApiError(422 if view.state is JobState.FAILED else 409,
+                       f"grab {view.state.value}: {view.error}", code=view.state.value)
+    body = _accepted(view, accepted)
+    headers = {"Location": body.status_url or ""}
+    if view.position is not None:
+        headers["X-Queue-Position"] = str(view.position)
+    return JSONResponse(body.model_dump(mode="json"), status_code=202, headers=headers)
 
 
 def _query_number(request: Request, name: str, kind: type, default: Any) -> Any:
@@ -259,10 +190,10 @@ def _query_number(request: Request, name: str, kind: type, default: Any) -> Any:
                   "fps": {"type": "number"}, "clock": {"type": "string"}})
 async def get_grab_sync(request: Request) -> Response:
     p = request.path_params
-    fmt = p["format"]
-    known = _format_named(fmt)
+    known = _format_named(p["format"])
     data = {
-        "piece": p["piece"], "format": fmt, "width": p["width"], "height": p["height"],
+        "piece": p["piece"], "format": known or p["format"],
+        "width": p["width"], "height": p["height"],
         "frames": _query_number(request, "frames", int,
                                 16 if known and known.motion_by_default else 1),
         "fps": _query_number(request, "fps", float, 20.0),
@@ -271,7 +202,7 @@ async def get_grab_sync(request: Request) -> Response:
     if known is None or not known.animates:
         data["frames"] = 1
     wait = request.query_params.get("nowait") not in ("1", "true", "yes")
-    return await _grab_and_wait(request, data, wait=wait)
+    return await grab_and_wait(request, data, wait=wait)
 
 
 def _format_named(name: str) -> Format | None:
@@ -282,7 +213,7 @@ def _format_named(name: str) -> Format | None:
         return None
 
 
-def _split_name(name: str, allowed: tuple[str, ...]) -> tuple[str, str]:
+def split_name(name: str, allowed: tuple[str, ...]) -> tuple[str, str]:
     piece, dot, ext = name.rpartition(".")
     if not dot or ext not in allowed:
         raise ApiError(404, f"expected {{piece}}.{'|'.join(allowed)}, got {name!r}")
@@ -293,10 +224,10 @@ def _split_name(name: str, allowed: tuple[str, ...]) -> tuple[str, str]:
            responses={200: "image/png"}, tags=["grabs"])
 async def get_icon(request: Request) -> Response:
     size = request.path_params["size"]
-    piece, ext = _split_name(request.path_params["name"], ("png", "webp"))
+    piece, ext = split_name(request.path_params["name"], ("png", "webp"))
     data = {"piece": piece, "format": ext, "width": size, "height": size, "frames": 1,
             "lane": "background"}
-    return await _grab_and_wait(request, data, wait=True)
+    return await grab_and_wait(request, data, wait=True)
 
 
 @operation("A still preview of a piece at WIDTHxHEIGHT (cached)",
@@ -306,10 +237,10 @@ async def get_preview(request: Request) -> Response:
     width, x, height = dims.partition("x")
     if not x or not width.isdigit() or not height.isdigit():
         raise ApiError(404, f"expected WIDTHxHEIGHT, got {dims!r}")
-    piece, ext = _split_name(request.path_params["name"], ("png",))
+    piece, ext = split_name(request.path_params["name"], ("png",))
     data = {"piece": piece, "format": ext, "width": int(width), "height": int(height),
             "frames": 1, "lane": "background"}
-    return await _grab_and_wait(request, data, wait=True)
+    return await grab_and_wait(request, data, wait=True)
 
 
 @operation("Active, queued and recent grabs", tags=["grabs"])
@@ -357,9 +288,8 @@ async def clear_cached(request: Request) -> Response:
            tags=["grabs"])
 async def get_result_file(request: Request) -> Response:
     key = request.path_params["key"]
-    system = _system(request)
     try:
-        location: Location = await system.ask_async("uploader", Locate(key))
+        location = await _client(request).locate_key(key)
     except ValueError as exc:
         raise ApiError(404, f"no result {key!r}: {exc}") from None
     path = location.path
@@ -382,7 +312,7 @@ def grab_routes() -> list[BaseRoute]:
         Route("/frozen", list_frozen, methods=["GET"]),
         Route("/frozen/{piece}", unfreeze, methods=["DELETE"]),
         Route("/cache/{capture_key}", clear_cached, methods=["DELETE"]),
-        Route("/results/{key:path}", get_result_file, methods=["GET"]),
+        Route(RESULTS_PATH + "{key:path}", get_result_file, methods=["GET"]),
         Mount("/pieces", app=StaticFiles(directory=pieces_dir(), html=True), name="pieces"),
     ]
 

@@ -10,23 +10,23 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from oven import metrics
-from oven.actors.grab_queue import WaitFor
-from oven.actors.uploader import Locate, Location
+from oven.actors.grab_queue import GrabView
 from oven.grabs import GrabRequest
 from oven.http._errors import ApiError
-from oven.http._grabs import _grab_and_wait, _split_name, _submit, _validated
+from oven.http._grab_client import GrabClient, validated
+from oven.http._grabs import grab_and_wait, split_name
 from oven.http._openapi import operation
+from oven.jobs import JobState
 from oven.showcase import (
     LAYOUTS,
     OgCache,
@@ -42,8 +42,6 @@ from oven.showcase import (
 from oven.system import ActorSystem
 
 log = logging.getLogger(__name__)
-
-CHUNK = 256 * 1024  # bytes read from a stored result per step of a streamed ZIP
 
 
 def _system(request: Request) -> ActorSystem:
@@ -90,41 +88,16 @@ async def get_app_screenshot(request: Request) -> Response:
     system = _system(request)
     name = request.path_params["preset"]
     preset = _preset(system.settings.showcase, name)
-    piece, _ = _split_name(request.path_params["name"], ("png",))
-    return await _grab_and_wait(request, _preset_request(system, piece, name, preset), wait=True)
+    piece, _ = split_name(request.path_params["name"], ("png",))
+    return await grab_and_wait(request, _preset_request(system, piece, name, preset), wait=True)
 
 
-async def _result_chunks(system: ActorSystem,
-                         result: dict[str, Any]) -> AsyncGenerator[bytes, None]:
-    """A stored result's bytes in chunks: read from local storage, or fetched from its URL."""
-    location: Location = await system.ask_async("uploader", Locate(result["storage_key"]))
-    if location.path is not None:
-        with open(location.path, "rb") as source:
-            while chunk := await asyncio.to_thread(source.read, CHUNK):
-                yield chunk
-        return
-    if location.url is None:
-        raise RuntimeError(f"stored result {result['storage_key']!r} has no path or URL")
-    async with httpx.AsyncClient(timeout=30) as client, \
-            client.stream("GET", location.url) as response:
-        response.raise_for_status()
-        async for chunk in response.aiter_bytes(CHUNK):
-            yield chunk
-
-
-async def _finished(system: ActorSystem, job: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-    if job["state"] not in ("complete", "failed", "cancelled") and job.get("id"):
-        job = await system.ask_async("grab_queue", WaitFor(job["id"], timeout_s),
-                                     timeout=timeout_s + 10)
-    return job
-
-
-def _failure(job: dict[str, Any], what: str, timeout_s: float) -> str | None:
-    if job["state"] == "complete":
+def _failure(view: GrabView, what: str, timeout_s: float) -> str | None:
+    if view.state is JobState.COMPLETE:
         return None
-    if job["state"] in ("failed", "cancelled"):
-        return f"{what}: grab {job['state']}: {job.get('error')}"
-    return f"{what}: not finished within {timeout_s:g} s (still {job['state']})"
+    if view.state in (JobState.FAILED, JobState.CANCELLED):
+        return f"{what}: grab {view.state.value}: {view.error}"
+    return f"{what}: not finished within {timeout_s:g} s (still {view.state.value})"
 
 
 @operation("Every screenshot preset of a piece as one ZIP, streamed as each PNG is ready",
@@ -132,19 +105,20 @@ def _failure(job: dict[str, Any], what: str, timeout_s: float) -> str | None:
 async def get_app_screenshot_zip(request: Request) -> Response:
     system = _system(request)
     settings = system.settings
-    piece, _ = _split_name(request.path_params["name"], ("zip",))
+    piece, _ = split_name(request.path_params["name"], ("zip",))
     # Everything is checked before anything is submitted: a bad request starts no capture.
     checked = []
     for name, preset in settings.showcase.presets.items():
-        grab, target = await _validated(system, _preset_request(system, piece, name, preset))
+        grab, target = await validated(settings, _preset_request(system, piece, name, preset))
         checked.append((name, grab, target))
+    client = GrabClient(system)
     # The jobs' own deadline bounds them; waiting past it could only see them fail.
     timeout_s = settings.queue.deadline_s + 5
-    waits: dict[asyncio.Task[dict[str, Any]], str] = {}
+    waits: dict[asyncio.Task[GrabView], str] = {}
     try:
         for name, grab, target in checked:
-            submitted = await _submit(system, grab, target)
-            waits[asyncio.create_task(_finished(system, submitted.job, timeout_s))] = name
+            accepted = await client.submit(grab, target)
+            waits[asyncio.create_task(client.wait(accepted.view, timeout_s))] = name
         # The first PNG is awaited before the response starts, so the usual failure (the
         # piece itself fails) is still a JSON error and not a cut-off download.
         done, pending = await asyncio.wait(set(waits), return_when=asyncio.FIRST_COMPLETED)
@@ -158,16 +132,16 @@ async def get_app_screenshot_zip(request: Request) -> Response:
         for task in waits:
             task.cancel()
         raise
-    stream = _zip_members(system, piece, waits, ready, pending, timeout_s)
+    stream = _zip_members(client, piece, waits, ready, pending, timeout_s)
     return StreamingResponse(stream, media_type="application/zip", headers={
         "Content-Disposition": f'attachment; filename="{piece}-app-screenshots.zip"',
         "Cache-Control": "no-store"})
 
 
-async def _zip_members(system: ActorSystem, piece: str,
-                       waits: dict[asyncio.Task[dict[str, Any]], str],
-                       ready: list[asyncio.Task[dict[str, Any]]],
-                       pending: set[asyncio.Task[dict[str, Any]]],
+async def _zip_members(client: GrabClient, piece: str,
+                       waits: dict[asyncio.Task[GrabView], str],
+                       ready: list[asyncio.Task[GrabView]],
+                       pending: set[asyncio.Task[GrabView]],
                        timeout_s: float) -> AsyncIterator[bytes]:
     archive = ZipStream()
     try:
@@ -176,16 +150,16 @@ async def _zip_members(system: ActorSystem, piece: str,
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 ready = list(done)
             task = ready.pop(0)
-            job = task.result()
-            problem = _failure(job, f"{piece} at preset {waits[task]}", timeout_s)
+            view = task.result()
+            problem = _failure(view, f"{piece} at preset {waits[task]}", timeout_s)
             if problem is not None:
                 # The status line is sent: all that is left is to cut the download short, so
                 # the client sees a broken transfer rather than a ZIP quietly missing a size.
                 log.warning("app-screenshots zip piece=%s aborted: %s", piece, problem)
                 raise RuntimeError(problem)
-            yield archive.open_member(f"{piece}-{waits[task]}.png",
-                                      size=job["result"].get("size"))
-            async with contextlib.aclosing(_result_chunks(system, job["result"])) as chunks:
+            assert view.result is not None  # complete
+            yield archive.open_member(f"{piece}-{waits[task]}.png", size=view.result.size)
+            async with contextlib.aclosing(client.chunks(view.result)) as chunks:
                 async for chunk in chunks:
                     yield archive.write(chunk)
             yield archive.close_member()
@@ -200,14 +174,16 @@ async def _zip_members(system: ActorSystem, piece: str,
 
 
 async def _still_bytes(system: ActorSystem, piece: str, width: int, height: int) -> bytes:
-    grab, target = await _validated(system, _still(piece, width, height))
-    submitted = await _submit(system, grab, target)
+    client = GrabClient(system)
+    grab, target = await validated(system.settings, _still(piece, width, height))
+    accepted = await client.submit(grab, target)
     timeout_s = system.settings.queue.deadline_s + 5
-    job = await _finished(system, submitted.job, timeout_s)
-    problem = _failure(job, f"still of {piece!r}", timeout_s)
+    view = await client.wait(accepted.view, timeout_s)
+    problem = _failure(view, f"still of {piece!r}", timeout_s)
     if problem is not None:
         raise RuntimeError(problem)
-    return b"".join([chunk async for chunk in _result_chunks(system, job["result"])])
+    assert view.result is not None  # complete
+    return b"".join([chunk async for chunk in client.chunks(view.result)])
 
 
 async def _render(system: ActorSystem, layout: str) -> bytes:
@@ -264,7 +240,7 @@ async def _og_response(showcase: ShowcaseSettings, layout: str, day: dt.date, pa
            responses={200: "image/png", 503: None}, tags=["showcase"])
 async def get_og(request: Request) -> Response:
     showcase = _system(request).settings.showcase
-    layout, _ = _split_name(request.path_params["name"], ("png",))
+    layout, _ = split_name(request.path_params["name"], ("png",))
     if layout not in LAYOUTS:
         raise ApiError(404, f"no OG layout {layout!r}; layouts are {', '.join(LAYOUTS)}",
                        code="unknown_layout")

@@ -9,6 +9,7 @@ from oven.actors.grab_queue._lease import (
 from oven.actors.grab_queue._messages import (
     Cancel,
     GetJob,
+    GrabView,
     JobElsewhere,
     PieceFrozen,
     QueueFull,
@@ -17,12 +18,14 @@ from oven.actors.grab_queue._messages import (
     Submitted,
     WaitFor,
     cancel_token_matches,
+    record_view,
 )
 
 __all__ = [
     "Cancel",
     "GetJob",
     "GrabQueue",
+    "GrabView",
     "JobElsewhere",
     "PieceFrozen",
     "QueueFull",
@@ -31,5 +34,6 @@ __all__ = [
     "Submitted",
     "WaitFor",
     "cancel_token_matches",
+    "record_view",
     "resolve_instance_id",
 ]

@@ -9,9 +9,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from oven.errors import Refusal
-from oven.grabs import GrabRequest
-from oven.store import JobRecord
+from oven.grabs import GrabRequest, GrabResult, Lane
+from oven.jobs import JobState
+from oven.store import HistoryEntry, JobRecord
 
 
 class QueueFull(Refusal):
@@ -80,7 +83,44 @@ class QueueStatus:
     pass
 
 
+class GrabView(BaseModel):
+    """A job as clients see it: the answer of GET and DELETE /grabs/{id}, documented as is.
+
+    The queue's own view of a cache hit is smaller (no id, no record); every field a record
+    gives is set by record_view.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None
+    state: JobState
+    stage: str | None = None
+    lane: Lane | None = None
+    piece: str | None = None
+    capture_key: str | None = None
+    request: dict[str, Any] | None = Field(
+        default=None, description="The grab as submitted (validated, defaults filled in).")
+    attempts: int | None = None
+    created_at: float | None = Field(default=None, description="Epoch seconds.")
+    updated_at: float | None = None
+    deadline_at: float | None = None
+    timings: dict[str, float] | None = Field(default=None, description="Seconds per stage.")
+    result: GrabResult | None = None
+    error: str | None = None
+    history: list[HistoryEntry] | None = None
+    position: int | None = Field(default=None, description="1 = next to run; queued only.")
+    eta_s: float | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        # Unset, not None: a result keeps exactly the facts it was stored with (a parked
+        # upload has no storage fields yet) rather than gaining nulls.
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
 def record_view(record: JobRecord) -> dict[str, Any]:
+    """The JSON of a record's GrabView (tests check the two agree), built directly: status
+    pages list every queued job, and validating each on the actor's loop is GIL time the HTTP
+    loop waits for."""
     return {
         "id": record.id, "state": record.state.value, "stage": record.stage,
         "lane": record.lane, "piece": record.piece, "capture_key": record.capture_key,
