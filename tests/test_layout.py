@@ -73,22 +73,22 @@ def test_the_check_sees_each_form_of_private_import(tmp_path: pathlib.Path) -> N
 # -- no stubs, no oversized rooms -----------------------------------------------------------
 
 MODULE_LINE_LIMIT = 400
-# Over the limit today and being split by the engineers who own them (the store backends are
-# under way in another change); listed by name so that no other module can grow past the limit
-# unnoticed, and an entry must go once its module is back under it.
-SPLIT_PENDING = frozenset({
-    "oven/http/_pty.py",
-    "oven/store/_mongo.py",
-    "oven/store/_sqlite.py",
-})
+# Over the limit when the check came in, and being split in changes of their own (the store
+# backends are under way): each may keep at most the lines it had then, never more. Remove an
+# entry once its module is back under the limit.
+SPLIT_PENDING = {
+    "oven/http/_pty.py": 403,
+    "oven/store/_mongo.py": 409,
+    "oven/store/_sqlite.py": 404,
+}
 
 
-# The store's side tables are still mixins with stubs; they are being recomposed in the store's
-# own change. Same rule as above: an entry goes once its module has no stub left.
-STUBS_PENDING = frozenset({
-    "oven/store/_mongo_side.py",
-    "oven/store/_sqlite_side.py",
-})
+# The store's side tables were mixins with stubs when the check came in; they are being
+# recomposed in the store's own change. Each may keep at most the stubs it had then.
+STUBS_PENDING = {
+    "oven/store/_mongo_side.py": 2,
+    "oven/store/_sqlite_side.py": 3,
+}
 
 
 def not_implemented_stubs(path: pathlib.Path) -> list[str]:
@@ -106,16 +106,10 @@ def not_implemented_stubs(path: pathlib.Path) -> list[str]:
 def test_no_module_stubs_a_method_with_not_implemented_error() -> None:
     found = []
     for path in sorted(OVEN.rglob("*.py")):
-        if str(path.relative_to(ROOT)) not in STUBS_PENDING:
-            found += [f"{path.parent.relative_to(ROOT)}/{hit}"
-                      for hit in not_implemented_stubs(path)]
+        stubs = not_implemented_stubs(path)
+        if len(stubs) > STUBS_PENDING.get(str(path.relative_to(ROOT)), 0):
+            found += [f"{path.parent.relative_to(ROOT)}/{hit}" for hit in stubs]
     assert found == []
-
-
-def test_every_module_waiting_for_its_recomposition_still_has_a_stub() -> None:
-    done = sorted(name for name in STUBS_PENDING
-                  if not (ROOT / name).exists() or not not_implemented_stubs(ROOT / name))
-    assert done == [], "no stub left (or gone): remove from STUBS_PENDING"
 
 
 def test_the_stub_check_sees_each_form_of_raise(tmp_path: pathlib.Path) -> None:
@@ -137,11 +131,5 @@ def module_lines() -> dict[str, int]:
 
 def test_no_module_in_oven_is_over_the_line_limit() -> None:
     over = {name: lines for name, lines in module_lines().items()
-            if lines > MODULE_LINE_LIMIT and name not in SPLIT_PENDING}
+            if lines > max(MODULE_LINE_LIMIT, SPLIT_PENDING.get(name, 0))}
     assert over == {}
-
-
-def test_every_module_waiting_for_its_split_is_still_over_the_limit() -> None:
-    lines = module_lines()
-    done = sorted(name for name in SPLIT_PENDING if lines.get(name, 0) <= MODULE_LINE_LIMIT)
-    assert done == [], "back under the limit (or gone): remove from SPLIT_PENDING"
