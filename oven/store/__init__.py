@@ -3,16 +3,14 @@
 Two backends behind one async `Store` protocol: SQLite (default, one file) and MongoDB.
 """
 
-from oven.store._base import (
+from oven.store._base import Store, StoreOperations, store_operations
+from oven.store._errors import (
     CaptureKeyBusy,
     JobExists,
     JobNotFound,
     StaleState,
-    Store,
     StoreError,
-    StoreOperations,
     StoreUnavailable,
-    store_operations,
 )
 from oven.store._factory import make_store
 from oven.store._records import FrozenPiece, HistoryEntry, JobRecord, QueuedJobs

@@ -1,72 +1,25 @@
-"""The Store contract both backends keep, its errors, and the transition rules they share."""
+"""The Store contract both backends keep and the transition rules they share (the lease
+rules among them are in oven/store/_leases.py)."""
 
 from __future__ import annotations
 
 import inspect
 import re
-import uuid
 from functools import cache
 from typing import Annotated, Any, Protocol
 
 from pydantic import TypeAdapter, ValidationError
 
 from oven.jobs import JobState, check_transition
+from oven.store._errors import StaleState
+from oven.store._leases import check_holder, released
 from oven.store._records import FrozenPiece, HistoryEntry, JobRecord, QueuedJobs
 
 # A job in one of these states owns its capture key: a second request for the key attaches to it.
 ACTIVE_STATES = frozenset({JobState.QUEUED, JobState.RUNNING, JobState.UPLOAD_PENDING})
-# A job in one of these states is held by an instance under a lease it renews.
-LEASED_STATES = (JobState.RUNNING.value, JobState.UPLOAD_PENDING.value)
 
 # Fields only the store writes: state and history move together through `transition`.
 _MANAGED_FIELDS = frozenset({"id", "state", "history", "created_at", "updated_at"})
-
-
-class StoreError(Exception):
-    """Base of everything the store raises on purpose."""
-
-
-class StoreUnavailable(StoreError):
-    """The backend cannot be reached or used; the message says what to check."""
-
-
-class JobNotFound(StoreError):
-    def __init__(self, job_id: str) -> None:
-        super().__init__(f"job {job_id}: not found")
-        self.job_id = job_id
-
-
-class JobExists(StoreError):
-    def __init__(self, job_id: str) -> None:
-        super().__init__(f"job {job_id}: already exists")
-        self.job_id = job_id
-
-
-class CaptureKeyBusy(StoreError):
-    """Another active job holds the capture key (single-flight across every instance)."""
-
-    def __init__(self, capture_key: str, holder: JobRecord) -> None:
-        super().__init__(f"capture key {capture_key}: held by job {holder.id} ({holder.state})")
-        self.capture_key = capture_key
-        self.holder = holder
-
-
-class StaleState(StoreError):
-    """The job was not in the state the caller expected (another writer moved it first)."""
-
-    def __init__(self, job_id: str, expected: JobState, actual: JobState | None, *,
-                 lease_owner: str | None = None, lease_lost: bool = False) -> None:
-        found = "a concurrent change" if actual is None else repr(actual.value)
-        if lease_lost:
-            message = f"job {job_id}: its lease is not ours (held by {lease_owner or 'nobody'})"
-        else:
-            message = f"job {job_id}: expected state {expected.value!r}, found {found}"
-        super().__init__(message)
-        self.job_id = job_id
-        self.expected = expected
-        self.actual = actual
-        self.lease_owner = lease_owner
-        self.lease_lost = lease_lost
 
 
 class StoreOperations(Protocol):
@@ -197,16 +150,6 @@ def validate_fields(job_id: str, fields: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def already_settled(job: JobRecord, to: JobState, expect_claim: str | None) -> bool:
-    """True when a write under `expect_claim` to `to` has already landed: retrying a settle
-    after its first try timed out must succeed, not fail on the state it wrote itself."""
-    return expect_claim is not None and job.claim == expect_claim and job.state == to
-
-
-def new_claim_token() -> str:
-    return uuid.uuid4().hex
-
-
 def plan_transition(
     job: JobRecord,
     to: JobState,
@@ -226,18 +169,10 @@ def plan_transition(
     """
     if expect is not None and job.state != expect:
         raise StaleState(job.id, expect, job.state)
-    if expect_owner is not None and job.owner != expect_owner:
-        # The lease passed to another worker: this one's view of the job is out of date.
-        raise StaleState(job.id, job.state, job.state, lease_owner=job.owner, lease_lost=True)
-    if expect_claim is not None and job.claim != expect_claim:
-        # A newer claim holds the job (perhaps this very instance, after its lease lapsed).
-        raise StaleState(job.id, job.state, job.state, lease_owner=job.owner, lease_lost=True)
-    if expect_lease_before is not None and (
-        job.lease_expires_at is None or job.lease_expires_at >= expect_lease_before
-    ):
-        raise StaleState(job.id, job.state, job.state, lease_owner=job.owner, lease_lost=True)
+    check_holder(job, expect_owner=expect_owner, expect_claim=expect_claim,
+                 expect_lease_before=expect_lease_before)
     check_transition(job.id, job.state, to)
-    values = validate_fields(job.id, fields)
+    values = validate_fields(job.id, released(job.id, to, fields))
     entry = HistoryEntry(state=to, at=now, note=note)
     history = [h.model_dump(mode="json") for h in (*job.history, entry)]
     return {**values, "state": to.value, "updated_at": now, "history": history}

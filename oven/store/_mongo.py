@@ -7,41 +7,28 @@ the places where a quirk could change the outcome say so.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import re
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
-from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
-from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.asynchronous.database import AsyncDatabase
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import (
-    ConfigurationError,
-    ConnectionFailure,
     DuplicateKeyError,
-    OperationFailure,
-    PyMongoError,
 )
 
 from oven.jobs import JobState
-from oven.store._base import (
-    ACTIVE_STATES,
-    LEASED_STATES,
+from oven.store._base import ACTIVE_STATES, plan_transition, validate_fields
+from oven.store._errors import (
     CaptureKeyBusy,
     JobExists,
     JobNotFound,
     StaleState,
     StoreError,
-    StoreUnavailable,
-    already_settled,
-    new_claim_token,
-    plan_transition,
-    validate_fields,
 )
-from oven.store._mongo_side import MongoSideCollections
-from oven.store._records import JobRecord, QueuedJobs
+from oven.store._leases import LEASED_STATE_VALUES, already_settled, claim, lease_expiry
+from oven.store._mongo_db import Doc, MongoDatabase
+from oven.store._mongo_side import MongoCache, MongoDocs, MongoFreezes
+from oven.store._records import FrozenPiece, JobRecord, QueuedJobs
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +37,6 @@ _CLAIM_CANDIDATES = 8
 # A capture key's flight is written just before its job: a missing job this young is in flight.
 _FLIGHT_INSERT_GRACE_S = 5.0
 _FLIGHT_TRIES = 200
-
-Doc = dict[str, Any]
-
-# Codes MongoDB answers when credentials or roles are wrong: a config problem, not a bug.
-_AUTH_CODES = frozenset({13, 18})
-
-
-def redact_uri(uri: str) -> str:
-    """The URI without its user:password part, fit for logs and error messages."""
-    return re.sub(r"//[^@/]*@", "//***@", uri)
 
 
 def _to_doc(job: JobRecord) -> Doc:
@@ -74,83 +51,40 @@ def _to_job(doc: Doc) -> JobRecord:
     return JobRecord.model_validate({"id": doc["_id"], **data})
 
 
-class MongoStore(MongoSideCollections):
-    """The Store protocol on MongoDB: collections `grabs`, `cache` and `frozen`."""
+class MongoStore:
+    """The Store protocol on MongoDB: jobs in `grabs` (and capture keys in `flights`) here; the
+    result cache, frozen pieces and documents in the side collections it holds."""
 
     def __init__(self, uri: str, database: str, *, timeout_s: float, recent_limit: int) -> None:
-        self._uri = uri
-        self._where = f"MongoDB at {redact_uri(uri)} (database {database!r})"
-        self._database = database
-        self._timeout_ms = int(timeout_s * 1000)
+        self._mongo = MongoDatabase(uri, database, timeout_s=timeout_s)
         self._recent_limit = recent_limit
-        self._client: AsyncMongoClient[Doc] | None = None
-        self._db: AsyncDatabase[Doc] | None = None
+        self.cache = MongoCache(self._mongo)
+        self.freezes = MongoFreezes(self._mongo)
+        self.docs = MongoDocs(self._mongo)
 
     def __repr__(self) -> str:
-        return f"MongoStore({redact_uri(self._uri)!r}, {self._database!r})"
-
-    # -- plumbing -------------------------------------------------------------------------
-
-    @contextlib.asynccontextmanager
-    async def _guard(self) -> AsyncIterator[None]:
-        """Turn "cannot reach or use the server" into StoreUnavailable; let bugs through."""
-        try:
-            yield
-        except ConnectionFailure as exc:  # includes server selection and network timeouts
-            raise StoreUnavailable(
-                f"{self._where} not reachable within {self._timeout_ms / 1000:g} s: {exc}; "
-                "check that the server runs and store.mongodb_uri / store.timeout_s"
-            ) from exc
-        except OperationFailure as exc:
-            if exc.code in _AUTH_CODES:
-                raise StoreUnavailable(
-                    f"{self._where} refused access: {exc}; check the credentials in "
-                    "store.mongodb_uri and the user's roles on the database"
-                ) from exc
-            raise
-        except PyMongoError as exc:
-            if exc.timeout:  # e.g. the operation ran past timeoutMS on a slow server
-                raise StoreUnavailable(f"{self._where} timed out: {exc}") from exc
-            raise
-
-    def _col(self, name: str) -> AsyncCollection[Doc]:
-        if self._db is None:
-            raise StoreUnavailable(f"{self._where}: store is not started (call start())")
-        return self._db[name]
+        return f"MongoStore({self._mongo.label})"
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self._client is not None:
+        if self._mongo.started:
             return
+        await self._mongo.start()
         try:
-            # serverSelectionTimeoutMS bounds waiting for a server; timeoutMS bounds every
-            # operation end to end, so no store call can hang the Store actor's loop.
-            client: AsyncMongoClient[Doc] = AsyncMongoClient(
-                self._uri,
-                serverSelectionTimeoutMS=self._timeout_ms,
-                connectTimeoutMS=self._timeout_ms,
-                timeoutMS=self._timeout_ms,
-                appname="oven",
-            )
-        except ConfigurationError as exc:
-            raise StoreUnavailable(f"{self._where}: bad store.mongodb_uri: {exc}") from exc
-        self._client, self._db = client, client[self._database]
-        try:
-            await self.ping()
             await self._create_indexes()
         except BaseException:
-            await self.close()
+            await self._mongo.close()
             raise
-        log.info("MongoDB store connected to %s", self._where)
+        log.info("MongoDB store connected to %s", self._mongo.where)
 
     async def _create_indexes(self) -> None:
         # Ascending keys only: MongoDB walks an index both ways for sorts, and nx-27017 reports
         # descending compound keys as ascending (and renames indexes), so names and directions
         # here are ours to read, never something to compare against the server's listing.
         # `_id` (job id, cache key, frozen piece) is indexed and unique by MongoDB itself.
-        async with self._guard():
-            grabs = self._col("grabs")
+        async with self._mongo.guard():
+            grabs = self._mongo.col("grabs")
             await grabs.create_index(
                 [("capture_key", ASCENDING), ("state", ASCENDING)], name="capture_key_state"
             )
@@ -164,36 +98,32 @@ class MongoStore(MongoSideCollections):
             )
             # MongoDB deletes expired entries itself (reads ignore them anyway: the TTL
             # monitor runs about once a minute, and nx-27017 may not run one at all).
-            await self._col("cache").create_index(
+            await self._mongo.col("cache").create_index(
                 [("expire_at", ASCENDING)], name="expire_at_ttl", expireAfterSeconds=0
             )
-            await self._col("frozen").create_index(
+            await self._mongo.col("frozen").create_index(
                 [("frozen_until", ASCENDING)], name="frozen_until"
             )
-            await self._col("docs").create_index(
+            await self._mongo.col("docs").create_index(
                 [("kind", ASCENDING), ("created_at", ASCENDING)], name="kind_created_at"
             )
 
     async def close(self) -> None:
-        client, self._client, self._db = self._client, None, None
-        if client is not None:
-            await client.close()
+        await self._mongo.close()
 
     async def ping(self) -> None:
-        if self._client is None:
-            raise StoreUnavailable(f"{self._where}: store is not started (call start())")
-        async with self._guard():
-            await self._client.admin.command("ping")
+        await self._mongo.ping()
 
     # -- jobs -----------------------------------------------------------------------------
 
     async def insert_job(self, job: JobRecord) -> None:
-        async with self._guard():
+        async with self._mongo.guard():
             await self._take_flight(job)
             try:
-                await self._col("grabs").insert_one(_to_doc(job))
+                await self._mongo.col("grabs").insert_one(_to_doc(job))
             except DuplicateKeyError as exc:
-                await self._col("flights").delete_one({"_id": job.capture_key, "job_id": job.id})
+                await self._mongo.col("flights").delete_one(
+                    {"_id": job.capture_key, "job_id": job.id})
                 raise JobExists(job.id) from exc
 
     async def _take_flight(self, job: JobRecord) -> None:
@@ -203,7 +133,7 @@ class MongoStore(MongoSideCollections):
         job being inserted right now: it is waited for briefly, and taken over only when it
         stays missing (an instance died between the two writes) or its job is final.
         """
-        flights = self._col("flights")
+        flights = self._mongo.col("flights")
         for _ in range(_FLIGHT_TRIES):
             try:
                 await flights.insert_one({"_id": job.capture_key, "job_id": job.id,
@@ -216,7 +146,7 @@ class MongoStore(MongoSideCollections):
                 continue  # released in between: try again
             if flight["job_id"] == job.id:
                 raise JobExists(job.id)
-            held = await self._col("grabs").find_one({"_id": flight["job_id"]})
+            held = await self._mongo.col("grabs").find_one({"_id": flight["job_id"]})
             if held is not None and JobState(held["state"]) in ACTIVE_STATES:
                 raise CaptureKeyBusy(job.capture_key, _to_job(held))
             if held is None and time.time() - flight["at"] < _FLIGHT_INSERT_GRACE_S:
@@ -231,8 +161,8 @@ class MongoStore(MongoSideCollections):
         raise StoreError(f"capture key {job.capture_key}: could not take it (kept changing)")
 
     async def get_job(self, job_id: str) -> JobRecord | None:
-        async with self._guard():
-            doc = await self._col("grabs").find_one({"_id": job_id})
+        async with self._mongo.guard():
+            doc = await self._mongo.col("grabs").find_one({"_id": job_id})
         return None if doc is None else _to_job(doc)
 
     async def transition(
@@ -247,8 +177,8 @@ class MongoStore(MongoSideCollections):
         note: str | None = None,
         **fields: Any,
     ) -> JobRecord:
-        grabs = self._col("grabs")
-        async with self._guard():
+        grabs = self._mongo.col("grabs")
+        async with self._mongo.guard():
             doc = await grabs.find_one({"_id": job_id})
             if doc is None:
                 raise JobNotFound(job_id)
@@ -261,7 +191,7 @@ class MongoStore(MongoSideCollections):
         expect: JobState | None, expect_owner: str | None = None,
         expect_lease_before: float | None = None, expect_claim: str | None = None,
     ) -> JobRecord:
-        grabs = self._col("grabs")
+        grabs = self._mongo.col("grabs")
         job_id = doc["_id"]
         job = _to_job(doc)
         if already_settled(job, to, expect_claim):
@@ -289,7 +219,7 @@ class MongoStore(MongoSideCollections):
             actual = None if current is None else JobState(current["state"])
             raise StaleState(job_id, expect or job.state, actual)
         if to.is_final:  # the capture key is free for the next request
-            await self._col("flights").delete_one(
+            await self._mongo.col("flights").delete_one(
                 {"_id": job.capture_key, "job_id": job_id})
         return _to_job(after)
 
@@ -298,8 +228,8 @@ class MongoStore(MongoSideCollections):
     async def claim_next(
         self, owner: str, lanes: list[str], *, lease_s: float
     ) -> JobRecord | None:
-        grabs = self._col("grabs")
-        async with self._guard():
+        grabs = self._mongo.col("grabs")
+        async with self._mongo.guard():
             for lane in lanes:
                 # The oldest few candidates: the claim itself is the conditional
                 # find_one_and_update in _transition_doc (state queued + rev); losing a race
@@ -308,13 +238,10 @@ class MongoStore(MongoSideCollections):
                           .sort([("created_at", ASCENDING), ("_id", ASCENDING)])
                           .limit(_CLAIM_CANDIDATES))
                 for doc in await cursor.to_list():
-                    fields = {"owner": owner, "lease_expires_at": time.time() + lease_s,
-                              "attempts": int(doc["attempts"]) + 1, "stage": "navigate",
-                              "claim": new_claim_token()}
+                    fields, note = claim(_to_job(doc), owner, lease_s=lease_s, now=time.time())
                     try:
                         return await self._transition_doc(
-                            doc, JobState.RUNNING, f"claimed by {owner}", fields,
-                            expect=JobState.QUEUED)
+                            doc, JobState.RUNNING, note, fields, expect=JobState.QUEUED)
                     except StaleState:
                         continue
         return None
@@ -322,26 +249,27 @@ class MongoStore(MongoSideCollections):
     async def renew_lease(
         self, job_id: str, owner: str, *, lease_s: float, claim: str | None = None
     ) -> bool:
-        match: Doc = {"_id": job_id, "owner": owner, "state": {"$in": list(LEASED_STATES)}}
+        match: Doc = {"_id": job_id, "owner": owner,
+                      "state": {"$in": list(LEASED_STATE_VALUES)}}
         if claim is not None:
             match["claim"] = claim
-        async with self._guard():
-            updated = await self._col("grabs").update_one(
-                match, {"$set": {"lease_expires_at": time.time() + lease_s}})
+        async with self._mongo.guard():
+            updated = await self._mongo.col("grabs").update_one(
+                match, {"$set": {"lease_expires_at": lease_expiry(lease_s, now=time.time())}})
         return updated.matched_count == 1
 
     async def expired_leases(self, *, now: float) -> list[JobRecord]:
-        cursor = self._col("grabs").find(
-            {"state": {"$in": list(LEASED_STATES)}, "lease_expires_at": {"$lt": now}}
+        cursor = self._mongo.col("grabs").find(
+            {"state": {"$in": list(LEASED_STATE_VALUES)}, "lease_expires_at": {"$lt": now}}
         ).sort([("created_at", ASCENDING)])
-        async with self._guard():
+        async with self._mongo.guard():
             docs = await cursor.to_list()
         return [_to_job(doc) for doc in docs]
 
     async def update_job(self, job_id: str, **fields: Any) -> JobRecord:
         values = {**validate_fields(job_id, fields), "updated_at": time.time()}
-        async with self._guard():
-            after = await self._col("grabs").find_one_and_update(
+        async with self._mongo.guard():
+            after = await self._mongo.col("grabs").find_one_and_update(
                 {"_id": job_id}, {"$set": values, "$inc": {"rev": 1}},
                 return_document=ReturnDocument.AFTER
             )
@@ -351,8 +279,8 @@ class MongoStore(MongoSideCollections):
 
     async def find_active(self, capture_key: str) -> JobRecord | None:
         query = {"capture_key": capture_key, "state": {"$in": [s.value for s in ACTIVE_STATES]}}
-        async with self._guard():
-            doc = await self._col("grabs").find_one(
+        async with self._mongo.guard():
+            doc = await self._mongo.col("grabs").find_one(
                 query, sort=[("created_at", ASCENDING), ("_id", ASCENDING)]
             )
         return None if doc is None else _to_job(doc)
@@ -369,21 +297,21 @@ class MongoStore(MongoSideCollections):
         query: Doc = {} if states is None else {"state": {"$in": [s.value for s in states]}}
         direction = -1 if newest_first else 1
         cursor = (
-            self._col("grabs")
+            self._mongo.col("grabs")
             .find(query)
             .sort([("created_at", direction), ("_id", direction)])
             .limit(self._recent_limit if limit is None else limit)
         )
-        async with self._guard():
+        async with self._mongo.guard():
             docs = await cursor.to_list()
         return [_to_job(doc) for doc in docs]
 
     async def queued_jobs(self, *, limit: int, known: dict[str, int]) -> QueuedJobs:
         if limit <= 0:
             return QueuedJobs(revisions={}, records={})
-        grabs = self._col("grabs")
+        grabs = self._mongo.col("grabs")
         queued = {"state": JobState.QUEUED.value}
-        async with self._guard():
+        async with self._mongo.guard():
             cursor = (grabs.find(queued, {"rev": 1})
                       .sort([("created_at", ASCENDING), ("_id", ASCENDING)]).limit(limit))
             revisions = {doc["_id"]: int(doc["rev"]) for doc in await cursor.to_list()}
@@ -400,10 +328,48 @@ class MongoStore(MongoSideCollections):
 
     async def count_by_state(self) -> dict[JobState, int]:
         counts = dict.fromkeys(JobState, 0)
-        async with self._guard():
-            cursor = await self._col("grabs").aggregate(
+        async with self._mongo.guard():
+            cursor = await self._mongo.col("grabs").aggregate(
                 [{"$group": {"_id": "$state", "n": {"$sum": 1}}}]
             )
             for row in await cursor.to_list():
                 counts[JobState(row["_id"])] = int(row["n"])
         return counts
+
+    # -- side collections ---------------------------------------------------------------------
+
+    async def cache_get(self, key: str) -> dict[str, Any] | None:
+        return await self.cache.get(key)
+
+    async def cache_put(self, key: str, result: dict[str, Any], ttl_s: float) -> None:
+        await self.cache.put(key, result, ttl_s)
+
+    async def cache_delete(self, key: str) -> bool:
+        return await self.cache.delete(key)
+
+    async def record_piece_failure(self, piece: str, reason: str) -> int:
+        return await self.freezes.record_failure(piece, reason)
+
+    async def record_piece_success(self, piece: str) -> None:
+        await self.freezes.record_success(piece)
+
+    async def freeze(self, piece: str, until: float, reason: str) -> None:
+        await self.freezes.freeze(piece, until, reason)
+
+    async def frozen_until(self, piece: str) -> float | None:
+        return await self.freezes.frozen_until(piece)
+
+    async def list_frozen(self) -> list[FrozenPiece]:
+        return await self.freezes.list_frozen()
+
+    async def unfreeze(self, piece: str) -> bool:
+        return await self.freezes.unfreeze(piece)
+
+    async def put_doc(self, kind: str, doc_id: str, body: dict[str, Any]) -> None:
+        await self.docs.put(kind, doc_id, body)
+
+    async def get_doc(self, kind: str, doc_id: str) -> dict[str, Any] | None:
+        return await self.docs.get(kind, doc_id)
+
+    async def list_docs(self, kind: str, *, limit: int = 100) -> list[dict[str, Any]]:
+        return await self.docs.newest(kind, limit=limit)

@@ -154,3 +154,54 @@ async def test_inserts_of_one_key_racing_from_two_clients_admit_exactly_one(
 
     won = await asyncio.gather(*(insert(one if i % 2 else two, i) for i in range(6)))
     assert sum(won) == 1
+
+
+LEAVING = [
+    (JobState.RUNNING, JobState.COMPLETE),
+    (JobState.RUNNING, JobState.FAILED),
+    (JobState.RUNNING, JobState.CANCELLED),
+    (JobState.RUNNING, JobState.QUEUED),
+    (JobState.UPLOAD_PENDING, JobState.COMPLETE),
+    (JobState.UPLOAD_PENDING, JobState.CANCELLED),
+    (JobState.UPLOAD_PENDING, JobState.QUEUED),
+]
+
+
+@pytest.mark.parametrize(("held", "to"), LEAVING, ids=[f"{a.value}-{b.value}" for a, b in LEAVING])
+async def test_a_job_leaving_its_lease_loses_it_without_the_caller_clearing_it(
+    store: Store, make_job: MakeJob, held: JobState, to: JobState
+) -> None:
+    job = make_job()
+    await store.insert_job(job)
+    claimed = await store.claim_next("a", ["interactive"], lease_s=30)
+    assert claimed is not None
+    if held is JobState.UPLOAD_PENDING:
+        await store.transition(job.id, held, expect_claim=claimed.claim,
+                               lease_expires_at=time.time() + 30)
+
+    left = await store.transition(job.id, to, expect_claim=claimed.claim, note="left")
+    assert left.lease_expires_at is None
+    # A final job keeps the name of the instance that settled it; a queued one is nobody's.
+    assert left.owner == (None if to is JobState.QUEUED else "a")
+    assert left.claim == claimed.claim  # what makes a retried settle idempotent
+    assert await store.get_job(job.id) == left
+    assert await store.expired_leases(now=time.time() + 3600) == []
+    assert not await store.renew_lease(job.id, "a", lease_s=30, claim=claimed.claim)
+
+
+@pytest.mark.parametrize(("to", "fields"), [
+    (JobState.QUEUED, {"lease_expires_at": 1e10}),
+    (JobState.QUEUED, {"owner": "a"}),
+    (JobState.COMPLETE, {"lease_expires_at": 1e10}),
+    (JobState.FAILED, {"lease_expires_at": 1e10, "error": "x"}),
+], ids=["queued-lease", "queued-owner", "complete-lease", "failed-lease"])
+async def test_a_transition_cannot_leave_a_lease_on_a_job_that_holds_none(
+    store: Store, make_job: MakeJob, to: JobState, fields: dict[str, object]
+) -> None:
+    job = make_job()
+    await store.insert_job(job)
+    claimed = await store.claim_next("a", ["interactive"], lease_s=30)
+    assert claimed is not None
+    with pytest.raises(ValueError, match="lease"):
+        await store.transition(job.id, to, expect_claim=claimed.claim, **fields)
+    assert await store.get_job(job.id) == claimed  # nothing written
