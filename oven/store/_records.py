@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from oven.jobs import JobState
 
@@ -55,6 +55,22 @@ class JobRecord(BaseModel):
         "new one, also by the same instance after its lease lapsed, so a settle or renewal "
         "carrying an older token can never touch a newer attempt.",
     )
+    target_url: str | None = Field(
+        default=None,
+        description="Where the browser goes: the piece's page or the allowed URL asked for.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _target_from_request(cls, data: Any) -> Any:
+        # Records written before target_url was a field kept it in the request dict (schema 2
+        # SQLite rows, older MongoDB documents): read it from there. The request is left as
+        # it was, so a reader that still looks there finds it too.
+        if isinstance(data, dict) and data.get("target_url") is None:
+            request = data.get("request")
+            if isinstance(request, dict) and isinstance(request.get("target_url"), str):
+                return {**data, "target_url": request["target_url"]}
+        return data
 
     @classmethod
     def queued(
@@ -66,6 +82,7 @@ class JobRecord(BaseModel):
         request: dict[str, Any],
         deadline_s: float,
         piece: str | None = None,
+        target_url: str | None = None,
         now: float | None = None,
         note: str | None = "admitted",
     ) -> JobRecord:
@@ -78,6 +95,7 @@ class JobRecord(BaseModel):
             lane=lane,
             piece=piece,
             request=request,
+            target_url=target_url,
             created_at=at,
             updated_at=at,
             deadline_at=at + deadline_s,

@@ -8,7 +8,7 @@ from typing import Any
 
 from oven.store._records import JobRecord, QueuedJobs
 
-SCHEMA_VERSION = 2  # 2: grabs.claim
+SCHEMA_VERSION = 3  # 2: grabs.claim; 3: grabs.target_url
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS grabs (
     id TEXT PRIMARY KEY,
@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS grabs (
     owner TEXT,
     lease_expires_at REAL,
     claim TEXT,
-    rev INTEGER NOT NULL DEFAULT 0
+    rev INTEGER NOT NULL DEFAULT 0,
+    target_url TEXT
 );
 CREATE INDEX IF NOT EXISTS grabs_capture_key_state ON grabs (capture_key, state);
 CREATE INDEX IF NOT EXISTS grabs_state_created_at ON grabs (state, created_at);
@@ -78,6 +79,8 @@ def migrate(conn: sqlite3.Connection) -> None:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(grabs)")}
         if "claim" not in columns:  # schema 1 had no claim tokens
             conn.execute("ALTER TABLE grabs ADD COLUMN claim TEXT")
+        if "target_url" not in columns:  # schema 2 kept it in the request (JobRecord reads it)
+            conn.execute("ALTER TABLE grabs ADD COLUMN target_url TEXT")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:

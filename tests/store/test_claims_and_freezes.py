@@ -143,4 +143,4 @@ async def test_a_sqlite_file_of_schema_1_gains_claim_tokens_when_opened(
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
