@@ -3,10 +3,8 @@ nothing: it is requeued with its attempt given back and completes."""
 
 from __future__ import annotations
 
-from pipeline.conftest import StartOven, start_oven
-from pipeline.grab_client import submit, wait_for_job
-
-__all__ = ["start_oven"]  # the pipeline suite's fixture: each service in its own workdir
+from tests.oven_process import StartOven
+from tests.pipeline.grab_client import submit, wait_for_job
 
 
 def test_a_capture_cut_short_by_a_recycle_completes_without_losing_an_attempt(

@@ -15,12 +15,10 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from pipeline.conftest import StartOven, start_oven
-from pipeline.grab_client import job, submit, wait_for_job
 
 from oven.memory import CgroupReader
-
-__all__ = ["start_oven"]  # the pipeline suite's fixture: each service in its own workdir
+from tests.oven_process import StartOven
+from tests.pipeline.grab_client import job, submit, wait_for_job
 
 MB = 1 << 20
 LIMIT = 1500 * MB

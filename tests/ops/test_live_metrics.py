@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from oven_process import OvenProcess
+
+from tests.oven_process import OvenProcess
 
 from .ops_kit import alerting_rules, dashboard, dashboard_exprs, run
 from .promql import exposed_names, metric_names

@@ -6,15 +6,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import start_oven
-from tests.oven_process import OvenProcess, StartOven, free_port, running_oven
+from tests.oven_process import OvenProcess, free_port, running_oven
 
 ADMIN_TOKEN = "pipeline-admin-token"
 MAX_BODY_BYTES = 65536
 
-# Transitional: StartOven and start_oven (tests/conftest.py's) stay importable from here for the
-# files that still import them as `pipeline.conftest`.
-__all__ = ["ADMIN_TOKEN", "MAX_BODY_BYTES", "StartOven", "shared_oven", "start_oven"]
+__all__ = ["ADMIN_TOKEN", "MAX_BODY_BYTES", "shared_oven"]
 
 
 @pytest.fixture(scope="session")
