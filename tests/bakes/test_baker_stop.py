@@ -19,7 +19,7 @@ import pytest
 
 from oven._tree import children
 from oven.actors.baker import Baker, Enqueue, work_root
-from oven.actors.store._actor import StoreCall
+from oven.actors.store import StoreCall
 from oven.bakes import plan_bake, unpack
 from oven.config import load
 from oven.readiness import ReadinessBoard

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from oven.actors.store._actor import StoreCall
+from oven.actors.store import StoreCall
 from oven.actors.webhooks import Deliver
 from oven.webhooks import DELIVERIES_KIND
 from tests.waiting import wait_until

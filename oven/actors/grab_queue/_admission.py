@@ -87,11 +87,10 @@ class Admission:
             if until is not None and until > time.time():
                 raise PieceFrozen(grab.piece, until)
         cancel_token, digest = new_cancel_token()
-        request = grab.model_dump(mode="json") | {"target_url": msg.target_url,
-                                                  CANCEL_DIGEST: digest}
+        request = grab.model_dump(mode="json") | {CANCEL_DIGEST: digest}
         record = JobRecord.queued(id=uuid.uuid4().hex, capture_key=key, lane=grab.lane.value,
                                   request=request, deadline_s=settings.queue.deadline_s,
-                                  piece=grab.piece)
+                                  piece=grab.piece, target_url=msg.target_url)
         try:
             await self.store.insert_job(record)  # persisted before anyone hears of the job
         except CaptureKeyBusy as busy:

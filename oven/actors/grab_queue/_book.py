@@ -56,11 +56,14 @@ class Run:
 
 
 def parse_request(record: JobRecord) -> tuple[GrabRequest, str]:
-    """The grab a stored job asked for, and its target URL (kept beside it in the request)."""
+    """The grab a stored job asked for, and its target URL (a field of the record; records
+    written before schema 3 also carry it in the request, and the store fills the field)."""
     request = dict(record.request)
-    target = request.pop("target_url")
+    request.pop("target_url", None)
     request.pop(CANCEL_DIGEST, None)
-    return GrabRequest.model_validate(request), target
+    if record.target_url is None:
+        raise ValueError(f"job {record.id} names no target URL")
+    return GrabRequest.model_validate(request), record.target_url
 
 
 class Book:
