@@ -26,6 +26,15 @@ def _carrying(token: str) -> list[psutil.Process]:
     return found
 
 
+def _descends_from(process: psutil.Process, pids: set[int]) -> bool:
+    """A child a session fixture's process started meanwhile (a Chromium that was already
+    running spawns utility processes on its own schedule) is that fixture's, not the test's."""
+    try:
+        return any(parent.pid in pids for parent in process.parents())
+    except psutil.Error:
+        return False
+
+
 @pytest.fixture
 def token() -> Iterator[str]:
     """A unique word for this test's command lines; afterwards no live process may carry it,
@@ -39,7 +48,8 @@ def token() -> Iterator[str]:
     left: list[psutil.Process] = []
     while time.monotonic() < deadline:
         left = _carrying(value) + [p for p in psutil.Process().children(recursive=True)
-                                   if p.pid not in before and _live(p)]
+                                   if p.pid not in before and _live(p)
+                                   and not _descends_from(p, before)]
         if not left:
             return
         time.sleep(0.1)  # processes die asynchronously; poll with a bound
