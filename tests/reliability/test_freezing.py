@@ -35,8 +35,11 @@ def test_jobs_whose_deadline_passed_in_the_queue_do_not_freeze_their_piece(
 
 def test_a_job_of_a_piece_frozen_while_it_waited_fails_fast_without_a_capture(
         start_oven: StartOven) -> None:
-    oven = start_oven({"browser": {"pages": 1},
+    oven = start_oven({"browser": {"pages": 1, "ready_timeout_s": 2},
                        "queue": {"interactive_reserved": 0, "freeze_after": 1}})
+    # never-ready holds the only page for its 2 s ready timeout, so both jobs of `throws` are
+    # admitted before the first of them runs and freezes the piece.
+    submit(oven, piece="never-ready", format="png", width=64, height=64)
     first = submit(oven, piece="throws", format="png", width=64, height=64)
     second = submit(oven, piece="throws", format="png", width=80, height=64)
     views = sorted((wait_for_job(oven, j["id"], timeout=60) for j in (first, second)),
