@@ -108,6 +108,73 @@ class Store(StoreOperations, Protocol):
     async def close(self) -> None: ...
 
 
+class ResultCache(Protocol):
+    async def get(self, key: str) -> dict[str, Any] | None: ...
+    async def put(self, key: str, result: dict[str, Any], ttl_s: float) -> None: ...
+    async def delete(self, key: str) -> bool: ...
+
+
+class PieceFreezes(Protocol):
+    async def record_failure(self, piece: str, reason: str) -> int: ...
+    async def record_success(self, piece: str) -> None: ...
+    async def freeze(self, piece: str, until: float, reason: str) -> None: ...
+    async def frozen_until(self, piece: str) -> float | None: ...
+    async def list_frozen(self) -> list[FrozenPiece]: ...
+    async def unfreeze(self, piece: str) -> bool: ...
+
+
+class Documents(Protocol):
+    async def put(self, kind: str, doc_id: str, body: dict[str, Any]) -> None: ...
+    async def get(self, kind: str, doc_id: str) -> dict[str, Any] | None: ...
+    async def newest(self, kind: str, *, limit: int = 100) -> list[dict[str, Any]]: ...
+
+
+class SideTables:
+    """The side tables' part of StoreOperations, answered by the three tables a backend hands
+    in (its own, on its own connection), so the backend's module keeps to jobs."""
+
+    def __init__(self, cache: ResultCache, freezes: PieceFreezes, docs: Documents) -> None:
+        self.cache = cache
+        self.freezes = freezes
+        self.docs = docs
+
+    async def cache_get(self, key: str) -> dict[str, Any] | None:
+        return await self.cache.get(key)
+
+    async def cache_put(self, key: str, result: dict[str, Any], ttl_s: float) -> None:
+        await self.cache.put(key, result, ttl_s)
+
+    async def cache_delete(self, key: str) -> bool:
+        return await self.cache.delete(key)
+
+    async def record_piece_failure(self, piece: str, reason: str) -> int:
+        return await self.freezes.record_failure(piece, reason)
+
+    async def record_piece_success(self, piece: str) -> None:
+        await self.freezes.record_success(piece)
+
+    async def freeze(self, piece: str, until: float, reason: str) -> None:
+        await self.freezes.freeze(piece, until, reason)
+
+    async def frozen_until(self, piece: str) -> float | None:
+        return await self.freezes.frozen_until(piece)
+
+    async def list_frozen(self) -> list[FrozenPiece]:
+        return await self.freezes.list_frozen()
+
+    async def unfreeze(self, piece: str) -> bool:
+        return await self.freezes.unfreeze(piece)
+
+    async def put_doc(self, kind: str, doc_id: str, body: dict[str, Any]) -> None:
+        await self.docs.put(kind, doc_id, body)
+
+    async def get_doc(self, kind: str, doc_id: str) -> dict[str, Any] | None:
+        return await self.docs.get(kind, doc_id)
+
+    async def list_docs(self, kind: str, *, limit: int = 100) -> list[dict[str, Any]]:
+        return await self.docs.newest(kind, limit=limit)
+
+
 def store_operations() -> frozenset[str]:
     """The names of StoreOperations' methods: what the Store actor may be asked to run."""
     return frozenset(name for name, member in vars(StoreOperations).items()

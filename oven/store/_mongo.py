@@ -17,7 +17,7 @@ from pymongo.errors import (
 )
 
 from oven.jobs import JobState
-from oven.store._base import ACTIVE_STATES, plan_transition, validate_fields
+from oven.store._base import ACTIVE_STATES, SideTables, plan_transition, validate_fields
 from oven.store._errors import (
     CaptureKeyBusy,
     JobExists,
@@ -28,7 +28,7 @@ from oven.store._errors import (
 from oven.store._leases import LEASED_STATE_VALUES, already_settled, claim, lease_expiry
 from oven.store._mongo_db import Doc, MongoDatabase
 from oven.store._mongo_side import MongoCache, MongoDocs, MongoFreezes
-from oven.store._records import FrozenPiece, JobRecord, QueuedJobs
+from oven.store._records import JobRecord, QueuedJobs
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +51,16 @@ def _to_job(doc: Doc) -> JobRecord:
     return JobRecord.model_validate({"id": doc["_id"], **data})
 
 
-class MongoStore:
+class MongoStore(SideTables):
     """The Store protocol on MongoDB: jobs in `grabs` (and capture keys in `flights`) here; the
-    result cache, frozen pieces and documents in the side collections it holds."""
+    result cache, frozen pieces and documents in the side collections it holds (forwarded by
+    SideTables)."""
 
     def __init__(self, uri: str, database: str, *, timeout_s: float, recent_limit: int) -> None:
         self._mongo = MongoDatabase(uri, database, timeout_s=timeout_s)
         self._recent_limit = recent_limit
-        self.cache = MongoCache(self._mongo)
-        self.freezes = MongoFreezes(self._mongo)
-        self.docs = MongoDocs(self._mongo)
+        super().__init__(MongoCache(self._mongo), MongoFreezes(self._mongo),
+                         MongoDocs(self._mongo))
 
     def __repr__(self) -> str:
         return f"MongoStore({self._mongo.label})"
@@ -335,41 +335,3 @@ class MongoStore:
             for row in await cursor.to_list():
                 counts[JobState(row["_id"])] = int(row["n"])
         return counts
-
-    # -- side collections ---------------------------------------------------------------------
-
-    async def cache_get(self, key: str) -> dict[str, Any] | None:
-        return await self.cache.get(key)
-
-    async def cache_put(self, key: str, result: dict[str, Any], ttl_s: float) -> None:
-        await self.cache.put(key, result, ttl_s)
-
-    async def cache_delete(self, key: str) -> bool:
-        return await self.cache.delete(key)
-
-    async def record_piece_failure(self, piece: str, reason: str) -> int:
-        return await self.freezes.record_failure(piece, reason)
-
-    async def record_piece_success(self, piece: str) -> None:
-        await self.freezes.record_success(piece)
-
-    async def freeze(self, piece: str, until: float, reason: str) -> None:
-        await self.freezes.freeze(piece, until, reason)
-
-    async def frozen_until(self, piece: str) -> float | None:
-        return await self.freezes.frozen_until(piece)
-
-    async def list_frozen(self) -> list[FrozenPiece]:
-        return await self.freezes.list_frozen()
-
-    async def unfreeze(self, piece: str) -> bool:
-        return await self.freezes.unfreeze(piece)
-
-    async def put_doc(self, kind: str, doc_id: str, body: dict[str, Any]) -> None:
-        await self.docs.put(kind, doc_id, body)
-
-    async def get_doc(self, kind: str, doc_id: str) -> dict[str, Any] | None:
-        return await self.docs.get(kind, doc_id)
-
-    async def list_docs(self, kind: str, *, limit: int = 100) -> list[dict[str, Any]]:
-        return await self.docs.newest(kind, limit=limit)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from oven.jobs import JobState
-from oven.store._base import ACTIVE_STATES, plan_transition, validate_fields
+from oven.store._base import ACTIVE_STATES, SideTables, plan_transition, validate_fields
 from oven.store._errors import (
     CaptureKeyBusy,
     JobExists,
@@ -17,7 +17,7 @@ from oven.store._errors import (
     StaleState,
 )
 from oven.store._leases import LEASED_STATE_VALUES, already_settled, claim, lease_expiry
-from oven.store._records import FrozenPiece, JobRecord, QueuedJobs
+from oven.store._records import JobRecord, QueuedJobs
 from oven.store._sqlite_file import SqliteFile
 from oven.store._sqlite_schema import (
     JOB_COLUMNS,
@@ -30,16 +30,15 @@ from oven.store._sqlite_side import SqliteCache, SqliteDocs, SqliteFreezes
 _LEASED_MARKS = ", ".join("?" * len(LEASED_STATE_VALUES))
 
 
-class SqliteStore:
+class SqliteStore(SideTables):
     """The Store protocol on a local SQLite file: the jobs here, the result cache, frozen
-    pieces and documents in the side tables it holds."""
+    pieces and documents in the side tables it holds (forwarded by SideTables)."""
 
     def __init__(self, path: Path, *, busy_timeout_s: float, recent_limit: int) -> None:
         self._file = SqliteFile(path, busy_timeout_s=busy_timeout_s)
         self._recent_limit = recent_limit
-        self.cache = SqliteCache(self._file)
-        self.freezes = SqliteFreezes(self._file)
-        self.docs = SqliteDocs(self._file)
+        super().__init__(SqliteCache(self._file), SqliteFreezes(self._file),
+                         SqliteDocs(self._file))
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self._file.path)!r})"
@@ -268,41 +267,3 @@ class SqliteStore:
         for state, n in self._file.db.execute("SELECT state, count(*) FROM grabs GROUP BY state"):
             counts[JobState(state)] = n
         return counts
-
-    # -- side tables ------------------------------------------------------------------------
-
-    async def cache_get(self, key: str) -> dict[str, Any] | None:
-        return await self.cache.get(key)
-
-    async def cache_put(self, key: str, result: dict[str, Any], ttl_s: float) -> None:
-        await self.cache.put(key, result, ttl_s)
-
-    async def cache_delete(self, key: str) -> bool:
-        return await self.cache.delete(key)
-
-    async def record_piece_failure(self, piece: str, reason: str) -> int:
-        return await self.freezes.record_failure(piece, reason)
-
-    async def record_piece_success(self, piece: str) -> None:
-        await self.freezes.record_success(piece)
-
-    async def freeze(self, piece: str, until: float, reason: str) -> None:
-        await self.freezes.freeze(piece, until, reason)
-
-    async def frozen_until(self, piece: str) -> float | None:
-        return await self.freezes.frozen_until(piece)
-
-    async def list_frozen(self) -> list[FrozenPiece]:
-        return await self.freezes.list_frozen()
-
-    async def unfreeze(self, piece: str) -> bool:
-        return await self.freezes.unfreeze(piece)
-
-    async def put_doc(self, kind: str, doc_id: str, body: dict[str, Any]) -> None:
-        await self.docs.put(kind, doc_id, body)
-
-    async def get_doc(self, kind: str, doc_id: str) -> dict[str, Any] | None:
-        return await self.docs.get(kind, doc_id)
-
-    async def list_docs(self, kind: str, *, limit: int = 100) -> list[dict[str, Any]]:
-        return await self.docs.newest(kind, limit=limit)
