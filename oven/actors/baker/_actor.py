@@ -43,6 +43,7 @@ from oven.bakes import BakePlan, BakeState, Tape
 from oven.config import Settings
 from oven.encode import BakeEncodeRequest, EncodeError, EncodeRequest, Format
 from oven.errors import Refusal
+from oven.grabs import result_url
 from oven.storage import StorageError
 from oven.store import StoreUnavailable
 from oven.supervisor import ActorUnavailable
@@ -97,10 +98,6 @@ class BakeStatus:
 
 def work_root(settings: Settings) -> Path:
     return settings.resolve(Path("bakes"))
-
-
-def public_url(key: str, url: str | None) -> str:
-    return url or f"/results/{key}"
 
 
 class Baker(AsyncActor):
@@ -250,8 +247,8 @@ class Baker(AsyncActor):
                                    timeout=settings.encoder.timeout_s * (1 + waiting) + 30)
         stored_video = await self._upload(bake_id, "tape.mp4", video.path, video.content_type)
         stored_thumb = await self._upload(bake_id, "thumb.jpg", thumb.path, thumb.content_type)
-        return {"url": public_url(stored_video.key, stored_video.url),
-                "thumbnail_url": public_url(stored_thumb.key, stored_thumb.url),
+        return {"url": result_url(stored_video.key, stored_video.url),
+                "thumbnail_url": result_url(stored_thumb.key, stored_thumb.url),
                 "size": stored_video.size, "storage_key": stored_video.key,
                 "thumbnail_key": stored_thumb.key, "encode_s": round(video.seconds, 3)}
 

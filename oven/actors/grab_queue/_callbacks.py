@@ -9,6 +9,7 @@ from oven.actors.grab_queue._lease import Watchers
 from oven.actors.store import StoreClient
 from oven.actors.webhooks import Deliver
 from oven.config import Settings
+from oven.grabs import result_url
 from oven.jobs import JobState
 from oven.store import JobRecord
 
@@ -25,10 +26,9 @@ class Callbacks:
 
     def send(self, url: str, job_id: str | None, state: JobState, result: dict[str, Any],
              error: str | None) -> None:
-        # Local storage has no public URL: the path under this service (as in the API).
-        result_url = result.get("url") or (f"/results/{result['storage_key']}"
-                                           if result.get("storage_key") else None)
-        payload = {"id": job_id, "state": state.value, "url": result_url, "thumbnail_url": None,
+        key = result.get("storage_key")
+        where = result_url(key, result.get("url")) if key else result.get("url")
+        payload = {"id": job_id, "state": state.value, "url": where, "thumbnail_url": None,
                    "error": error}
         try:
             self.lookup.ref("webhooks").tell(

@@ -1,0 +1,29 @@
+"""Each grab concept is defined once and used from there: result URLs, formats, lanes, leases.
+
+Source checks where the defect is a second definition (it behaves the same until the two
+drift apart), behaviour checks where the one definition carries a rule.
+"""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+OVEN = ROOT / "oven"
+GRAB_QUEUE = OVEN / "actors" / "grab_queue"
+
+
+def _strings(path: pathlib.Path) -> list[tuple[int, str]]:
+    """Every string literal in a module, f-string parts included, with its line."""
+    return [(node.lineno, node.value) for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+
+
+def test_only_result_url_builds_a_results_path() -> None:
+    allowed = {OVEN / "grabs" / "_result.py"}
+    found = [f"{path.relative_to(ROOT)}:{line}"
+             for path in sorted(OVEN.rglob("*.py")) if path not in allowed
+             for line, text in _strings(path) if text.startswith("/results/")]
+    assert found == []
+
