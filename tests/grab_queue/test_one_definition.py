@@ -27,3 +27,11 @@ def test_only_result_url_builds_a_results_path() -> None:
              for line, text in _strings(path) if text.startswith("/results/")]
     assert found == []
 
+
+def test_the_grab_queue_carries_the_format_instead_of_rebuilding_it_from_its_value() -> None:
+    found = [f"{path.relative_to(ROOT)}:{node.lineno}"
+             for path in sorted(GRAB_QUEUE.glob("*.py"))
+             for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+             and node.func.id == "Format"]
+    assert found == []

@@ -93,10 +93,8 @@ class Outcome:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def storage_key(capture_key: str, fmt: str) -> str:
-    return f"grabs/{capture_key[:2]}/{capture_key}.{Format(fmt).extension}"
-
-
+def storage_key(capture_key: str, fmt: Format) -> str:
+    return f"grabs/{capture_key[:2]}/{capture_key}.{fmt.extension}"
 
 
 def _guard_mode(grab: GrabRequest, settings: Settings) -> GuardMode:
@@ -116,8 +114,8 @@ class Pipeline:
     def job_dir(self, job_id: str) -> Path:
         return self.settings.resolve(Path("jobs")) / job_id
 
-    def pending_path(self, job_id: str, fmt: str) -> Path:
-        return self.settings.resolve(Path("pending")) / f"{job_id}.{Format(fmt).extension}"
+    def pending_path(self, job_id: str, fmt: Format) -> Path:
+        return self.settings.resolve(Path("pending")) / f"{job_id}.{fmt.extension}"
 
     async def run(self, job_id: str, key: str, grab: GrabRequest, target_url: str,
                   deadline_at: float, stage: Callable[[str], None],
@@ -181,9 +179,9 @@ class Pipeline:
 
         stage("encode")
         t0 = time.monotonic()
-        out = work / f"result.{Format(grab.format.value).extension}"
+        out = work / f"result.{grab.format.extension}"
         encode = EncodeRequest(frames=captured.frames, fps=grab.fps,
-                               format=Format(grab.format.value), out_path=out)
+                               format=grab.format, out_path=out)
         encode_timeout = self.settings.encoder.timeout_s * 3 + 30
         try:
             # The encode carries its own deadline: ffmpeg stops when we stop waiting, even if
@@ -210,14 +208,14 @@ class Pipeline:
                  **({"blocked_requests": captured.blocked_requests}
                     if captured.blocked_requests else {})}
         try:
-            stored = await self.upload(job_id, key, grab.format.value, encoded.path,
+            stored = await self.upload(job_id, key, grab.format, encoded.path,
                                        encoded.content_type, timings)
         except UploadPending as pending:
             pending.facts, pending.timings = facts, timings
             raise
         return Outcome(result={**stored, **facts}, timings=timings)
 
-    async def upload(self, job_id: str, key: str, fmt: str, path: Path, content_type: str,
+    async def upload(self, job_id: str, key: str, fmt: Format, path: Path, content_type: str,
                      timings: dict[str, float]) -> dict[str, Any]:
         """Store the file; returns its storage fields (key, size, content type, URL)."""
         t0 = time.monotonic()
@@ -245,7 +243,7 @@ class Pipeline:
         except Exception as exc:  # best effort: a restarting peer has dropped the work anyway
             log.warning("%s not told %s: %s", name, type(message).__name__, exc)
 
-    def keep_for_retry(self, job_id: str, fmt: str, path: Path) -> Path:
+    def keep_for_retry(self, job_id: str, fmt: Format, path: Path) -> Path:
         keep = self.pending_path(job_id, fmt)
         if path != keep:
             keep.parent.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,6 @@ from oven.actors.grab_queue._pipeline import Permanent, Pipeline, Transient, Upl
 from oven.actors.runtime import AskTimeout
 from oven.actors.store import StoreClient
 from oven.config import Settings
-from oven.encode import Format
 from oven.jobs import JobState
 from oven.store import JobRecord, StaleState, StoreUnavailable
 from oven.supervisor import ActorUnavailable
@@ -193,7 +192,7 @@ class Settler:
                 await self._fail_parked(run, f"its parked upload failed: {exc!r}")
 
     async def _retry_upload(self, run: Run) -> None:
-        record, fmt = run.record, run.grab.format.value
+        record, fmt = run.record, run.grab.format
         path = self.pipeline.pending_path(record.id, fmt)
         if not path.exists():
             await self.finish(run, JobState.FAILED, error="the encoded file waiting for "
@@ -202,7 +201,7 @@ class Settler:
         run.uploading = True
         try:
             stored = await self.pipeline.upload(
-                record.id, record.capture_key, fmt, path, Format(fmt).content_type, {})
+                record.id, record.capture_key, fmt, path, fmt.content_type, {})
         except UploadPending as exc:
             log.info("job=%s still waiting for storage: %s", record.id, exc)
             stored = None
@@ -237,7 +236,7 @@ class Settler:
         self.drop_parked_file(run)
 
     def drop_parked_file(self, run: Run) -> None:
-        path = self.pipeline.pending_path(run.record.id, run.grab.format.value)
+        path = self.pipeline.pending_path(run.record.id, run.grab.format)
         try:
             path.unlink(missing_ok=True)
         except OSError as exc:  # cleanup must never take the loop that called it down with it
