@@ -19,9 +19,11 @@ def _frozen(url: str) -> list[str]:
 def test_jobs_whose_deadline_passed_in_the_queue_do_not_freeze_their_piece(
         start_oven: StartOven) -> None:
     oven = start_oven({"browser": {"pages": 1, "ready_timeout_s": 30},
-                       "queue": {"deadline_s": 3, "interactive_reserved": 0,
+                       "queue": {"deadline_s": 10, "interactive_reserved": 0,
                                  "freeze_after": 2}})
     # never-ready holds the only page until its deadline; the stills behind it run out of time.
+    # 10 s: admission refuses a job whose estimated wait (2 s a job before any has finished,
+    # so 8 s for the fourth still) is longer than the deadline.
     blocker = submit(oven, piece="never-ready", format="png", width=64, height=64)
     waiting = [submit(oven, piece="still", format="png", width=64 + i, height=64)
                for i in range(4)]

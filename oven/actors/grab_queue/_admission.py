@@ -30,11 +30,22 @@ from oven.actors.grab_queue._messages import (
 from oven.actors.grab_queue._runner import TaskOwner
 from oven.actors.store import StoreClient
 from oven.config import Settings
+from oven.errors import Refusal
 from oven.grabs import capture_key
 from oven.jobs import JobState
 from oven.store import CaptureKeyBusy, JobRecord
 
 log = logging.getLogger(__name__)
+
+
+class QueueTooSlow(QueueFull):
+    """The queue is under `max_queued`, but its estimated wait is longer than a job's deadline."""
+
+    def __init__(self, queued: int, wait_s: float, deadline_s: float) -> None:
+        Refusal.__init__(
+            self, f"the grab queue is full: {queued} jobs waiting would take about {wait_s:.0f} s,"
+                  f" longer than a job's deadline ({deadline_s:g} s); retry later",
+            retry_after_s=max(1.0, wait_s - deadline_s))
 
 
 @dataclass
@@ -82,6 +93,12 @@ class Admission:
         queued = len(book.queued)
         if queued >= settings.queue.max_queued:
             raise QueueFull(queued, book.eta(queued))
+        wait = book.eta(queued)
+        if wait > settings.queue.deadline_s:
+            # Admitted, it would be claimed after its deadline and fail there: refuse it now,
+            # while the client can still go elsewhere (a burst admitted ~400 jobs when ~300
+            # could finish in time, and the rest failed "deadline passed" after waiting).
+            raise QueueTooSlow(queued, wait, settings.queue.deadline_s)
         if grab.piece is not None:
             until = await self.store.frozen_until(grab.piece)
             if until is not None and until > time.time():
