@@ -9,9 +9,12 @@ final, and so is a URL refused by the current settings.
 from __future__ import annotations
 
 import asyncio
+import datetime
+import email.utils
 import enum
 import json
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -94,11 +97,21 @@ def backoff_s(failures: int, settings: WebhookSettings) -> float:
 
 
 def _retry_after_s(response: httpx.Response, settings: WebhookSettings) -> float | None:
-    value = response.headers.get("retry-after", "")
+    """The wait a receiver asked for (RFC 9110: seconds or an HTTP date), capped at
+    `max_backoff_s`; None when it asked for none we can read (our own backoff then)."""
+    value = response.headers.get("retry-after", "").strip()
     try:
-        return min(max(float(value), 0.0), settings.max_backoff_s)
+        seconds = float(value)
     except ValueError:
-        return None  # absent, or an HTTP date: our own backoff is good enough
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        # An HTTP date is GMT; one written without a zone must not be read as local time.
+        seconds = when.replace(tzinfo=when.tzinfo or datetime.UTC).timestamp() - time.time()
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), settings.max_backoff_s)
 
 
 def _result(status: int) -> str:
