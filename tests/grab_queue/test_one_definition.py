@@ -35,3 +35,17 @@ def test_the_grab_queue_carries_the_format_instead_of_rebuilding_it_from_its_val
              if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
              and node.func.id == "Format"]
     assert found == []
+
+
+def test_the_grab_queue_leaves_clearing_a_lease_to_the_stores_lease_policy() -> None:
+    # oven.store's lease policy clears lease_expires_at (and, back to queued, the owner) on
+    # every transition out of a leased state, on both backends (tests/store/test_leases.py).
+    found = [f"{path.relative_to(ROOT)}:{node.lineno} {keyword.arg}=None"
+             for path in sorted(GRAB_QUEUE.glob("*.py"))
+             for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, ast.Call)
+             for keyword in node.keywords
+             if keyword.arg in ("owner", "lease_expires_at")
+             and isinstance(keyword.value, ast.Constant) and keyword.value.value is None]
+    assert found == []
+

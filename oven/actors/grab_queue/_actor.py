@@ -114,11 +114,11 @@ class GrabQueue(AsyncActor):
             to, fields = JobState.FAILED, {"error": reason, "stage": None}
         else:
             reason = f"requeued after {self.instance} restarted"
-            to, fields = JobState.QUEUED, {"stage": "queued", "owner": None}
+            to, fields = JobState.QUEUED, {"stage": "queued"}
         try:
             record = await self.store.transition(
                 record.id, to, expect=JobState.RUNNING, expect_owner=record.owner,
-                expect_claim=record.claim, note=reason, lease_expires_at=None, **fields)
+                expect_claim=record.claim, note=reason, **fields)
         except StaleState:
             return  # taken over meanwhile by another instance
         if to is JobState.FAILED:
@@ -197,7 +197,7 @@ class GrabQueue(AsyncActor):
         try:
             record = await self.store.transition(
                 job_id, JobState.CANCELLED, expect=record.state, note="cancelled by a client",
-                stage=None, lease_expires_at=None)
+                stage=None)
         except StaleState:
             return await self._cancel(job_id)  # claimed meanwhile: here or elsewhere
         self.settler.finished(record)

@@ -138,13 +138,12 @@ class LeaseKeeper:
                               f"{record.attempts} attempts")
                     await self.store.transition(
                         record.id, JobState.FAILED, expect=JobState.RUNNING,
-                        expect_lease_before=now, note=reason, error=reason, stage=None,
-                        lease_expires_at=None)
+                        expect_lease_before=now, note=reason, error=reason, stage=None)
                 else:
                     await self.store.transition(
                         record.id, JobState.QUEUED, expect=JobState.RUNNING,
                         expect_lease_before=now, note=f"lease of {owner} expired; requeued",
-                        stage="queued", owner=None, lease_expires_at=None)
+                        stage="queued")
             except StaleState:
                 continue  # another instance took it over first, or the owner woke up
             taken += 1
@@ -160,7 +159,7 @@ class LeaseKeeper:
             await self.store.transition(
                 record.id, JobState.QUEUED, expect=JobState.UPLOAD_PENDING,
                 expect_lease_before=now - self.settings.cluster.parked_takeover_s, note=note,
-                stage="queued", owner=None, lease_expires_at=None, attempts=0, error=None,
+                stage="queued", attempts=0, error=None,
                 deadline_at=now + self.settings.queue.deadline_s)
         except StaleState:
             return 0  # its owner came back, or another instance was first

@@ -74,7 +74,7 @@ class Settler:
             log.warning("job=%s attempt %d lost through no fault of its own (%s); requeued, "
                         "not counted", record.id, record.attempts, reason)
             if await self._move(run, JobState.QUEUED, note=f"requeued, attempt not counted: "
-                                f"{reason}", stage="queued", owner=None, lease_expires_at=None,
+                                f"{reason}", stage="queued",
                                 attempts=max(0, record.attempts - 1)):
                 self.book.forget(run)
                 return True
@@ -83,8 +83,7 @@ class Settler:
             log.warning("job=%s attempt %d failed (%s); retrying", record.id, record.attempts,
                         reason)
             # Back into the shared queue; its age puts it first in its lane.
-            if await self._move(run, JobState.QUEUED, note=f"retry: {reason}", stage="queued",
-                                owner=None, lease_expires_at=None):
+            if await self._move(run, JobState.QUEUED, note=f"retry: {reason}", stage="queued"):
                 self.book.forget(run)
                 return True  # claimed again (here or elsewhere); the next poll shows it queued
             return False
@@ -110,8 +109,7 @@ class Settler:
 
     async def finish(self, run: Run, state: JobState, *, note: str | None = None,
                      **fields: Any) -> bool:
-        if not await self._move(run, state, note=note, stage=None, lease_expires_at=None,
-                                **fields):
+        if not await self._move(run, state, note=note, stage=None, **fields):
             return False
         metrics.GRABS.labels(format=run.grab.format.value, outcome=state.value).inc()
         self.book.forget(run)
