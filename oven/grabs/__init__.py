@@ -1,6 +1,6 @@
 """Grab requests: schema, limits, capture keys and target rules."""
 
-from oven.grabs._request import GrabRequest, Lane, capture_key
+from oven.grabs._request import GrabRequest, capture_key
 from oven.grabs._result import RESULTS_PATH, GrabResult, result_url
 from oven.grabs._settings import ClusterSettings, LimitsSettings, PiecesSettings, QueueSettings
 from oven.grabs._targets import (
@@ -13,6 +13,7 @@ from oven.grabs._targets import (
     read_web_url,
     url_target,
 )
+from oven.lanes import Lane
 
 __all__ = [
     "RESULTS_PATH",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import json
 import math
@@ -14,13 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from oven.capture import MIN_FPS, CaptureRequest, GuardMode
 from oven.encode import Format, animated_formats
 from oven.grabs._settings import LimitsSettings
+from oven.lanes import Lane
 
 PIECE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-
-
-class Lane(enum.StrEnum):
-    INTERACTIVE = "interactive"
-    BACKGROUND = "background"
 
 
 class GrabRequest(BaseModel):

@@ -9,8 +9,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from oven.jobs import JobState
+from oven.lanes import Lane
 
-Lane = Literal["interactive", "background"]
 Stage = Literal["queued", "navigate", "ready", "capture", "encode", "upload"]
 
 
@@ -78,7 +78,7 @@ class JobRecord(BaseModel):
         *,
         id: str,
         capture_key: str,
-        lane: Lane,
+        lane: Lane | str,
         request: dict[str, Any],
         deadline_s: float,
         piece: str | None = None,
@@ -92,7 +92,7 @@ class JobRecord(BaseModel):
             id=id,
             capture_key=capture_key,
             state=JobState.QUEUED,
-            lane=lane,
+            lane=Lane(lane),
             piece=piece,
             request=request,
             target_url=target_url,

@@ -49,3 +49,37 @@ def test_the_grab_queue_leaves_clearing_a_lease_to_the_stores_lease_policy() -> 
              and isinstance(keyword.value, ast.Constant) and keyword.value.value is None]
     assert found == []
 
+
+def test_lanes_are_defined_once_in_the_lane_table() -> None:
+    from oven.grabs import QueueSettings
+    from oven.lanes import LANES, Lane
+    from oven.store import JobRecord
+
+    assert set(LANES) == set(Lane)
+    assert sorted(rule.order for rule in LANES.values()) == list(range(len(Lane)))
+    for rule in LANES.values():
+        assert rule.reserved is None or rule.reserved in QueueSettings.model_fields
+    assert JobRecord.model_fields["lane"].annotation is Lane
+    # no second list of lane names or of their order
+    found = [f"{path.relative_to(ROOT)}:{line}"
+             for path in sorted(OVEN.rglob("*.py")) if path != OVEN / "lanes.py"
+             for line, text in _strings(path) if text == "background"
+             and "http" not in path.parts and "showcase" not in path.parts]
+    assert found == []
+
+
+def test_a_lane_claims_once_the_slots_reserved_by_the_lanes_before_it_are_free() -> None:
+    from oven.grabs import QueueSettings
+    from oven.lanes import Lane, claimable_lanes
+
+    both, first = [Lane.INTERACTIVE, Lane.BACKGROUND], [Lane.INTERACTIVE]
+    one = QueueSettings(interactive_reserved=1)
+    assert claimable_lanes(free=2, pages=4, queue=one) == both
+    assert claimable_lanes(free=1, pages=4, queue=one) == first
+    # the last lane always gets a page: at most pages - 1 slots are reserved
+    assert claimable_lanes(free=1, pages=1, queue=one) == both
+    two = QueueSettings(interactive_reserved=2)
+    assert claimable_lanes(free=2, pages=2, queue=two) == both
+    assert claimable_lanes(free=1, pages=2, queue=two) == first
+    none = QueueSettings(interactive_reserved=0)
+    assert claimable_lanes(free=1, pages=4, queue=none) == both

@@ -19,12 +19,11 @@ from oven import metrics
 from oven.actors.grab_queue._messages import CANCEL_DIGEST, record_view
 from oven.actors.grab_queue._pipeline import Outcome
 from oven.config import Settings
-from oven.grabs import GrabRequest, Lane
+from oven.grabs import GrabRequest
 from oven.jobs import JobState
+from oven.lanes import Lane, lane_order
 from oven.readiness import ReadinessBoard
 from oven.store import JobRecord, QueuedJobs
-
-_LANE_ORDER = {Lane.INTERACTIVE.value: 0, Lane.BACKGROUND.value: 1}
 
 
 @dataclass
@@ -158,7 +157,7 @@ class Book:
             "capturing": self.capturing,
             "running": [self.view(r) for r in self.runs.values()],
             "queued": {lane.value: [self.view_record(r) for r in self.queued
-                                    if r.lane == lane.value] for lane in Lane},
+                                    if r.lane is lane] for lane in Lane},
             "upload_pending": [self.view(r) for r in self.pending_uploads.values()],
             "recent": list(self.recent),
         }
@@ -166,7 +165,7 @@ class Book:
     def gauge(self) -> None:
         depth = collections.Counter(r.lane for r in self.queued)
         for lane in Lane:
-            metrics.QUEUE_DEPTH.labels(lane=lane.value).set(depth[lane.value])
+            metrics.QUEUE_DEPTH.labels(lane=lane.value).set(depth[lane])
         metrics.UPLOAD_PENDING.set(len(self.pending_uploads))
         if len(self.queued) >= self.settings.queue.max_queued:
             self.board.set("full", f"{len(self.queued)} jobs queued")
@@ -175,4 +174,4 @@ class Book:
 
 
 def _queue_order(record: JobRecord) -> tuple[int, float, str]:
-    return (_LANE_ORDER[record.lane], record.created_at, record.id)
+    return (lane_order(record.lane), record.created_at, record.id)

@@ -28,6 +28,7 @@ from oven import metrics
 from oven.actors.store import StoreClient
 from oven.config import Settings
 from oven.jobs import JobState
+from oven.lanes import Lane
 from oven.store import JobRecord, StaleState
 
 log = logging.getLogger(__name__)
@@ -94,9 +95,10 @@ class LeaseKeeper:
     def lease_s(self) -> float:
         return self.settings.cluster.lease_s
 
-    async def claim(self, lanes: list[str]) -> JobRecord | None:
+    async def claim(self, lanes: list[Lane]) -> JobRecord | None:
         t0 = time.monotonic()
-        record = await self.store.claim_next(self.owner, lanes, lease_s=self.lease_s)
+        record = await self.store.claim_next(self.owner, [lane.value for lane in lanes],
+                                             lease_s=self.lease_s)
         metrics.LEASE_OP_SECONDS.labels(op="claim").observe(time.monotonic() - t0)
         if record is not None:
             metrics.LEASE_CLAIMS.labels(instance_id=self.owner).inc()

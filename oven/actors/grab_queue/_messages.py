@@ -123,7 +123,7 @@ def record_view(record: JobRecord) -> dict[str, Any]:
     loop waits for."""
     return {
         "id": record.id, "state": record.state.value, "stage": record.stage,
-        "lane": record.lane, "piece": record.piece, "capture_key": record.capture_key,
+        "lane": record.lane.value, "piece": record.piece, "capture_key": record.capture_key,
         "request": {k: v for k, v in record.request.items() if k not in INTERNAL_KEYS},
         "attempts": record.attempts, "created_at": record.created_at,
         "updated_at": record.updated_at, "deadline_at": record.deadline_at,

@@ -26,8 +26,8 @@ from oven.actors.grab_queue._settle import Settler
 from oven.actors.runtime import AskTimeout, ask_async
 from oven.actors.store import StoreClient
 from oven.config import Settings
-from oven.grabs import Lane
 from oven.jobs import JobState
+from oven.lanes import claimable_lanes
 from oven.readiness import ReadinessBoard
 from oven.store import JobRecord, StoreUnavailable
 from oven.supervisor import ActorUnavailable
@@ -92,10 +92,7 @@ class JobRunner:
                 free = pages - book.capturing
                 if free <= 0:
                     break
-                reserved = min(self.settings.queue.interactive_reserved, pages - 1)
-                lanes = [Lane.INTERACTIVE.value]
-                if free > reserved:
-                    lanes.append(Lane.BACKGROUND.value)
+                lanes = claimable_lanes(free=free, pages=pages, queue=self.settings.queue)
                 book.capturing += 1  # the slot is ours while the claim is in flight
                 try:
                     record = await self.leases.claim(lanes)
