@@ -43,6 +43,11 @@ class BrowserSettings(BaseModel):
     executable_path: str = Field(
         default="/usr/bin/chromium", min_length=1, description="Chromium binary to launch."
     )
+    nice: int = Field(
+        10, ge=0, le=19, description="Niceness of captures: the BrowserPool's loop thread, "
+        "Playwright's driver and Chromium, so the HTTP loop and the actors get the CPU first on "
+        "a busy host (0 = oven's own priority). Takes effect at the next start."
+    )
     args: list[str] = Field(
         default_factory=lambda: list(DEFAULT_ARGS), description="Chromium command-line switches."
     )

@@ -24,6 +24,11 @@ class EncoderSettings(BaseModel):
     ffprobe_path: str = Field(
         "ffprobe", min_length=1, description="ffprobe executable (used by `oven doctor` and tests)."
     )
+    nice: int = Field(
+        10, ge=0, le=19, description="Niceness of encodes (the Encoder's loop thread and "
+        "ffmpeg), so the HTTP loop and the actors get the CPU first on a busy host "
+        "(0 = oven's own priority). Takes effect at the next start."
+    )
     concurrency: int = Field(
         0, ge=0, le=64, description="ffmpeg processes at once; 0 = one per usable CPU core."
     )

@@ -4,7 +4,7 @@ Its parts, beside it in this room: _relaunch (a recycle that cannot launch a new
 backoff, readiness, giving up into the supervisor) and _memory (page ceilings, heaps, captures
 failed over the budget, pages limited under pressure, why a capture lost its browser).
 Messages: Capture, CancelCapture, Recycle, PoolStatus from the grab queue and HTTP; SlotHeaps,
-FailForMemory, LimitPages from MemoryWatch; CaptureStage told back as a capture moves on.
+FailForMemory, LimitPages from MemoryWatch; a Capture's on_stage called as it moves on.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from oven.actors.browser_pool._memory import PageMemory, lost_browser_error
 from oven.actors.browser_pool._messages import (
     CancelCapture,
     Capture,
-    CaptureStage,
     CaptureTimeout,
     FailForMemory,
     LimitPages,
@@ -33,7 +32,7 @@ from oven.actors.browser_pool._relaunch import (
     reason_label,
     relaunch,
 )
-from oven.actors.runtime import ActorContext, AsyncActor
+from oven.actors.runtime import ActorContext, AsyncActor, lower_thread_priority
 from oven.capture import (
     Browser,
     BrowserGone,
@@ -90,6 +89,8 @@ class BrowserPool(AsyncActor):
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start_async(self) -> None:
+        # Playwright's driver, and Chromium it starts, inherit this loop thread's niceness.
+        lower_thread_priority(self.settings.nice)
         self._changed = asyncio.Condition()
         self.board.set("browser", "starting")
         swept = await asyncio.to_thread(sweep_orphans)
@@ -243,11 +244,11 @@ class BrowserPool(AsyncActor):
         return self.memory.effective_pages(self.settings.pages)
 
     def _progress(self, job: Capture, stage: str) -> None:
-        if job.progress_to is None:
+        if job.on_stage is None:
             return
         try:
-            self.ctx.lookup.ref(job.progress_to).tell(CaptureStage(job.job_id, stage))
-        except Exception as exc:  # progress is best effort: a busy or restarting peer skips it
+            job.on_stage(stage)
+        except Exception as exc:  # progress is best effort: a stopped caller skips it
             log.debug("stage %s of job=%s not delivered: %s", stage, job.job_id, exc)
 
     def _recycle_if_needed(self, browser: Browser | None, *, fallback: str | None = None) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from oven import metrics
-from oven.actors.runtime import ActorContext, AsyncActor, Limiter
+from oven.actors.runtime import ActorContext, AsyncActor, Limiter, lower_thread_priority
 from oven.config import Settings
 from oven.encode import (
     BakeEncodeRequest,
@@ -75,6 +75,7 @@ class Encoder(AsyncActor):
         ctx.processes.add_provider(running_pids)
 
     async def start_async(self) -> None:
+        lower_thread_priority(self.settings.nice)  # ffmpeg, started from this loop, inherits it
         self.limiter = Limiter(self.settings.effective_concurrency())
 
     def reconfigure(self, settings: Any) -> None:

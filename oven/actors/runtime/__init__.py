@@ -26,6 +26,9 @@ from oven.actors.runtime._mailbox import (
     ControlMessage,
     MailboxFull,
 )
+from oven.actors.runtime._priority import (
+    lower_thread_priority,
+)
 
 __all__ = [
     "ActorContext",
@@ -44,4 +47,5 @@ __all__ = [
     "ProcessGroups",
     "Reconfigure",
     "ask_async",
+    "lower_thread_priority",
 ]
