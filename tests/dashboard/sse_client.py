@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ class SseClient:
     events: list[Event] = field(default_factory=list)
     state: dict[str, Any] | None = None
     error: BaseException | None = None
+    connected: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _response: httpx.Response | None = None
@@ -45,6 +48,7 @@ class SseClient:
                 self._response = response
                 assert response.status_code == 200, response.status_code
                 assert response.headers["content-type"].startswith("text/event-stream")
+                self.connected.set()
                 fields: dict[str, str] = {}
                 for line in response.iter_lines():
                     if self._stop.is_set():
@@ -72,10 +76,20 @@ class SseClient:
         return jobs.get(job_id)
 
     def close(self) -> None:
-        """Hang up: closing the response from here makes the reading thread's read fail."""
+        """Hang up, and end the reading thread's read under way.
+
+        Closing the response from another thread does not wake a read blocked on its socket:
+        the read then waits for the next event, and a quiet dashboard sends only a keepalive
+        every 15 s. Shutting the socket down ends the read at once."""
         self._stop.set()
-        if self._response is not None:
-            self._response.close()
+        response = self._response
+        if response is not None:
+            stream = response.extensions.get("network_stream")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if isinstance(sock, socket.socket):
+                with contextlib.suppress(OSError):  # the server may have hung up already
+                    sock.shutdown(socket.SHUT_RDWR)
+            response.close()
         if self._thread is not None:
             self._thread.join(timeout=10)
             assert not self._thread.is_alive(), "the SSE reader did not stop"

@@ -125,6 +125,15 @@ class EventReader:
                 await self.read_some()
 
 
+async def freeze(source: ChangingState, hub: DashboardHub) -> None:
+    """Freeze the source and wait until the hub has published its last state, so a reader
+    caught up with hub.version has every state there will be."""
+    source.frozen = True
+    async with asyncio.timeout(10):
+        while (hub.state or {}).get("blob") != "frozen":
+            await asyncio.sleep(TICK_S)
+
+
 def dropped() -> float:
     return REGISTRY.get_sample_value("oven_dashboard_deltas_dropped_total") or 0.0
 
@@ -150,7 +159,7 @@ async def test_a_client_that_never_reads_is_cut_off_at_the_send_timeout_without_
         # At most the transport's high-water mark plus the one frame written when it had room.
         assert stuck_side.max_buffer[0] <= HIGH_WATER + stuck_side.max_event[0], stuck_side
         assert hub.clients == 1  # the stuck client is gone; the reader is still connected
-        source.frozen = True
+        await freeze(source, hub)
         await reader.until_version(hub.version, timeout=5)
         assert reader.state == hub.state
         stuck.close()
@@ -172,8 +181,7 @@ async def test_a_client_that_falls_behind_gets_one_merged_delta_when_it_reads_ag
         async with asyncio.timeout(30):
             while hub.version - paused_at < 20:
                 await asyncio.sleep(0.01)
-        source.frozen = True
-        await asyncio.sleep(3 * TICK_S)  # the frozen state is published
+        await freeze(source, hub)
         published = hub.version - paused_at
         events_before = len(reader.events)
         await reader.until_version(hub.version, timeout=10)
