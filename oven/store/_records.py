@@ -13,11 +13,17 @@ from oven.lanes import Lane
 
 Stage = Literal["queued", "navigate", "ready", "capture", "encode", "upload"]
 
+# Records are read back from a store other versions write too: during a rolling upgrade an
+# older instance reads what a newer one wrote, so a field it does not know is left unread
+# instead of failing the read (and with it the poll, the claim or the job). What clients
+# send is checked strictly at the edge (GrabRequest), not here.
+_READ_FORWARD = ConfigDict(extra="ignore")
+
 
 class HistoryEntry(BaseModel):
     """One state change of a job: which state, when (epoch seconds), and why."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _READ_FORWARD
 
     state: JobState
     at: float
@@ -27,7 +33,7 @@ class HistoryEntry(BaseModel):
 class JobRecord(BaseModel):
     """A grab as the store keeps it; the same words are used by the API and the metrics."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _READ_FORWARD
 
     id: str = Field(min_length=1)
     capture_key: str = Field(min_length=1)
@@ -107,7 +113,7 @@ class JobRecord(BaseModel):
 class FrozenPiece(BaseModel):
     """A piece that failed too often in a row and is not captured until `frozen_until`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _READ_FORWARD
 
     piece: str
     frozen_until: float
