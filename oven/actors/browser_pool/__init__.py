@@ -6,7 +6,6 @@ from oven.actors.browser_pool._actor import (
 from oven.actors.browser_pool._messages import (
     CancelCapture,
     Capture,
-    CaptureStage,
     CaptureTimeout,
     FailForMemory,
     LimitPages,
@@ -19,7 +18,6 @@ __all__ = [
     "BrowserPool",
     "CancelCapture",
     "Capture",
-    "CaptureStage",
     "CaptureTimeout",
     "FailForMemory",
     "LimitPages",

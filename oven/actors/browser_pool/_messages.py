@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,15 +34,10 @@ class Capture:
     request: CaptureRequest
     out_dir: Path
     timeout_s: float
-    progress_to: str | None = None  # actor told CaptureStage messages, by name
-
-
-@dataclass(frozen=True)
-class CaptureStage:
-    """Told to the requester as a capture moves on to `ready` and `capture`."""
-
-    job_id: str
-    stage: str
+    # Called with `ready`, then `capture`, on the pool's loop as the capture moves on, before
+    # the capture answers: the caller hops to its own loop (a stage told by message instead
+    # would take a slot of the caller's bounded mailbox and could land after the answer).
+    on_stage: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ import time
 from typing import Any
 
 from oven import metrics
-from oven.actors.browser_pool import CaptureStage
 from oven.actors.grab_queue._admission import Admission
 from oven.actors.grab_queue._book import Book, Run, parse_request
 from oven.actors.grab_queue._callbacks import Callbacks
@@ -146,16 +145,7 @@ class GrabQueue(AsyncActor):
                 return self.defer(self._cancel(job_id))
             case QueueStatus():
                 return self.defer(self._status())
-            case CaptureStage(job_id=job_id, stage=stage):
-                # call_soon_threadsafe: job state belongs to the loop, not the actor thread
-                self.loop.call_soon_threadsafe(self._set_stage, job_id, stage)
-                return None
         return super().receive(message)
-
-    def _set_stage(self, job_id: str, stage: str) -> None:
-        run = self.book.runs.get(job_id)
-        if run is not None and run.stage in ("navigate", "ready"):
-            run.stage = stage
 
     async def _get(self, job_id: str) -> dict[str, Any] | None:
         run = self.book.held(job_id)

@@ -151,10 +151,21 @@ class Pipeline:
         stage("navigate")
         t0 = time.monotonic()
         request = grab.capture_request(target_url, guard=_guard_mode(grab, self.settings))
+        loop, capturing = asyncio.get_running_loop(), True
+
+        def browser_stage(name: str) -> None:
+            if capturing:  # not once we stopped waiting (a timeout): the job has moved on
+                stage(name)
+
+        def on_stage(name: str) -> None:
+            # Called on the pool's loop, before its answer: call_soon_threadsafe queues the
+            # stage on ours ahead of that answer, and the job's state belongs to our loop.
+            loop.call_soon_threadsafe(browser_stage, name)
+
         try:
             captured = await ask_async(
                 self.lookup.ref("browser"),
-                Capture(job_id, request, frames_dir, remaining, progress_to="grab_queue"),
+                Capture(job_id, request, frames_dir, remaining, on_stage=on_stage),
                 timeout=remaining + 10)
         except PieceError as exc:
             raise Permanent(str(exc), piece_fault=True) from None
@@ -171,6 +182,8 @@ class Pipeline:
             raise Transient(f"capture: {exc}", piece_fault=True) from None
         except TRANSIENT as exc:
             raise Transient(f"capture: {exc}") from None
+        finally:
+            capturing = False
         timings["capture_total"] = time.monotonic() - t0
         for name, seconds in captured.timings.items():
             timings[name] = seconds
