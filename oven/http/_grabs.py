@@ -13,7 +13,7 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from oven.actors.grab_queue import GrabView, QueueStatus, cancel_token_matches
+from oven.actors.grab_queue import GrabStatus, GrabView, QueueStatus, cancel_token_matches
 from oven.actors.store import StoreClient
 from oven.capture import pieces_dir
 from oven.encode import Format
@@ -243,9 +243,10 @@ async def get_preview(request: Request) -> Response:
     return await grab_and_wait(request, data, wait=True)
 
 
-@operation("Active, queued and recent grabs", tags=["grabs"])
+@operation("Active, queued and recent grabs", responses={200: GrabStatus}, tags=["grabs"])
 async def grab_status(request: Request) -> Response:
-    return JSONResponse(await _system(request).ask_async("grab_queue", QueueStatus()))
+    answer = await _system(request).ask_async("grab_queue", QueueStatus())
+    return JSONResponse(GrabStatus.model_validate(answer).as_json())
 
 
 def _store(request: Request) -> StoreClient:

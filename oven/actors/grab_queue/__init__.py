@@ -9,6 +9,7 @@ from oven.actors.grab_queue._lease import (
 from oven.actors.grab_queue._messages import (
     Cancel,
     GetJob,
+    GrabStatus,
     GrabView,
     JobElsewhere,
     PieceFrozen,
@@ -25,6 +26,7 @@ __all__ = [
     "Cancel",
     "GetJob",
     "GrabQueue",
+    "GrabStatus",
     "GrabView",
     "JobElsewhere",
     "PieceFrozen",

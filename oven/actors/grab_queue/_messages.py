@@ -117,6 +117,28 @@ class GrabView(BaseModel):
         return self.model_dump(mode="json", exclude_unset=True)
 
 
+class GrabStatus(BaseModel):
+    """GET /grab-status: this instance's jobs and the shared queue as it last read it.
+
+    The queue answers QueueStatus with the JSON of this model, built directly (see
+    record_view); the edge validates it, so every key it sends is documented here.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    instance_id: str
+    capturing: int = Field(ge=0, description="Page slots taken by captures and claims.")
+    running: list[GrabView] = Field(description="Jobs this instance is running.")
+    queued: dict[Lane, list[GrabView]] = Field(
+        description="The shared queue by lane, in claim order within each.")
+    upload_pending: list[GrabView] = Field(
+        description="Jobs this instance holds until storage takes their file.")
+    recent: list[GrabView] = Field(description="Jobs finished here, newest first.")
+
+    def as_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
 def record_view(record: JobRecord) -> dict[str, Any]:
     """The JSON of a record's GrabView (tests check the two agree), built directly: status
     pages list every queued job, and validating each on the actor's loop is GIL time the HTTP
