@@ -18,6 +18,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.oven_process import OvenProcess
+from tests.waiting import wait_until
 
 TOKEN = "pty-test-token"
 PASTE = 10 * 1024 * 1024
@@ -160,10 +161,9 @@ def test_a_resize_reaches_the_child(oven: OvenProcess) -> None:
     assert b"40 120" in output, output
     # recorded as asciinema v2 under data_dir/casts (a header line, then output events)
     cast = oven.workdir / "data" / "casts" / f"{session['id']}.cast"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and "40 120" not in (
-            cast.read_text() if cast.exists() else ""):
-        time.sleep(0.1)  # the recorder writes from its own task
+    # The recorder writes from its own task: the file lags the socket.
+    wait_until("the resize's output in the recording",
+               lambda: cast.exists() and "40 120" in cast.read_text(), timeout=10)
     header, *events = cast.read_text().splitlines()
     assert json.loads(header)["version"] == 2
     assert any("40 120" in json.loads(event)[2] for event in events)
@@ -184,10 +184,10 @@ def test_pty_metrics_count_the_bytes_and_sessions(oven: OvenProcess) -> None:
     with connect(ws_url(oven, session), max_size=None) as ws:
         ws.send(b"\n")
         ws.recv(timeout=15)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and sample("oven_pty_bytes_total",
-                                                 {"direction": "in"}) < 1:
-        time.sleep(0.2)  # the session publishes its figures once a second
+    # The session publishes its figures once a second.
+    wait_until("the session's input bytes in /metrics",
+               lambda: sample("oven_pty_bytes_total", {"direction": "in"}) >= 1, timeout=10,
+               interval=0.2)
     assert sample("oven_pty_bytes_total", {"direction": "in"}) >= 1
     assert sample("oven_pty_bytes_total", {"direction": "out"}) >= 1
 
@@ -231,10 +231,9 @@ def test_output_printed_before_the_websocket_connects_is_delivered(oven: OvenPro
         listing = httpx.get(f"{oven.url}/pty/sessions", headers=AUTH).json()["sessions"]
         return sum(int(s["stats"]["bytes_out"]) for s in listing if s["id"] == session["id"])
 
-    deadline = time.monotonic() + 15  # the greeting is out before anyone is attached
-    while printed() < len("hello-before-attach") and time.monotonic() < deadline:
-        time.sleep(0.05)  # polling an HTTP API: no event to wait on
-    assert printed() >= len("hello-before-attach")
+    # The greeting is out before anyone is attached.
+    wait_until("the greeting to be printed", lambda: printed() >= len("hello-before-attach"),
+               timeout=15, interval=0.05)
     output = b""
     with connect(ws_url(oven, session), max_size=None) as ws:
         deadline = time.monotonic() + 15

@@ -25,6 +25,7 @@ from oven.supervisor import (
     Supervisor,
 )
 from tests.actors_for_tests import Block, Crash, Echo, FailingStart, Worker
+from tests.waiting import wait_until
 
 FAST = RestartPolicy(intensity=3, period_s=10, backoff_initial_s=0.05, backoff_max_s=0.2,
                      ping_interval_s=0.05, ping_timeout_s=0.5)
@@ -45,17 +46,18 @@ class Tree:
         self.why = why
         self.escalated.set()
 
-    def wait_for_new(self, name: str, old_urn: str, timeout: float = 5) -> pykka.ActorRef[Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    def wait_for_new(self, name: str, old_urn: str, timeout: float = 15) -> pykka.ActorRef[Any]:
+        def restarted() -> pykka.ActorRef[Any] | None:
             try:
                 ref = self.registry.ref(name)
-                if ref.actor_urn != old_urn:
-                    return ref
             except ActorUnavailable:
-                pass
-            time.sleep(0.005)  # polling the registry: there is no event for "restarted"
-        raise AssertionError(f"{name} was not restarted within {timeout} s")
+                return None
+            return ref if ref.actor_urn != old_urn else None
+
+        # Polling the registry: there is no event for "restarted".
+        ref: pykka.ActorRef[Any] = wait_until(f"{name} to be restarted", restarted,
+                                              timeout=timeout, interval=0.005)
+        return ref
 
 
 def worker(name: str, **kw: Any) -> ChildSpec:
@@ -111,11 +113,14 @@ def test_a_crashing_child_is_restarted_and_its_pending_asks_fail_fast(tree: Any)
     crashed_at = time.monotonic()
     release.set()
     with pytest.raises(pykka.ActorDeadError):
-        pending.get(timeout=2)
-    assert time.monotonic() - crashed_at < 1.0
+        pending.get(timeout=30)
+    # Fast is the claim: the ask fails at the crash (milliseconds), not at its own 30 s
+    # timeout; the restart follows the 0.2 s backoff, not the 10 s period. Both bounds are
+    # generous for a loaded 2-core machine and still tell the two apart.
+    assert time.monotonic() - crashed_at < 5
     new = t.wait_for_new("crashy", ref.actor_urn)
     restart_latency = time.monotonic() - crashed_at
-    assert restart_latency < FAST.backoff_max_s * 1.2 + 1.0
+    assert restart_latency < FAST.backoff_max_s * 1.2 + 5
     assert new.ask(Echo("back"), timeout=2) == "back"
     assert restarts("crashy", "crash") == before + 1
 
@@ -130,7 +135,7 @@ def test_a_hung_child_is_detected_by_pings_and_restarted(tree: Any) -> None:
         ref.tell(Block(release, started))
         assert started.wait(5)
         pending = ref.ask(Echo("stuck"), block=False)
-        new = t.wait_for_new("hangs", ref.actor_urn, timeout=5)
+        new = t.wait_for_new("hangs", ref.actor_urn)
         with pytest.raises(pykka.ActorDeadError):
             pending.get(timeout=1)
         assert new.ask(Echo("fresh"), timeout=2) == "fresh"
@@ -180,12 +185,10 @@ def test_temporary_children_are_not_restarted(tree: Any) -> None:
     t = tree([worker("once", restart=Restart.TEMPORARY)])
     t.ref.ask(StartChildren(), timeout=10)
     t.registry.ref("once").tell(Crash())
-    deadline = time.monotonic() + 2
-    names = ["once"]
-    while time.monotonic() < deadline and "once" in names:
-        names = [c["name"] for c in t.ref.ask(GetStatus(), timeout=2)]
-        time.sleep(0.01)
-    assert names == []  # as in OTP, a temporary child is forgotten once it exits
+    # As in OTP, a temporary child is forgotten once it exits.
+    wait_until("the temporary child to be forgotten",
+               lambda: [c["name"] for c in t.ref.ask(GetStatus(), timeout=2)] == [],
+               timeout=15, interval=0.01)
     with pytest.raises(ActorUnavailable):
         t.registry.ref("once")
 
@@ -215,15 +218,17 @@ def test_a_hung_actors_processes_are_killed_when_it_is_replaced(tree: Any) -> No
     release, pids = threading.Event(), []
     try:
         ref.tell(SpawnAndHang(release, pids))
-        t.wait_for_new("owner", ref.actor_urn, timeout=5)
+        t.wait_for_new("owner", ref.actor_urn)
         assert pids, "the child process was never started"
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and psutil.pid_exists(pids[0]):
-            if psutil.Process(pids[0]).status() == psutil.STATUS_ZOMBIE:
-                break
-            time.sleep(0.01)
-        assert (not psutil.pid_exists(pids[0])
-                or psutil.Process(pids[0]).status() == psutil.STATUS_ZOMBIE)
+
+        def gone() -> bool:
+            try:
+                return psutil.Process(pids[0]).status() == psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                return True
+
+        wait_until("the hung actor's child process to be killed", gone, timeout=15,
+                   interval=0.01)
     finally:
         release.set()
 
@@ -254,7 +259,7 @@ def test_an_async_actor_with_a_blocked_loop_counts_as_hung(tree: Any) -> None:
     release = threading.Event()
     try:
         ref.tell(BlockLoop(release))
-        t.wait_for_new("loopy", ref.actor_urn, timeout=5)
+        t.wait_for_new("loopy", ref.actor_urn)
         assert restarts("loopy", "hung") == 1
     finally:
         release.set()
@@ -312,7 +317,7 @@ def test_an_owned_loop_that_raises_is_logged_with_its_name_and_the_actor_is_rest
     ref = t.registry.ref("owner")
     with caplog.at_level(logging.ERROR):
         ref.ask(BreakLoop("the loop hit a bug"), timeout=2)
-        new = t.wait_for_new("owner", ref.actor_urn, timeout=5)
+        new = t.wait_for_new("owner", ref.actor_urn)
     assert restarts("owner", "crash") == 1
     died = [r for r in caplog.records if r.levelno == logging.ERROR and "ticker" in r.getMessage()]
     assert died, [r.getMessage() for r in caplog.records]
@@ -329,10 +334,10 @@ def test_an_owned_loop_may_instead_be_restarted_in_place_with_backoff(
     with caplog.at_level(logging.ERROR):
         for turn in (2, 3):
             ref.ask(BreakLoop(f"bug {turn}"), timeout=2)
-            deadline = time.monotonic() + 5
-            while ref.ask("turns", timeout=2) < turn:
-                assert time.monotonic() < deadline, "the loop was not restarted"
-                time.sleep(0.01)  # polling the actor: the restart has no event to wait on
+            # Polling the actor: the loop's restart has no event to wait on.
+            wait_until(f"restart {turn - 1} of the loop",
+                       lambda n=turn: ref.ask("turns", timeout=2) >= n, timeout=15,
+                       interval=0.01)
     assert ref.is_alive() and t.registry.ref("restarting").actor_urn == ref.actor_urn
     assert restarts("restarting", "crash") == 0
     died = [r for r in caplog.records if "ticker" in r.getMessage() and r.exc_info]

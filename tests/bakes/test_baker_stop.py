@@ -72,12 +72,17 @@ def enqueue(system: ActorSystem, tmp_path: Path, archive_bytes: bytes) -> str:
     return bake_id
 
 
+def find_baker(system: ActorSystem) -> Baker:
+    # Pykka hands out refs only; the actor object is found to look at its loop.
+    ref = system.ref("bakes")
+    return next(o for o in gc.get_objects()
+                if isinstance(o, Baker) and o.actor_urn == ref.actor_urn)
+
+
 def stop_baker(system: ActorSystem) -> float:
     """Stop the Baker alone; assert its loop ended with no task left. Returns the seconds."""
     ref = system.ref("bakes")
-    # Pykka hands out refs only; the actor object is found to look at its loop afterwards.
-    baker = next(o for o in gc.get_objects()
-                 if isinstance(o, Baker) and o.actor_urn == ref.actor_urn)
+    baker = find_baker(system)
     started = time.monotonic()
     ref.stop(timeout=30)
     took = time.monotonic() - started
@@ -88,7 +93,10 @@ def stop_baker(system: ActorSystem) -> float:
 
 
 def test_stopping_an_idle_baker_leaves_no_task(system: ActorSystem) -> None:
-    time.sleep(0.5)  # its heartbeat loop is running
+    baker = find_baker(system)
+    # Its loops are running, so the stop has tasks to end (else the test proves nothing).
+    wait_until("the Baker's loops to run", lambda: asyncio.all_tasks(baker.loop), timeout=10,
+               interval=0.05)
     stop_baker(system)
 
 

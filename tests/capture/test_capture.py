@@ -84,7 +84,9 @@ async def test_never_ready_piece_is_captured_after_the_ready_timeout(
     request = CaptureRequest(url=piece_url("never-ready"), ready_timeout_s=0.5)
     result = await capture(browser, request, tmp_path)
     assert result.ready == "timeout"
-    assert 0.5 <= result.timings["ready"] < 1.5
+    # It waited the request's 0.5 s, not the browser's 5 s: the upper bound tells the two
+    # apart with room for a loaded 2-core machine (~0.55 s on an idle one).
+    assert 0.5 <= result.timings["ready"] < 3.0
     assert len(result.frames) == 1
 
 
@@ -92,9 +94,12 @@ async def test_a_piece_that_throws_fails_fast_with_its_message(
     browser: Browser, tmp_path: Path
 ) -> None:
     started = time.monotonic()
+    request = CaptureRequest(url=piece_url("throws"), ready_timeout_s=60)
     with pytest.raises(PieceError, match="piece threw: piece exploded on purpose"):
-        await capture(browser, CaptureRequest(url=piece_url("throws")), tmp_path)
-    assert time.monotonic() - started < 2.0  # the ready timeout is 5 s
+        await capture(browser, request, tmp_path)
+    # Fast is the claim: it fails at the throw, not at the ready timeout. A 60 s timeout lets
+    # the bound be generous for a loaded 2-core machine and still tell the two apart.
+    assert time.monotonic() - started < 20
 
 
 async def test_a_missing_piece_answers_404_as_a_piece_error(

@@ -16,6 +16,7 @@ from prometheus_client import REGISTRY
 from oven.actors.pty_session import Attach, Next, PtySessionActor, SessionInfo, Write
 from oven.actors.runtime import ActorContext, InjectCrash
 from oven.pty import PtyProfile, PtySettings
+from tests.waiting import wait_until
 
 from .conftest import sessions_alive
 
@@ -33,11 +34,15 @@ def test_stopping_a_session_actor_mid_read_leaves_no_task_and_no_process() -> No
     actor = next(o for o in gc.get_objects()
                  if isinstance(o, PtySessionActor) and o.actor_urn == ref.actor_urn)
     pid = ref.ask(SessionInfo(), timeout=10)["pid"]
+    clients_before = REGISTRY.get_sample_value("oven_pty_clients") or 0.0
     client = ref.ask(Attach(controlling=True), timeout=10)
     ref.ask(Write(b"hello\n"), timeout=10)
     ref.ask(Next(client, 5.0), timeout=10)
     waiting = ref.ask(Next(client, 30.0), block=False)  # a reader waiting on the session
-    time.sleep(1.5)  # the publisher has published at least once
+    # The publisher has published at least once: the attached client is in the gauge.
+    wait_until("the session's figures to be published", lambda: (
+        REGISTRY.get_sample_value("oven_pty_clients") or 0.0) > clients_before, timeout=10,
+        interval=0.05)
     ref.stop(timeout=30)
     left = asyncio.all_tasks(actor.loop)
     assert not left, f"the stopped session actor left tasks behind: {left}"

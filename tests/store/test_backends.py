@@ -87,7 +87,9 @@ async def test_a_sqlite_writer_blocked_past_the_busy_timeout_gets_store_unavaila
         started = time.monotonic()
         with pytest.raises(StoreUnavailable, match="write lock"):
             await store.insert_job(make_job())
-        assert 0.25 < time.monotonic() - started < 2
+        # It waited the 0.3 s busy timeout and then gave up instead of waiting for the lock:
+        # the upper bound only tells "gave up" from "waited on", generous for a loaded box.
+        assert 0.25 < time.monotonic() - started < 10
         assert ticks >= 10  # the event loop kept running while the store waited
     finally:
         ticker.cancel()
