@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.oven_process import StartOven
+from tests.oven_process import OvenProcess, StartOven
 from tests.pipeline.grab_client import job, metric, post_grab, submit, wait_for_job
 from tests.storage.moto_s3 import BUCKET, MotoServer, port_accepts, start_moto
 from tests.store.nx_server import NX_27017, NxServer, start_nx
@@ -38,6 +38,21 @@ def restart_moto(old: MotoServer, log_path: Path) -> MotoServer:
     # moto keeps buckets in memory; a real S3 outage does not delete the bucket, so put it back.
     httpx.put(f"{server.endpoint}/{BUCKET}", timeout=10).raise_for_status()
     return server
+
+
+def why_not_complete(oven: OvenProcess, views: list[dict[str, Any]]) -> str:
+    """Each job that did not complete: its error, attempts and history, and the lines of the
+    service's log that name it, so an intermittent failure says what happened."""
+    lines = oven.log.splitlines()
+    parts = []
+    for view in views:
+        if view["state"] == "complete":
+            continue
+        named = [line for line in lines if view["id"] in line]
+        parts.append(f"job {view['id']} {view['state']}: error={view.get('error')!r} "
+                     f"attempts={view.get('attempts')} history={view.get('history')}\n"
+                     + "\n".join(line[:400] for line in named[-15:]))
+    return "\n".join(parts)
 
 
 def restart_nx(old: NxServer) -> NxServer:
@@ -102,7 +117,7 @@ def test_jobs_finishing_while_s3_is_down_for_30_s_wait_in_upload_pending_and_non
 
     moto.append(restart_moto(server, tmp_path / "moto.log"))
     views = [wait_for_job(oven, i, timeout=60) for i in ids]
-    assert [v["state"] for v in views] == ["complete"] * len(ids), views
+    assert [v["state"] for v in views] == ["complete"] * len(ids), why_not_complete(oven, views)
     assert metric(oven, "oven_upload_pending") == 0
     for body, view in zip(grabs, views, strict=True):
         assert [h["state"] for h in view["history"]].count("complete") == 1
