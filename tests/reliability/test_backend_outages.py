@@ -27,16 +27,31 @@ S3_OUTAGE_S = 30.0
 SIGNATURES = {"png": b"\x89PNG", "jpeg": b"\xff\xd8\xff", "webp": b"RIFF"}
 
 
+# moto keeps buckets in memory, and a real S3 outage does not delete the bucket: the new server
+# holds it before it accepts a connection. Put back over HTTP once the port listened, it left a
+# window in which a parked upload's retry was answered NoSuchBucket, a permanent answer that
+# rightly fails the job (under load, one job in a run failed so).
+MOTO_WITH_BUCKET = """
+import sys
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.s3.models import s3_backends
+from moto.server import main
+s3_backends[DEFAULT_ACCOUNT_ID]["aws"].create_bucket(sys.argv[1], "us-east-1")
+main(sys.argv[2:])
+"""
+
+
 def restart_moto(old: MotoServer, log_path: Path) -> MotoServer:
-    """A new moto server on the port the old one had, so the service's endpoint is unchanged."""
+    """A new moto server on the port the old one had, so the service's endpoint is unchanged,
+    holding the bucket from its first answer on."""
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(old.port)],
+            [sys.executable, "-c", MOTO_WITH_BUCKET, BUCKET, "-H", "127.0.0.1",
+             "-p", str(old.port)],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     server = MotoServer(process, old.port)
     wait_until("moto to listen again", lambda: port_accepts(old.port), timeout=15)
-    # moto keeps buckets in memory; a real S3 outage does not delete the bucket, so put it back.
-    httpx.put(f"{server.endpoint}/{BUCKET}", timeout=10).raise_for_status()
+    assert httpx.head(f"{server.endpoint}/{BUCKET}", timeout=10).status_code == 200
     return server
 
 
