@@ -19,11 +19,12 @@ from oven.actors.grab_queue import (
     GetJob,
     GrabView,
     JobElsewhere,
+    LocateResult,
     Submit,
     Submitted,
     WaitFor,
 )
-from oven.actors.uploader import Locate, Location
+from oven.actors.uploader import Location
 from oven.config import Settings
 from oven.grabs import (
     GrabRequest,
@@ -100,7 +101,7 @@ class Accepted:
 
 
 class GrabClient:
-    """Asks the GrabQueue and the Uploader on a grab's behalf, and answers typed views."""
+    """Asks the GrabQueue on a grab's behalf, and answers typed views."""
 
     def __init__(self, system: ActorSystem) -> None:
         self.system = system
@@ -148,11 +149,10 @@ class GrabClient:
         """Where a stored result can be read: a local path, a URL, or neither."""
         if result.storage_key is None:
             return Location(path=None, url=None)
-        location: Location = await self.system.ask_async("uploader", Locate(result.storage_key))
-        return location
+        return await self.locate_key(result.storage_key)
 
     async def locate_key(self, key: str) -> Location:
-        location: Location = await self.system.ask_async("uploader", Locate(key))
+        location: Location = await self.system.ask_async("grab_queue", LocateResult(key))
         return location
 
     async def chunks(self, result: GrabResult, *,

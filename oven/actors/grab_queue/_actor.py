@@ -30,6 +30,7 @@ from oven.actors.grab_queue._messages import (
     Cancel,
     GetJob,
     JobElsewhere,
+    LocateResult,
     QueueStatus,
     Submit,
     WaitFor,
@@ -37,8 +38,9 @@ from oven.actors.grab_queue._messages import (
 from oven.actors.grab_queue._pipeline import Pipeline
 from oven.actors.grab_queue._runner import JobRunner
 from oven.actors.grab_queue._settle import Settler
-from oven.actors.runtime import ActorContext, AsyncActor
+from oven.actors.runtime import ActorContext, AsyncActor, ask_async
 from oven.actors.store import StoreClient
+from oven.actors.uploader import Locate, Location
 from oven.config import Settings
 from oven.jobs import JobState
 from oven.readiness import ReadinessBoard
@@ -145,6 +147,8 @@ class GrabQueue(AsyncActor):
                 return self.defer(self._cancel(job_id))
             case QueueStatus():
                 return self.defer(self._status())
+            case LocateResult(storage_key=key):
+                return self.defer(self._locate(key))
         return super().receive(message)
 
     async def _get(self, job_id: str) -> dict[str, Any] | None:
@@ -195,6 +199,13 @@ class GrabQueue(AsyncActor):
 
     async def _status(self) -> dict[str, Any]:
         return self.book.status()
+
+    async def _locate(self, key: str) -> Location:
+        # The queue answers for its results; where they are kept is the Uploader's to say.
+        location: Location = await ask_async(
+            self.ctx.lookup.ref("uploader"), Locate(key),
+            timeout=self.settings.supervisor.ask_timeout_s)
+        return location
 
     # -- owned loops ----------------------------------------------------------------------------
 

@@ -83,6 +83,14 @@ class QueueStatus:
     pass
 
 
+@dataclass(frozen=True)
+class LocateResult:
+    """Where a stored result can be read: answered with the Uploader's Location (a local
+    path, a URL, or neither), asked of it by the queue on the caller's behalf."""
+
+    storage_key: str
+
+
 class GrabView(BaseModel):
     """A job as clients see it: the answer of GET and DELETE /grabs/{id}, documented as is.
 
