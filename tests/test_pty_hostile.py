@@ -24,6 +24,7 @@ from tests.test_pty_http import AUTH, TOKEN, ack, start_session, ws_url
 from tests.waiting import wait_until
 
 SEND_TIMEOUT_S = 2.0
+LET_GO = f"pty observer read nothing for {SEND_TIMEOUT_S:.0f} s, let go"
 
 
 @pytest.fixture
@@ -94,8 +95,18 @@ def test_an_sse_observer_that_reads_nothing_is_let_go_after_the_send_timeout(
                      f"Host: oven\r\nAccept: text/event-stream\r\n\r\n".encode())
     received = 0
     stop = threading.Event()
+
+    def clients() -> int:
+        listing = httpx.get(f"{oven.url}/pty/sessions", headers=AUTH, timeout=10).json()
+        return sum(int(s["stats"]["clients"]) for s in listing["sessions"]
+                   if s["id"] == session["id"])
+
     try:
         with connect(ws_url(oven, session), max_size=None) as ws:
+            # Both attached before any output: the observer is there to be let go.
+            wait_until("the observer and the controller to be attached",
+                       lambda: clients() == 2, timeout=15)
+
             def control() -> None:  # the controlling client reads everything, promptly
                 nonlocal received
                 ws.send(b"go\n")
@@ -115,8 +126,12 @@ def test_an_sse_observer_that_reads_nothing_is_let_go_after_the_send_timeout(
             try:
                 wait_until("the child's output to reach the controller",
                            lambda: received >= 20 * 1024 * 1024, timeout=60)
-                # The observer read nothing all along; give the server its send timeout.
-                time.sleep(SEND_TIMEOUT_S + 3)
+                # The observer read nothing all along: past its send timeout the server lets
+                # its stream go and says so in its log (the session detaching the observer
+                # from its ring comes earlier, while the stream still holds output).
+                wait_until("the server to let the stalled observer go",
+                           lambda: LET_GO in oven.log, timeout=SEND_TIMEOUT_S + 30,
+                           interval=0.2)
                 observer.settimeout(10)
                 stream = b""
                 while chunk := observer.recv(1 << 20):
