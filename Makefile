@@ -40,6 +40,11 @@ bench-mem: $(VENV)/.test-installed system-deps
 bench-burst: $(VENV)/.test-installed system-deps
 	$(PY) bench/burst.py
 
+# The old architecture against oven (real and virtual clock) in one run: wall, speed-up,
+# CPU-seconds per grab by component, peak tree PSS, stills/s (one JSON line, medians of 3).
+bench-side-by-side: $(VENV)/.test-installed system-deps
+	$(PY) bench/side_by_side.py $(ARGS)
+
 # Long reliability run, not part of `make test`: 500 mixed grabs + 20 PTY pastes, one JSON line
 # (OVEN_SOAK_GRABS / OVEN_SOAK_PASTES to resize); exits 1 when a check fails.
 soak: $(VENV)/.test-installed system-deps system-test-deps
