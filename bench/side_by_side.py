@@ -65,6 +65,7 @@ class OldQueue:
 
     def __init__(self, page: Any, workdir: Path, total: int) -> None:
         self.page, self.workdir, self.total = page, workdir, total
+        self.settings, self.enc = BrowserSettings(), EncoderSettings()
         self.queue: list[str] = []
         self.is_processing = False
         self.results: list[dict[str, Any]] = []
@@ -96,7 +97,7 @@ class OldQueue:
             asyncio.get_running_loop().call_later(BETWEEN_JOBS_S, self._kick)
 
     async def grab(self, url: str) -> int:
-        settings, enc = BrowserSettings(), EncoderSettings()
+        settings, enc = self.settings, self.enc
         await self.page.goto(url, timeout=settings.navigation_timeout_s * 1000)
         await self.page.wait_for_function(settings.ready_expression,
                                           timeout=settings.ready_timeout_s * 1000)
@@ -155,8 +156,17 @@ class Baseline:
             stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         if self.proc.stdout.readline().strip() != "ready":
+            self.proc.kill()
+            self.proc.wait(10)
             raise SystemExit("the baseline worker did not start")
-        self.descendants = {p.pid for p in psutil.Process(self.proc.pid).children(recursive=True)}
+        self.descendants: set[int] = set()
+        self.remember_children()
+
+    def remember_children(self) -> None:
+        """Every descendant seen, so stop() can prove each one is gone."""
+        with contextlib.suppress(psutil.NoSuchProcess):
+            kids = psutil.Process(self.proc.pid).children(recursive=True)
+            self.descendants.update(p.pid for p in kids)
 
     def run(self, urls: list[str]) -> list[dict[str, Any]]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
@@ -167,19 +177,32 @@ class Baseline:
 
     def stop(self) -> None:
         assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        self.proc.wait(60)
+        with contextlib.suppress(BrokenPipeError):
+            self.proc.stdin.close()  # end of input: the worker closes Chromium and exits
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            for pid in [self.proc.pid, *self.descendants]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    psutil.Process(pid).kill()
+            self.proc.wait(10)
         deadline = time.monotonic() + 10
-        while (left := [p for p in self.descendants if psutil.pid_exists(p)
-                        and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]):
+        while left := [p for p in self.descendants if alive(p)]:
             if time.monotonic() > deadline:
                 raise SystemExit(f"processes left behind by the baseline: {left}")
             time.sleep(0.1)
 
 
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 # --- measuring -------------------------------------------------------------------------------
 
-def figures(usage: Usage, wall: float, grabs: int, failed: int) -> dict[str, Any]:
+def figures(usage: Usage, wall: float, grabs: int, errors: list[str]) -> dict[str, Any]:
     return {
         "wall_s": wall,
         "cpu_s_per_grab": usage.total_cpu_s / grabs,
@@ -187,7 +210,8 @@ def figures(usage: Usage, wall: float, grabs: int, failed: int) -> dict[str, Any
         "peak_tree_pss_mb": usage.peak_pss_bytes / 2**20,
         "peak_tree_rss_mb": usage.peak_rss_bytes / 2**20,
         "sampler_cpu_s": usage.sampler_cpu_s,
-        "failed": failed,
+        "failed": len(errors),
+        "errors": sorted(set(errors))[:3],
     }
 
 
@@ -197,7 +221,8 @@ def baseline_round(baseline: Baseline, pieces_url: str, tag: str, grabs: int) ->
     t0 = time.monotonic()
     results = baseline.run(urls)
     wall = time.monotonic() - t0
-    out = figures(sampler.stop(), wall, grabs, sum(not r["ok"] for r in results))
+    out = figures(sampler.stop(), wall, grabs, [r["error"] for r in results if not r["ok"]])
+    baseline.remember_children()
     sizes = [r["bytes"] for r in results if r["ok"]]
     out["output_kb_mean"] = statistics.mean(sizes) / 1024 if sizes else 0.0
     return out
@@ -209,17 +234,19 @@ async def oven_phase(oven: OvenProcess, bodies: list[dict[str, Any]]) -> dict[st
     async with httpx.AsyncClient(base_url=oven.url, timeout=120) as client:
         t0 = time.monotonic()
         answers = await asyncio.gather(*(client.post("/grabs", json=b) for b in bodies))
-        pending = {a.json()["id"] for a in answers}
-        failed = 0
+        # A refused submission (e.g. 429 when the estimated wait passes the deadline) fails.
+        errors = [f"{a.status_code} {a.text[:120]}" for a in answers if a.status_code >= 400]
+        pending = {a.json()["id"] for a in answers if a.status_code < 400}
         while pending:
             await asyncio.sleep(POLL_S)
             views = await asyncio.gather(*(client.get(f"/grabs/{i}") for i in pending))
             for view in (v.json() for v in views):
                 if view["state"] in ("complete", "failed", "cancelled"):
                     pending.discard(view["id"])
-                    failed += view["state"] != "complete"
+                    if view["state"] != "complete":
+                        errors.append(f"{view['state']}: {str(view.get('error'))[:120]}")
         wall = time.monotonic() - t0
-    return figures(sampler.stop(), wall, len(bodies), failed)
+    return figures(sampler.stop(), wall, len(bodies), errors)
 
 
 def oven_bodies(piece: str, tag: str, grabs: int, **extra: Any) -> list[dict[str, Any]]:
@@ -250,7 +277,7 @@ def warm(oven: OvenProcess) -> None:
               *oven_bodies("still", "warm", 1, format="png")]
     result = asyncio.run(oven_phase(oven, bodies))
     if result["failed"]:
-        raise SystemExit(f"oven warm-up failed:\n{oven.log[-2000:]}")
+        raise SystemExit(f"oven warm-up failed: {result['errors']}\n{oven.log[-2000:]}")
 
 
 def median_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -262,6 +289,8 @@ def median_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
                             for k in names}
         elif key == "failed":
             summary[key] = sum(r[key] for r in rounds)
+        elif key == "errors":
+            summary[key] = sorted({e for r in rounds for e in r[key]})[:3]
         else:
             summary[key] = round(statistics.median(r[key] for r in rounds), 3)
     return summary
@@ -305,7 +334,8 @@ def main() -> None:
         oven.start()
         baseline = Baseline()
         stack.callback(baseline.stop)
-        baseline.run([f"{pieces_url}/anim/?bench=warm"])
+        if not all(r["ok"] for r in baseline.run([f"{pieces_url}/anim/?bench=warm"])):
+            raise SystemExit("the baseline's warm-up grab failed")
         warm(oven)
         rounds = [one_round(baseline, oven, pieces_url, args.grabs) for _ in range(args.rounds)]
     summary = {
