@@ -41,6 +41,7 @@ class Slot:
         self._context: BrowserContext | None = None
         self._page: Page | None = None
         self._cdp: CDPSession | None = None
+        self._context_id: str | None = None  # the CDP browserContextId of the tab's context
         self._origins: set[str] = set()
         self.init_scripts: list[str] = []  # Page.addScriptToEvaluateOnNewDocument ids of a job
         self.tab_jobs = 0  # jobs served by the current tab
@@ -101,6 +102,7 @@ class Slot:
         self._cdp = await self._context.new_cdp_session(self._page)
         info = await self._cdp.send("Target.getTargetInfo")
         self.target_id = info["targetInfo"]["targetId"]
+        self._context_id = info["targetInfo"].get("browserContextId")
         patterns = self.browser.settings.blocked_url_patterns
         # Page: init scripts added on this session (the virtual clock) apply only once it is
         # enabled here; DOMStorage: Slot.reset clears the tab's sessionStorage through it.
@@ -222,6 +224,20 @@ class Slot:
         if origin is not None:
             self._origins.add(origin)
 
+    async def _forget_permission_answers(self, cdp: CDPSession, origins: set[str]) -> None:
+        """Put every permission a page may have asked for back to `prompt` for the origins the
+        job visited. A page that asks is refused in headless Chromium, and that refusal stays
+        with the context: clear_permissions (Browser.resetPermissions) does not undo it, so the
+        next client's page on the origin would find it denied (and one page could signal to
+        the next through it)."""
+        for origin in origins:
+            for name in _PERMISSIONS:
+                # A name this Chromium does not know, or cannot set per origin, is refused.
+                with contextlib.suppress(PlaywrightError):
+                    await cdp.send("Browser.setPermission", {
+                        "permission": {"name": name}, "setting": "prompt", "origin": origin,
+                        "browserContextId": self._context_id})
+
     async def reset(self, *, timeout_s: float) -> bool:
         """Wipe what the job left in the tab and its context; the tab stays for the next job.
 
@@ -261,6 +277,7 @@ class Slot:
                                    {"origin": origin, "storageTypes": "all"})
                 await self._context.clear_cookies()
                 await self._context.clear_permissions()
+                await self._forget_permission_answers(cdp, origins)
                 self.tab_jobs += 1
                 if self.tab_jobs >= self.browser.settings.jobs_per_tab:
                     # Renew the tab: its renderer grows a little with every job it serves.
@@ -309,3 +326,10 @@ def _origin(url: str) -> str | None:
     except ValueError:
         return None
     return str(parsed.origin) if parsed.protocol in ("http:", "https:") else None
+
+# The permissions a page can ask for (CDP PermissionDescriptor names); the wipe sets each back
+# to `prompt` for the origins a job visited.
+_PERMISSIONS = ("geolocation", "midi", "notifications", "push", "camera", "microphone",
+                "clipboard-read", "clipboard-write", "persistent-storage", "background-sync",
+                "screen-wake-lock", "idle-detection", "storage-access", "local-fonts",
+                "window-management", "accelerometer", "gyroscope", "magnetometer")

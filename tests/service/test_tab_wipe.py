@@ -173,11 +173,6 @@ def test_the_next_job_on_a_reused_tab_finds_no_cache_storage_service_worker_or_s
     assert colour(checked) == (0, 255, 0), colour(checked)  # red: something was left
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect in oven's wipe: a permission prompt the page raised leaves the permission denied "
-    "for the context; clear_permissions (CDP Browser.resetPermissions) and "
-    "Storage.clearDataForOrigin do not reset it, Browser.setPermission(setting='prompt') per "
-    "visited origin does"))
 def test_the_next_job_on_a_reused_tab_finds_every_permission_as_a_fresh_context_has_it(
         start_oven: StartOven, origin: str) -> None:
     oven = one_page_oven(start_oven, origin, jobs_per_tab=100)
