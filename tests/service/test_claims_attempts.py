@@ -42,7 +42,7 @@ def kill_the_browser_during_attempt(oven: OvenProcess, job_id: str, attempt: int
         view = job(oven, job_id)
         if view["state"] != "running" or view["attempts"] != attempt:
             return None
-        if view.get("stage") not in ("capture", "encode"):
+        if view.get("stage") != "capture":  # the page is released before the encode
             return None
         try:
             browser = chromium_main(oven)

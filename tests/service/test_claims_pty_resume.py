@@ -20,7 +20,7 @@ TOKEN = "pty-resume-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 RING_BYTES = 64 * 1024  # the smallest ring, so the flood below falls off it
 
-PACED_LINES = 3000  # 21 KB, 30 lines every 20 ms: still printing when the observer reconnects
+PACED_LINES = 3000  # 21 KB, 30 lines every 50 ms: still printing when the observer reconnects
 FLOOD_LINES = 30000  # 240 KB at once, almost four rings
 # Raw profiles: no echo and no output processing, so the tty carries exactly these bytes. The
 # child then waits on its stdin, keeping the session (and its ring) open until it is deleted.
@@ -30,7 +30,7 @@ lines, width, batch = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 for start in range(0, lines, batch):
     os.write(1, b"".join(b"%0*d\\n" % (width, i) for i in range(start, min(start + batch, lines))))
     if batch < lines:
-        time.sleep(0.02)
+        time.sleep(0.05)
 os.read(0, 1)
 """
 
