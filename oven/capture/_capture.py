@@ -321,12 +321,16 @@ async def _wait_ready(
 async def _grab_frames(
     slot: Slot, request: CaptureRequest, out_dir: Path, frame_format: str, jpeg_quality: int
 ) -> tuple[list[Path], list[bytes], tuple[int, int]]:
-    """CDP Page.captureScreenshot with optimizeForSpeed, paced at 1/fps on the real clock.
+    """CDP Page.captureScreenshot, paced at 1/fps on the real clock.
 
     Playwright's page.screenshot adds work (and ~2x the time on slower hosts); the CDP screencast
     gives frames only when the compositor produces one (none for a still) and at its own rate.
     """
-    params: dict[str, Any] = {"format": frame_format, "optimizeForSpeed": True}
+    # A still's PNG is kept as the result itself (the encoder takes it as it is): compressed
+    # for keeping it costs Chromium ~5 ms more and halves the bytes. Animation frames are read
+    # once by ffmpeg and deleted, so they are compressed for speed.
+    keep = request.frames == 1 and frame_format == "png"
+    params: dict[str, Any] = {"format": frame_format, "optimizeForSpeed": not keep}
     if frame_format == "jpeg":
         params["quality"] = jpeg_quality
     suffix = "png" if frame_format == "png" else "jpg"

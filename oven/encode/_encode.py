@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import shutil
 import signal
 import time
 import uuid
+from pathlib import Path
 
+from ._as_is import is_valid_as_is, may_be_taken_as_is
 from ._commands import build_command
 from ._errors import EncodeError, EncodeTimeout
 from ._request import EncodeRequest, EncodeResult
@@ -22,9 +26,11 @@ _STDERR_LINES_IN_MESSAGE = 5
 async def encode(request: EncodeRequest, settings: EncoderSettings) -> EncodeResult:
     """Encode `request.frames` into `request.out_path`.
 
-    ffmpeg writes to a hidden partial file beside `out_path` that is renamed into place only
-    after it is checked, so `out_path` is either complete or untouched; the partial file is
-    removed on every failure, including timeout and cancellation.
+    A still whose one frame already is a valid file of the format asked for, at its size, is
+    copied as it is: no ffmpeg, no second encode. Either way the output is written to a hidden
+    partial file beside `out_path` that is renamed into place only after it is checked, so
+    `out_path` is either complete or untouched; the partial file is removed on every failure,
+    including timeout and cancellation.
     """
     fmt = request.format.value
     missing = [frame.name for frame in request.frames if not frame.is_file()]
@@ -36,10 +42,12 @@ async def encode(request: EncodeRequest, settings: EncoderSettings) -> EncodeRes
         )
     out_path = request.out_path.absolute()
     partial = out_path.with_name(f".{out_path.name}.{uuid.uuid4().hex[:12]}.partial")
+    started = time.perf_counter()
+    if may_be_taken_as_is(request) and await _copied_as_is(request, partial):
+        return _done(request, out_path, partial, started, "as it is")
     argv = build_command(request, settings, partial)
     log.debug("encoding %d frame(s) to %s: %s", len(request.frames), fmt, " ".join(argv),
               extra={"format": fmt, "out_path": str(out_path)})
-    started = time.perf_counter()
     try:
         try:
             run = await run_process(
@@ -58,13 +66,59 @@ async def encode(request: EncodeRequest, settings: EncoderSettings) -> EncodeRes
                 f"{fmt} encode: ffmpeg exited 0 but wrote no output{_last_lines(run)}",
                 format=fmt, returncode=0, stderr=run.stderr_text,
             )
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return _done(request, out_path, partial, started, "by ffmpeg")
+
+
+async def _copied_as_is(request: EncodeRequest, partial: Path) -> bool:
+    # In a thread: checking and copying a large frame would hold up the actor's other messages.
+    copying = asyncio.ensure_future(asyncio.to_thread(_copy_if_valid, request, partial))
+    try:
+        return await asyncio.shield(copying)
+    except BaseException:
+        # Cancelled: the thread cannot be stopped, so what it writes is removed once it is done.
+        copying.add_done_callback(lambda done: _discard(done, partial))
+        raise
+
+
+def _discard(copying: asyncio.Future[bool], partial: Path) -> None:
+    if not copying.cancelled():
+        copying.exception()  # retrieved: nobody is waiting for it any more
+    partial.unlink(missing_ok=True)
+
+
+def _copy_if_valid(request: EncodeRequest, partial: Path) -> bool:
+    frame = request.frames[0]
+    if not is_valid_as_is(frame, request.format):
+        return False
+    fmt = request.format.value
+    try:
+        # Copied, not moved: the frames are the caller's, and a retried encode reads them again.
+        shutil.copyfile(frame, partial)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        # As ffmpeg's own write failing would be (e.g. a full disk): the encode's error.
+        raise EncodeError(f"{fmt} encode: cannot write {partial.name}: {exc}",
+                          format=fmt) from exc
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return True
+
+
+def _done(request: EncodeRequest, out_path: Path, partial: Path, started: float,
+          how: str) -> EncodeResult:
+    try:
+        size = partial.stat().st_size
         os.replace(partial, out_path)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
     seconds = time.perf_counter() - started
-    log.debug("encoded %s: %d bytes in %.3f s", out_path.name, size, seconds,
-              extra={"format": fmt, "out_path": str(out_path)})
+    log.debug("encoded %s %s: %d bytes in %.3f s", out_path.name, how, size, seconds,
+              extra={"format": request.format.value, "out_path": str(out_path)})
     return EncodeResult(
         path=out_path,
         size=size,

@@ -164,9 +164,10 @@ async def test_missing_ffmpeg_executable_is_an_actionable_encode_error(
 ) -> None:
     settings = EncoderSettings(ffmpeg_path=str(tmp_path / "no-ffmpeg"))
     with pytest.raises(EncodeError, match="apt-get install ffmpeg") as caught:
+        # A JPEG of a PNG frame: a PNG still would be the frame as it is, with no ffmpeg.
         await encode(
-            EncodeRequest(frames=frames_640[:1], fps=1, format=Format.PNG,
-                          out_path=tmp_path / "a.png"),
+            EncodeRequest(frames=frames_640[:1], fps=1, format=Format.JPEG,
+                          out_path=tmp_path / "a.jpg"),
             settings,
         )
     assert caught.value.transient is False
