@@ -35,6 +35,7 @@ class QueueSystem:
     browser: Script
     encoder: Script
     uploader: Script
+    board: ReadinessBoard  # what /ready reads
 
     def submit(self, **grab: Any) -> Submitted:
         request = GrabRequest.model_validate({"piece": "still", **grab})
@@ -95,7 +96,7 @@ def _build(data_dir: Path, name: str, sections: dict[str, dict[str, Any]],
     ]
     system = ActorSystem(loaded, specs)
     system.start()
-    return QueueSystem(system, scripts.browser, scripts.encoder, scripts.uploader)
+    return QueueSystem(system, scripts.browser, scripts.encoder, scripts.uploader, board)
 
 
 @pytest.fixture

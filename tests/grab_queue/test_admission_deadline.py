@@ -25,6 +25,7 @@ def test_a_grab_that_would_wait_past_its_deadline_is_refused_at_the_door(
     with pytest.raises(QueueFull, match=r"deadline \(3 s\)") as refused:
         q.submit(width=102)
     assert refused.value.status == 429 and refused.value.retry_after_s >= 1
+    assert "full" in q.board.reasons()  # /ready says so too, as it does at max_queued
 
     q.system.ask("grab_queue", Cancel(running.job["id"]), timeout=30)
     q.system.ask("grab_queue", Cancel(queued.job["id"]), timeout=30)

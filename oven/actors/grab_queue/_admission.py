@@ -105,7 +105,7 @@ class Admission:
                 raise PieceFrozen(grab.piece, until)
         cancel_token, digest = new_cancel_token()
         request = grab.model_dump(mode="json") | {CANCEL_DIGEST: digest}
-        record = JobRecord.queued(id=uuid.uuid4().hex, capture_key=key, lane=grab.lane.value,
+        record = JobRecord.queued(id=uuid.uuid4().hex, capture_key=key, lane=grab.lane,
                                   request=request, deadline_s=settings.queue.deadline_s,
                                   piece=grab.piece, target_url=msg.target_url)
         try:

@@ -167,8 +167,12 @@ class Book:
         for lane in Lane:
             metrics.QUEUE_DEPTH.labels(lane=lane.value).set(depth[lane])
         metrics.UPLOAD_PENDING.set(len(self.pending_uploads))
-        if len(self.queued) >= self.settings.queue.max_queued:
-            self.board.set("full", f"{len(self.queued)} jobs queued")
+        queued, wait = len(self.queued), self.eta(len(self.queued))
+        if queued >= self.settings.queue.max_queued:
+            self.board.set("full", f"{queued} jobs queued")
+        elif wait > self.settings.queue.deadline_s:  # what admission refuses (see _admission)
+            self.board.set("full", f"{queued} jobs queued would take about {wait:.0f} s, "
+                                   f"longer than a job's deadline")
         else:
             self.board.clear("full")
 

@@ -219,6 +219,17 @@ class JobRunner:
 
     # -- leases of the jobs held ----------------------------------------------------------------
 
+    def _still_held(self, run: Run) -> bool:
+        """Whether a run the store would not renew is still ours to call lost. A run settled
+        while its renewal was on the way (forgotten, or its attempt over and its outcome being
+        written) is not: its own settle writes under the claim and finds a real loss itself."""
+        book = self.book
+        if book.pending_uploads.get(run.record.id) is run:
+            return True
+        if book.runs.get(run.record.id) is not run:
+            return False
+        return run.attempt is None or not run.attempt.done()
+
     async def renew_leases(self) -> None:
         """One heartbeat: renew the lease of every job held here; stop those lost."""
         book = self.book
@@ -231,7 +242,7 @@ class JobRunner:
                         self.settings.cluster.heartbeat_s)
             return
         for run in held:
-            if run.record.id not in lost:
+            if run.record.id not in lost or not self._still_held(run):
                 continue
             log.warning("job=%s: lease lost (another instance took it over); stopping here",
                         run.record.id)
