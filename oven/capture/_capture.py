@@ -158,10 +158,10 @@ async def _capture(
         if watch is not None and watch.crashed and slot.browser.is_connected:
             raise await _renderer_death(
                 slot, watch, f"the piece's renderer crashed during capture of {request.url}: "
-                             f"{exc.message}") from exc
+                             f"{_reason(exc)}") from exc
         if _is_gone(slot, watch, exc):
             raise await slot.browser.lost(
-                slot, f"browser gone during capture of {request.url}: {exc.message}") from exc
+                slot, f"browser gone during capture of {request.url}: {_reason(exc)}") from exc
         raise
     except BrowserGone as exc:
         raise await slot.browser.lost(slot, str(exc)) from exc
@@ -365,3 +365,9 @@ def _is_gone(slot: Slot, watch: _PageWatch | None, exc: BaseException) -> bool:
         return True
     text = str(exc)
     return any(hint in text for hint in _GONE_HINTS)
+
+
+def _reason(exc: PlaywrightError) -> str:
+    """The first line of a Playwright error: what went wrong. The rest is its "Browser logs" or
+    "Call log" (Chromium's command line and stderr), kilobytes that are no client's business."""
+    return exc.message.splitlines()[0] if exc.message else repr(exc)

@@ -85,6 +85,9 @@ def test_a_job_out_of_attempts_fails_with_the_reason_answers_its_waiters_and_lea
     assert view["attempts"] == MAX_ATTEMPTS, view
     assert f"{MAX_ATTEMPTS} attempts" in view["error"], view
     assert "browser" in view["error"].lower(), view
+    # The reason, not Playwright's attached browser log (Chromium's command line and stderr),
+    # which is no client's business and made the error kilobytes long.
+    assert "Browser logs" not in view["error"] and len(view["error"]) < 400, view["error"]
 
     waiter.join(60)
     assert not waiter.is_alive(), "the synchronous waiter was never answered"
