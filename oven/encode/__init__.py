@@ -7,6 +7,7 @@ from ._bake import BakeEncodeRequest, bake_command, encode_bake
 from ._encode import encode
 from ._errors import EncodeError, EncodeTimeout
 from ._format import Format, FormatSpec, animated_formats, required_encoders
+from ._frames import FrameFormat, frame_format_for
 from ._request import EncodeRequest, EncodeResult
 from ._run import check_ffmpeg, ffmpeg_version, running_pids
 from ._settings import EncoderSettings
@@ -20,12 +21,14 @@ __all__ = [
     "EncoderSettings",
     "Format",
     "FormatSpec",
+    "FrameFormat",
     "animated_formats",
     "bake_command",
     "check_ffmpeg",
     "encode",
     "encode_bake",
     "ffmpeg_version",
+    "frame_format_for",
     "required_encoders",
     "running_pids",
 ]

@@ -54,6 +54,11 @@ class EncoderSettings(BaseModel):
     jpeg_quality: int = Field(
         90, ge=1, le=100, description="JPEG quality 1..100, mapped onto ffmpeg's -q:v 31..2."
     )
+    lossy_frames: Literal["jpeg", "png"] = Field(
+        "jpeg", description="Frames captured for lossy outputs (JPEG, MP4, lossy WebP): jpeg "
+        "costs Chromium less and loses little more (the browser's jpeg_quality); png frames "
+        "for every output. PNG, GIF and lossless WebP always get png frames."
+    )
     png_compression: int = Field(6, ge=0, le=9, description="zlib level for PNG output.")
     stderr_tail_bytes: int = Field(
         8192, ge=256, le=1_048_576, description="How much of ffmpeg's stderr is kept for errors."
