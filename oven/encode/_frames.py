@@ -1,12 +1,12 @@
 """Which frames a capture should take for an output: the cheapest that keep the output as good.
 
-Measured on the anim piece, 16 frames 640x360 at 20 fps, through oven serve on a loaded 2-core
-box (bench/_cpu.py): a lossy WebP grab of JPEG q90 frames took 1.32 CPU-s against 1.65 for PNG
-frames (Chromium's browser process 0.28 against 0.35: its PNG encode and twice the bytes base64'd
-through Playwright's pipe), ffmpeg the same. Against the PNG frames' output (virtual clock, same
-pictures), the WebP (quality 80) of JPEG frames lost 1.7 dB PSNR (36.8 -> 35.1) and was 5%
-smaller; an MP4 (crf 23) lost 0.4 dB (34.2 -> 33.8) and was 3% larger. Outputs whose pixels are
-exact or chosen from exact pixels (PNG, GIF's palette, lossless WebP) keep PNG frames.
+Measured on the anim piece, 640x360, virtual clock (the same pictures either way): a JPEG q90
+frame costs Chromium ~4 ms less of its ~24 ms per frame (browser process: its PNG encode, and
+twice the bytes base64'd through Playwright's pipe), ~0.07 CPU-s a 16-frame grab; ffmpeg decodes
+either in the same time. Against the PNG frames' output, the WebP (quality 80) of JPEG frames lost
+1.7 dB PSNR (36.8 -> 35.1) and was 5% smaller; an MP4 (crf 23) lost 0.4 dB (34.2 -> 33.8) and was
+3% larger. Outputs whose pixels are exact or chosen from exact pixels (PNG, GIF's palette,
+lossless WebP) keep PNG frames.
 """
 
 from __future__ import annotations
