@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -67,7 +68,7 @@ async def encode(request: EncodeRequest, settings: EncoderSettings) -> EncodeRes
                 format=fmt, returncode=0, stderr=run.stderr_text,
             )
     except BaseException:
-        partial.unlink(missing_ok=True)
+        _remove(partial)
         raise
     return _done(request, out_path, partial, started, "by ffmpeg")
 
@@ -86,7 +87,7 @@ async def _copied_as_is(request: EncodeRequest, partial: Path) -> bool:
 def _discard(copying: asyncio.Future[bool], partial: Path) -> None:
     if not copying.cancelled():
         copying.exception()  # retrieved: nobody is waiting for it any more
-    partial.unlink(missing_ok=True)
+    _remove(partial)
 
 
 def _copy_if_valid(request: EncodeRequest, partial: Path) -> bool:
@@ -98,14 +99,21 @@ def _copy_if_valid(request: EncodeRequest, partial: Path) -> bool:
         # Copied, not moved: the frames are the caller's, and a retried encode reads them again.
         shutil.copyfile(frame, partial)
     except OSError as exc:
-        partial.unlink(missing_ok=True)
+        _remove(partial)
         # As ffmpeg's own write failing would be (e.g. a full disk): the encode's error.
         raise EncodeError(f"{fmt} encode: cannot write {partial.name}: {exc}",
                           format=fmt) from exc
     except BaseException:
-        partial.unlink(missing_ok=True)
+        _remove(partial)
         raise
     return True
+
+
+def _remove(partial: Path) -> None:
+    # Never written, or its dir is not one (a file in the way): nothing to remove, and the
+    # error that brought us here is the one to report.
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        partial.unlink()
 
 
 def _done(request: EncodeRequest, out_path: Path, partial: Path, started: float,
@@ -114,7 +122,7 @@ def _done(request: EncodeRequest, out_path: Path, partial: Path, started: float,
         size = partial.stat().st_size
         os.replace(partial, out_path)
     except BaseException:
-        partial.unlink(missing_ok=True)
+        _remove(partial)
         raise
     seconds = time.perf_counter() - started
     log.debug("encoded %s %s: %d bytes in %.3f s", out_path.name, how, size, seconds,

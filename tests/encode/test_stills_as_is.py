@@ -6,8 +6,12 @@ sees whether an encode started one (ffmpeg lives too briefly to be seen from out
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 import shutil
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -126,3 +130,49 @@ async def test_a_png_frame_named_jpg_is_left_to_ffmpeg_not_passed_off_as_jpeg(
                      noting)
     assert ffmpeg_runs(runs) == 1
     assert not out.exists()
+
+
+async def test_a_still_that_cannot_be_written_is_an_encode_error_with_no_partial_left(
+    make_frames: FrameMaker, noting: EncoderSettings, runs: Path, tmp_path: Path
+) -> None:
+    (frame,) = make_frames(tmp_path / "job", count=1, size=(64, 36))
+    blocked = tmp_path / "not-a-dir"  # a file where the output's dir should be
+    blocked.write_text("")
+    with pytest.raises(EncodeError, match="png encode: cannot write") as caught:
+        await encode(EncodeRequest(frames=[frame], fps=1, format=Format.PNG,
+                                   out_path=blocked / "still.png"), noting)
+    assert caught.value.transient is False
+    assert "Not a directory" in str(caught.value)
+    assert ffmpeg_runs(runs) == 0
+
+
+async def test_a_still_cancelled_while_it_is_copied_leaves_no_partial_file(
+    noting: EncoderSettings, tmp_path: Path
+) -> None:
+    # Noise does not compress: a ~48 MB PNG keeps its thread busy long enough to be cancelled.
+    frame = tmp_path / "job" / "frame-00000.png"
+    frame.parent.mkdir()
+    Image.frombytes("RGB", (4000, 4000), os.urandom(4000 * 4000 * 3)).save(
+        frame, compress_level=0)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    # The encode's threads run here, so the test can wait until every one of them is done.
+    threads = ThreadPoolExecutor(max_workers=2)
+    asyncio.get_running_loop().set_default_executor(threads)
+    cancelled = 0
+    for _ in range(5):
+        task = asyncio.create_task(encode(EncodeRequest(
+            frames=[frame], fps=1, format=Format.PNG, out_path=out_dir / "still.png"), noting))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if not task.cancelled():  # it finished first: not the case under test
+            (out_dir / "still.png").unlink()
+        cancelled += task.cancelled()
+    threads.shutdown(wait=True)  # the copies a cancel could not stop have now been written
+    async with asyncio.timeout(10):  # and are removed by the loop once it hears they are done
+        while leftovers := list(out_dir.iterdir()):
+            await asyncio.sleep(0.01)
+    assert leftovers == []
+    assert cancelled >= 3
