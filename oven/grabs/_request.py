@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from oven.capture import MIN_FPS, CaptureRequest, GuardMode
-from oven.encode import Format, animated_formats
+from oven.encode import EncoderSettings, Format, animated_formats, frame_format_for
 from oven.grabs._settings import LimitsSettings
 from oven.lanes import Lane
 
@@ -86,11 +86,14 @@ class GrabRequest(BaseModel):
     def subject(self) -> str:
         return self.piece if self.piece is not None else str(self.url)
 
-    def capture_request(self, target_url: str, *, guard: GuardMode) -> CaptureRequest:
-        """The capture this grab asks for: the one place a grab becomes a CaptureRequest."""
+    def capture_request(self, target_url: str, *, guard: GuardMode,
+                        encoder: EncoderSettings) -> CaptureRequest:
+        """The capture this grab asks for: the one place a grab becomes a CaptureRequest,
+        with the frames its output is cheapest made from (see oven.encode.frame_format_for)."""
         return CaptureRequest(url=target_url, width=self.width, height=self.height,
                               density=self.density, frames=self.frames, fps=self.fps,
-                              clock=self.clock, guard=guard)
+                              clock=self.clock, guard=guard,
+                              frame_format=frame_format_for(self.format, encoder))
 
 
 def capture_key(request: GrabRequest, target_url: str, render_version: str) -> str:

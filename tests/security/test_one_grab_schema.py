@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from oven.encode import EncoderSettings
 from oven.grabs import GrabRequest, LimitsSettings
 from tests.oven_process import OvenProcess
 
@@ -61,7 +62,8 @@ def test_every_extreme_the_edge_admits_builds_a_capture_request(limits: LimitsSe
     for body in extremes:
         grab = _admitted(body, limits)
         assert grab is not None, body  # the extremes are admitted...
-        grab.capture_request("http://pieces.oven.internal/anim/", guard="off")  # ...and run
+        grab.capture_request("http://pieces.oven.internal/anim/", guard="off",
+                             encoder=EncoderSettings())  # ...and run
 
 
 @settings(max_examples=300, deadline=None)
@@ -79,7 +81,8 @@ def test_no_request_the_edge_admits_is_refused_by_capture(
         body["duration"] = duration
     grab = _admitted(body, WIDEST if widest else LimitsSettings())
     if grab is not None:
-        grab.capture_request("http://pieces.oven.internal/anim/", guard="public")
+        grab.capture_request("http://pieces.oven.internal/anim/", guard="public",
+                             encoder=EncoderSettings())
 
 
 @pytest.mark.parametrize("query", ["fps=0.5", "fps=0.001", "fps=1e-9"])

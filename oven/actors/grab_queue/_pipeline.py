@@ -150,7 +150,8 @@ class Pipeline:
             raise Permanent("deadline passed while the job was queued")
         stage("navigate")
         t0 = time.monotonic()
-        request = grab.capture_request(target_url, guard=_guard_mode(grab, self.settings))
+        request = grab.capture_request(target_url, guard=_guard_mode(grab, self.settings),
+                                       encoder=self.settings.encoder)
         loop, capturing = asyncio.get_running_loop(), True
 
         def browser_stage(name: str) -> None:
