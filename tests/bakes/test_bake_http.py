@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import itertools
 import json
 import os
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -234,8 +236,30 @@ def test_unknown_bakes_are_404_and_the_list_is_newest_first(bake_oven: OvenProce
 def test_a_burst_of_bakes_queues_behind_one_ffmpeg_and_the_overflow_gets_429(
         bake_oven: OvenProcess) -> None:
     archive = zip_bytes(frames(40, (320, 240), noisy=True))
-    ids = [post_archive(bake_oven, archive).json()["id"] for _ in range(MAX_ACTIVE)]
-    overflow = post_archive(bake_oven, archive)
+    # The burst's bodies are held open, their last bytes unsent, until the overflow has its
+    # answer: posted one after another, the first bake could finish before the last POST on a
+    # busy machine, and the overflow was then rightly admitted (a fresh-clone run saw 202).
+    release = threading.Event()
+
+    def held_body() -> Any:
+        yield archive[:-16]
+        release.wait(1.5)  # under the server's upload_idle_s: a pause, not a stalled upload
+        yield archive[-16:]
+
+    def post_held() -> httpx.Response:
+        return httpx.post(f"{bake_oven.url}/bakes", content=held_body(), timeout=60,
+                          headers={"Content-Type": "application/zip"})
+
+    with concurrent.futures.ThreadPoolExecutor(MAX_ACTIVE) as pool:
+        posts = [pool.submit(post_held) for _ in range(MAX_ACTIVE)]
+        wait_until("the burst's places reserved",
+                   lambda: _bakes_status(bake_oven)["receiving"] == MAX_ACTIVE, timeout=10,
+                   interval=0.02)
+        overflow = post_archive(bake_oven, archive)
+        release.set()
+        answers = [post.result() for post in posts]
+    assert [a.status_code for a in answers] == [202] * MAX_ACTIVE, [a.text for a in answers]
+    ids = [a.json()["id"] for a in answers]
     assert bake_oven.proc is not None
     oven_proc = psutil.Process(bake_oven.proc.pid)
     most = 0
@@ -291,3 +315,9 @@ def test_many_small_uploads_leave_nothing_behind(bake_oven: OvenProcess) -> None
     work = bake_oven.workdir / "data" / "bakes"
     assert wait_until("bake work dirs to be removed",
                       lambda: not work.exists() or not any(work.iterdir()), timeout=10)
+
+
+def _bakes_status(oven: OvenProcess) -> dict[str, int]:
+    section: dict[str, int] = httpx.get(f"{oven.url}/status", timeout=10).json()[
+        "sections"]["bakes"]
+    return section

@@ -27,7 +27,7 @@ def browser_back(oven: OvenProcess, old_pid: int) -> bool:
     return "browser" not in reasons
 
 
-def test_chromium_killed_during_a_burst_of_19_grabs_loses_none_and_is_back_within_3_s(
+def test_chromium_killed_during_a_burst_of_19_grabs_loses_none_and_is_back_promptly(
         start_oven: StartOven) -> None:
     oven = start_oven({})
     crashes_before = metric(oven, "oven_browser_restarts_total", {"reason": "crash"})
@@ -47,7 +47,10 @@ def test_chromium_killed_during_a_burst_of_19_grabs_loses_none_and_is_back_withi
                timeout=30, interval=0.05)
     back_s = time.monotonic() - killed_at
     print(f"browser back {back_s:.2f} s after kill -9")  # the figure, for -s runs
-    assert back_s < 3.0, f"the browser took {back_s:.2f} s to come back"
+    # 1.3-2.1 s on a quiet machine (README); 8 s leaves room for a loaded 2-core box (where the
+    # niced relaunch waits its turn) and still tells a relaunch on the disconnect apart from
+    # one found by the health probe (two failed probes 5 s apart: >= 10 s).
+    assert back_s < 8.0, f"the browser took {back_s:.2f} s to come back"
 
     views = [wait_for_job(oven, i, timeout=180) for i in ids]
     assert [v["state"] for v in views] == ["complete"] * GRABS, views
