@@ -93,11 +93,8 @@ class Admission:
         queued = len(book.queued)
         if queued >= settings.queue.max_queued:
             raise QueueFull(queued, book.eta(queued))
-        wait = book.eta(queued)
-        if wait > settings.queue.deadline_s:
-            # Admitted, it would be claimed after its deadline and fail there: refuse it now,
-            # while the client can still go elsewhere (a burst admitted ~400 jobs when ~300
-            # could finish in time, and the rest failed "deadline passed" after waiting).
+        wait = book.wait_over_deadline()
+        if wait is not None:  # refused while the client can still go elsewhere
             raise QueueTooSlow(queued, wait, settings.queue.deadline_s)
         if grab.piece is not None:
             until = await self.store.frozen_until(grab.piece)
