@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 
 from tests.oven_process import OvenProcess, free_port, running_oven
@@ -86,3 +87,11 @@ def bake_oven(tmp_path_factory: pytest.TempPathFactory,
     }
     with running_oven(tmp_path_factory.mktemp("bake-oven"), config, port=free_port()) as oven:
         yield oven
+
+
+def bake_section(oven: OvenProcess) -> dict[str, int]:
+    """The Baker's counts in /status: receiving, queued, running, max_active."""
+    status = httpx.get(f"{oven.url}/status", timeout=10)
+    assert status.status_code == 200, status.text
+    section: dict[str, int] = status.json()["sections"]["bakes"]
+    return section

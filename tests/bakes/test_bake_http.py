@@ -34,7 +34,7 @@ from .bake_kit import (
     zip_bytes,
     zip_with_symlink,
 )
-from .conftest import MAX_ACTIVE, MAX_ARCHIVE_BYTES, ArchiveServer
+from .conftest import MAX_ACTIVE, MAX_ARCHIVE_BYTES, ArchiveServer, bake_section
 
 FINAL = {"complete", "failed"}
 
@@ -253,7 +253,7 @@ def test_a_burst_of_bakes_queues_behind_one_ffmpeg_and_the_overflow_gets_429(
     with concurrent.futures.ThreadPoolExecutor(MAX_ACTIVE) as pool:
         posts = [pool.submit(post_held) for _ in range(MAX_ACTIVE)]
         wait_until("the burst's places reserved",
-                   lambda: _bakes_status(bake_oven)["receiving"] == MAX_ACTIVE, timeout=10,
+                   lambda: bake_section(bake_oven)["receiving"] == MAX_ACTIVE, timeout=10,
                    interval=0.02)
         overflow = post_archive(bake_oven, archive)
         release.set()
@@ -315,9 +315,3 @@ def test_many_small_uploads_leave_nothing_behind(bake_oven: OvenProcess) -> None
     work = bake_oven.workdir / "data" / "bakes"
     assert wait_until("bake work dirs to be removed",
                       lambda: not work.exists() or not any(work.iterdir()), timeout=10)
-
-
-def _bakes_status(oven: OvenProcess) -> dict[str, int]:
-    section: dict[str, int] = httpx.get(f"{oven.url}/status", timeout=10).json()[
-        "sections"]["bakes"]
-    return section

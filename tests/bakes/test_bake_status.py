@@ -8,14 +8,7 @@ from tests.oven_process import OvenProcess
 from tests.waiting import wait_until
 
 from .bake_kit import frames, zip_bytes
-from .conftest import MAX_ACTIVE
-
-
-def bake_section(oven: OvenProcess) -> dict[str, int]:
-    status = httpx.get(f"{oven.url}/status", timeout=10)
-    assert status.status_code == 200, status.text
-    section: dict[str, int] = status.json()["sections"]["bakes"]
-    return section
+from .conftest import MAX_ACTIVE, bake_section
 
 
 def test_status_shows_the_bakes_receiving_queued_running_and_the_limit(
