@@ -6,7 +6,12 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
-APT_RUN := chromium ffmpeg
+# Fonts a capture needs (installed size 21 MB; `oven doctor` checks them in Chromium): Latin with
+# the metrics of Arial/Times/Courier (liberation) and wide Latin/Greek/Cyrillic (dejavu-core); CJK,
+# Chinese with kana and Hangul, in one 5 MB font (wqy-microhei; fonts-noto-cjk is 91 MB); colour
+# emoji (noto-color-emoji; without it Chromium draws emoji in black or as empty boxes).
+APT_FONTS := fonts-liberation fonts-dejavu-core fonts-wqy-microhei fonts-noto-color-emoji
+APT_RUN := chromium ffmpeg $(APT_FONTS)
 APT_TEST := prometheus webp time
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
