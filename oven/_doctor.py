@@ -199,8 +199,8 @@ async def _render_probe(settings: BrowserSettings) -> tuple[dict[str, Any], dict
             except Exception:
                 names = {}  # only the report's font names are lost
     except Exception as exc:
-        raise _ProbeFailed(f"the probe page did not render within {PROBE_STEP_TIMEOUT_S:g} s "
-                           f"a step: {_first_line(exc)}") from exc
+        raise _ProbeFailed(f"the probe page did not render (each step is given "
+                           f"{PROBE_STEP_TIMEOUT_S:g} s): {_first_line(exc)}") from exc
     finally:
         await browser.close(timeout_s=settings.close_timeout_s)
     return found, names
