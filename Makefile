@@ -15,7 +15,7 @@ APT_RUN := chromium ffmpeg $(APT_FONTS)
 APT_TEST := prometheus webp time
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint typecheck pytest bench bench-mem bench-burst soak system-deps system-test-deps clean
+.PHONY: run test lint typecheck pytest bench bench-mem bench-burst bench-ready soak system-deps system-test-deps clean
 
 run: $(VENV)/.run-installed system-deps
 	$(VENV)/bin/oven serve $(ARGS)
@@ -49,6 +49,9 @@ bench-burst: $(VENV)/.test-installed system-deps
 # CPU-seconds per grab by component, peak tree PSS, stills/s (one JSON line, medians of 3).
 bench-side-by-side: $(VENV)/.test-installed system-deps
 	$(PY) bench/side_by_side.py $(ARGS)
+
+bench-ready: $(VENV)/.test-installed system-deps
+	$(PY) bench/ready.py $(ARGS)
 
 # Long reliability run, not part of `make test`: 500 mixed grabs + 20 PTY pastes, one JSON line
 # (OVEN_SOAK_GRABS / OVEN_SOAK_PASTES to resize); exits 1 when a check fails.

@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import io
 import logging
+import math
 import re
 import time
 from collections.abc import Callable
@@ -17,23 +18,27 @@ from typing import Any, Literal
 
 from PIL import Image
 from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import Page
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from oven.capture._browser import Browser, Slot
 from oven.capture._clock import VIRTUAL_CLOCK_JS
-from oven.capture._errors import BrowserGone, MemoryCeilingExceeded, PieceError, RendererCrashed
+from oven.capture._errors import (
+    BrowserGone,
+    MemoryCeilingExceeded,
+    NotAsAsked,
+    PieceError,
+    RendererCrashed,
+)
 from oven.capture._guard import GuardMode, RequestGuard
+from oven.capture._quality import Flag, flags_of
+from oven.capture._ready import ReadyRule, painted_script, probe_for, settle, wait_ready
+from oven.capture._watch import PageWatch, is_gone
 
 log = logging.getLogger(__name__)
 
-# How often the ready expression is probed on the real clock (each probe is one evaluate).
-READY_POLL_S = 0.02
 # How long a failed page call waits for the page's crash event before it is taken as it is.
 CRASH_EVENT_GRACE_S = 0.5
-_GONE_HINTS = ("crashed", "Target closed", "has been closed", "Browser closed", "Session closed",
-               "Connection closed", "disconnected")
 _NET_ERROR = re.compile(r"net::ERR_[A-Z_]+")
 
 
@@ -44,6 +49,9 @@ MAX_DENSITY = 4.0
 MAX_FRAMES = 3600
 MIN_FPS = 1.0
 MAX_FPS = 60.0
+MAX_DELAY_MS = 60_000
+MAX_EXPRESSION = 2000  # characters of a wait_for expression or a selector
+MAX_INJECT_BYTES = 256 * 1024  # scripts and styles of one request, together
 
 
 class CaptureRequest(BaseModel):
@@ -70,6 +78,29 @@ class CaptureRequest(BaseModel):
         "blocks private/loopback/link-local addresses and odd schemes, 'schemes' only odd "
         "schemes; 'off' for bundled pieces and the operator's own url_template.",
     )
+    jpeg_quality: int | None = Field(default=None, ge=1, le=100,
+                                     description="JPEG frames' quality; else the setting's.")
+    # What clients ask of a capture (see oven.grabs.GrabRequest for their meaning).
+    wait_for: str | None = Field(default=None, min_length=1, max_length=MAX_EXPRESSION)
+    wait_for_selector: str | None = Field(default=None, min_length=1, max_length=MAX_EXPRESSION)
+    delay_ms: int = Field(default=0, ge=0, le=MAX_DELAY_MS)
+    selector: str | None = Field(default=None, min_length=1, max_length=MAX_EXPRESSION)
+    background: Literal["page", "transparent"] = "page"
+    color_scheme: Literal["light", "dark", "no-preference"] | None = None
+    reduced_motion: bool = False
+    scripts: list[str] = Field(default_factory=list)
+    styles: list[str] = Field(default_factory=list)
+    reject: list[Flag] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_wait(self) -> CaptureRequest:
+        if self.wait_for is not None and self.wait_for_selector is not None:
+            raise ValueError("give at most one of 'wait_for' and 'wait_for_selector'")
+        if sum(len(text.encode()) for text in [*self.scripts, *self.styles]) > MAX_INJECT_BYTES:
+            raise ValueError(f"scripts and styles: at most {MAX_INJECT_BYTES} bytes together")
+        if self.background == "transparent" and self.frame_format == "jpeg":
+            raise ValueError("background 'transparent' needs png frames")
+        return self
 
 
 @dataclass
@@ -78,37 +109,12 @@ class CaptureResult:
     frame_format: str
     pixel_width: int
     pixel_height: int
-    ready: Literal["ok", "timeout"]
+    ready: ReadyRule
     frozen: bool
+    flags: list[Flag] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     page_errors: list[str] = field(default_factory=list)
     blocked_requests: list[str] = field(default_factory=list)  # "reason url", by the guard
-
-
-class _PageWatch:
-    """Collects uncaught page errors and crash notices while a job runs."""
-
-    def __init__(self, page: Page) -> None:
-        self.page = page
-        self.errors: list[str] = []
-        self.crashed = False
-        self.crashed_at = 0.0  # time.monotonic() of the crash event
-        self.event = asyncio.Event()
-        page.on("pageerror", self._on_error)
-        page.on("crash", self._on_crash)
-
-    def _on_error(self, error: PlaywrightError) -> None:
-        self.errors.append(error.message or error.name or "unknown error")
-        self.event.set()
-
-    def _on_crash(self, _: Page) -> None:
-        self.crashed = True
-        self.crashed_at = time.monotonic()
-        self.event.set()
-
-    def detach(self) -> None:
-        self.page.remove_listener("pageerror", self._on_error)
-        self.page.remove_listener("crash", self._on_crash)
 
 
 StageHook = Callable[[str], None]
@@ -140,10 +146,10 @@ async def capture(
 async def _capture(
     slot: Slot, request: CaptureRequest, out_dir: Path, on_stage: StageHook
 ) -> CaptureResult:
-    watch: _PageWatch | None = None
+    watch: PageWatch | None = None
     try:
         await slot.prepare(request.density)
-        watch = _PageWatch(slot.page)
+        watch = PageWatch(slot.page)
         return await _run(slot, watch, request, out_dir, on_stage)
     except RendererCrashed as exc:
         assert watch is not None
@@ -159,7 +165,7 @@ async def _capture(
             raise await _renderer_death(
                 slot, watch, f"the piece's renderer crashed during capture of {request.url}: "
                              f"{_reason(exc)}") from exc
-        if _is_gone(slot, watch, exc):
+        if is_gone(slot, watch, exc):
             raise await slot.browser.lost(
                 slot, f"browser gone during capture of {request.url}: {_reason(exc)}") from exc
         raise
@@ -170,13 +176,13 @@ async def _capture(
             watch.detach()
 
 
-async def _crash_seen(watch: _PageWatch) -> None:
+async def _crash_seen(watch: PageWatch) -> None:
     while not watch.crashed:
         watch.event.clear()
         await watch.event.wait()
 
 
-async def _renderer_death(slot: Slot, watch: _PageWatch, detail: str) -> Exception:
+async def _renderer_death(slot: Slot, watch: PageWatch, detail: str) -> Exception:
     """The error for a page whose renderer died: over its memory ceiling (permanent, the
     piece's fault, never retried) or any other crash (retried, counted toward freezing)."""
     verdict = await slot.browser.renderer_verdict(slot, at=watch.crashed_at or time.monotonic())
@@ -187,7 +193,7 @@ async def _renderer_death(slot: Slot, watch: _PageWatch, detail: str) -> Excepti
 
 
 async def _run(
-    slot: Slot, watch: _PageWatch, request: CaptureRequest, out_dir: Path, on_stage: StageHook
+    slot: Slot, watch: PageWatch, request: CaptureRequest, out_dir: Path, on_stage: StageHook
 ) -> CaptureResult:
     settings = slot.browser.settings
     page = slot.page
@@ -200,12 +206,13 @@ async def _run(
         "width": request.width, "height": request.height,
         "deviceScaleFactor": request.density, "mobile": False,
     })
+    await _emulate(slot, request)
     if request.clock == "virtual":
-        # Through CDP, not page.add_init_script: the slot's tab serves later jobs too, so the
-        # shim must be removable (Slot.reset removes it).
-        added = await slot.cdp.send("Page.addScriptToEvaluateOnNewDocument",
-                                    {"source": VIRTUAL_CLOCK_JS})
-        slot.init_scripts.append(added["identifier"])
+        # Added first: the painted counter below then counts the clock's frames.
+        await slot.add_init_script(VIRTUAL_CLOCK_JS)
+    if (request.wait_for is None and request.wait_for_selector is None
+            and settings.ready_rule == "auto"):
+        await slot.add_init_script(painted_script(settings.painted_frames))
 
     guard: RequestGuard | None = None
     if request.guard != "off":
@@ -219,43 +226,109 @@ async def _run(
         if guard is not None and guard.blocked:
             raise PieceError(f"{exc}; oven blocked {guard.blocked[0]}") from exc
         raise
+    await _inject(slot, watch, request)
     timings["navigate"] = time.perf_counter() - started
 
     on_stage("ready")
     started = time.perf_counter()
-    ready, probe_error = await _wait_ready(
-        slot, watch, request,
-        expression=request.ready_expression or settings.ready_expression,
+    probe = probe_for(request, contract=request.ready_expression or settings.ready_expression,
+                      declared=settings.ready_declared_expression,
+                      painted_frames=settings.painted_frames, rule=settings.ready_rule)
+    ready, probe_error = await wait_ready(
+        slot, watch, request, probe=probe,
         timeout_s=(settings.ready_timeout_s if request.ready_timeout_s is None
                    else request.ready_timeout_s),
     )
+    await settle(slot, request)
     timings["ready"] = time.perf_counter() - started
 
     frame_format = request.frame_format or settings.frame_format
     on_stage("capture")
     started = time.perf_counter()
+    clip = await _element_clip(slot, watch, request)
     frames, digests, size = await _grab_frames(
-        slot, request, out_dir, frame_format, settings.jpeg_quality
+        slot, request, out_dir, frame_format, request.jpeg_quality or settings.jpeg_quality, clip
     )
+    flags = await asyncio.to_thread(flags_of, frames, digests)
     timings["capture"] = time.perf_counter() - started
 
-    errors = list(watch.errors)
+    errors = watch.page_errors()
     if probe_error is not None:
         errors.append(f"ready expression failed: {probe_error}")
+    turned_down = [flag for flag in flags if flag in request.reject]
+    if turned_down:
+        because = f"; the page reported: {errors[0]}" if errors else ""
+        raise NotAsAsked(f"capture rejected as {' and '.join(turned_down)} (asked to reject "
+                         f"{', '.join(request.reject)}){because}")
     return CaptureResult(
         frames=frames,
         frame_format=frame_format,
         pixel_width=size[0],
         pixel_height=size[1],
         ready=ready,
-        frozen=len(digests) > 1 and len(set(digests)) == 1,
+        frozen="frozen" in flags,
+        flags=flags,
         timings=timings,
         page_errors=errors,
         blocked_requests=guard.summary() if guard is not None else [],
     )
 
 
-async def _navigate(slot: Slot, watch: _PageWatch, url: str, timeout_s: float) -> None:
+async def _emulate(slot: Slot, request: CaptureRequest) -> None:
+    """Per-job rendering options; Slot.reset takes them back for the next job."""
+    if request.background == "transparent":
+        await slot.emulate_background_transparent()
+    if request.color_scheme is not None or request.reduced_motion:
+        await slot.emulate_media(color_scheme=request.color_scheme,
+                                 reduced_motion=request.reduced_motion)
+
+
+async def _inject(slot: Slot, watch: PageWatch, request: CaptureRequest) -> None:
+    """The request's styles, then its scripts, into the loaded document, before ready."""
+    try:
+        for css in request.styles:
+            await slot.page.add_style_tag(content=css)
+        for js in request.scripts:
+            await slot.page.add_script_tag(content=js)
+    except PlaywrightError as exc:
+        if is_gone(slot, watch, exc):
+            raise
+        # e.g. the page's Content-Security-Policy refuses inline styles or scripts.
+        raise NotAsAsked(f"scripts/styles could not be injected: {_reason(exc)}") from exc
+
+
+async def _element_clip(slot: Slot, watch: PageWatch,
+                        request: CaptureRequest) -> dict[str, float] | None:
+    """The `selector` element's box in document CSS pixels, whole pixels outward, as a
+    captureScreenshot clip (taken once: an element that moves later is not followed)."""
+    if request.selector is None:
+        return None
+    script = """(selector) => {
+      let element;
+      try { element = document.querySelector(selector); } catch (e) { return "invalid"; }
+      if (!element) return null;
+      const r = element.getBoundingClientRect();
+      return [r.left + scrollX, r.top + scrollY, r.right + scrollX, r.bottom + scrollY];
+    }"""
+    try:
+        box = await slot.page.evaluate(script, request.selector)
+    except PlaywrightError as exc:
+        if is_gone(slot, watch, exc):
+            raise
+        raise NotAsAsked(f"selector: {_reason(exc)}") from exc
+    if box == "invalid":
+        raise NotAsAsked(f"selector: {request.selector!r} is not a valid CSS selector")
+    if box is None:
+        raise NotAsAsked(f"selector: {request.selector!r} matched no element of {request.url}")
+    left, top = math.floor(box[0]), math.floor(box[1])
+    width, height = math.ceil(box[2]) - left, math.ceil(box[3]) - top
+    if width <= 0 or height <= 0:
+        raise NotAsAsked(f"selector: {request.selector!r} matched an element with no size "
+                         f"({width}x{height} CSS px)")
+    return {"x": left, "y": top, "width": width, "height": height, "scale": 1}
+
+
+async def _navigate(slot: Slot, watch: PageWatch, url: str, timeout_s: float) -> None:
     try:
         # domcontentloaded, not load: readiness is the piece's own contract, and a slow
         # sub-resource must not turn into a navigation failure.
@@ -265,7 +338,7 @@ async def _navigate(slot: Slot, watch: _PageWatch, url: str, timeout_s: float) -
     except PlaywrightTimeoutError as exc:
         raise PieceError(f"piece page did not load within {timeout_s:g} s: {url}") from exc
     except PlaywrightError as exc:
-        if _is_gone(slot, watch, exc):
+        if is_gone(slot, watch, exc):
             raise
         found = _NET_ERROR.search(exc.message)
         reason = found.group(0) if found else exc.message.splitlines()[0]
@@ -274,52 +347,9 @@ async def _navigate(slot: Slot, watch: _PageWatch, url: str, timeout_s: float) -
         raise PieceError(f"piece page answered {response.status}: {url}")
 
 
-async def _wait_ready(
-    slot: Slot, watch: _PageWatch, request: CaptureRequest, *, expression: str, timeout_s: float
-) -> tuple[Literal["ok", "timeout"], str | None]:
-    """Probe the ready expression until true or timeout; an uncaught error fails at once.
-
-    On the virtual clock each probe first advances page time by one frame, so pre-ready
-    animation frames run (deterministically) and frame 0 follows the ready frame.
-    """
-    if request.clock == "virtual":
-        frame_ms = 1000.0 / request.fps
-        probe = f"(window.__ovenClock.advance({frame_ms!r}), !!({expression}))"
-        poll_s = max(0.01, 1.0 / request.fps)
-    else:
-        probe, poll_s = f"!!({expression})", READY_POLL_S
-    deadline = time.monotonic() + timeout_s
-    probe_error: str | None = None
-    while True:
-        if watch.errors:
-            raise PieceError(f"piece threw: {watch.errors[0]}")
-        if watch.crashed:
-            raise RendererCrashed(f"renderer crashed while loading {request.url}")
-        remaining = deadline - time.monotonic()
-        try:
-            # Bounded: a piece spinning its main thread would hold evaluate() forever.
-            async with asyncio.timeout(max(remaining, 0.0) + 1.0):
-                ok = await slot.page.evaluate(probe)
-            probe_error = None
-        except TimeoutError:
-            ok = False
-        except PlaywrightError as exc:
-            if _is_gone(slot, watch, exc):
-                raise
-            # e.g. the expression throws, or the piece navigated and the context was swapped.
-            ok, probe_error = False, exc.message.splitlines()[0]
-        if ok:
-            return "ok", None
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return "timeout", probe_error
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(min(poll_s, remaining)):
-                await watch.event.wait()
-
-
 async def _grab_frames(
-    slot: Slot, request: CaptureRequest, out_dir: Path, frame_format: str, jpeg_quality: int
+    slot: Slot, request: CaptureRequest, out_dir: Path, frame_format: str, jpeg_quality: int,
+    clip: dict[str, float] | None,
 ) -> tuple[list[Path], list[bytes], tuple[int, int]]:
     """CDP Page.captureScreenshot, paced at 1/fps on the real clock.
 
@@ -333,6 +363,8 @@ async def _grab_frames(
     params: dict[str, Any] = {"format": frame_format, "optimizeForSpeed": not keep}
     if frame_format == "jpeg":
         params["quality"] = jpeg_quality
+    if clip is not None:
+        params["clip"] = clip
     suffix = "png" if frame_format == "png" else "jpg"
     frame_s = 1.0 / request.fps
     advance = f"window.__ovenClock.advance({1000.0 / request.fps!r})"
@@ -356,15 +388,6 @@ async def _grab_frames(
         paths.append(path)
         digests.append(hashlib.blake2b(data, digest_size=16).digest())
     return paths, digests, size
-
-
-def _is_gone(slot: Slot, watch: _PageWatch | None, exc: BaseException) -> bool:
-    if (watch is not None and watch.crashed) or not slot.browser.is_connected:
-        return True
-    if not slot.ready:
-        return True
-    text = str(exc)
-    return any(hint in text for hint in _GONE_HINTS)
 
 
 def _reason(exc: PlaywrightError) -> str:

@@ -10,6 +10,12 @@ class PieceError(Exception):
     """
 
 
+class NotAsAsked(Exception):
+    """The capture ran but cannot give what the request asked for: its selector matched
+    nothing, its `reject` turned down a blank or frozen capture. Permanent, and the request's
+    doing, not the piece's: it never counts toward freezing the piece. For a person."""
+
+
 class BrowserGone(Exception):
     """Chromium, the page or its renderer died or was closed under the capture.
 

@@ -64,6 +64,22 @@ class BrowserSettings(BaseModel):
         min_length=1,
         description="JS expression that is true once a piece has drawn its first frame.",
     )
+    ready_rule: Literal["auto", "contract"] = Field(
+        default="auto",
+        description="auto: a page that declares the contract (ready_declared_expression) waits "
+        "for ready_expression; any other page is ready once loaded and painted_frames frames "
+        "painted. contract: every page waits for ready_expression (or the timeout).",
+    )
+    ready_declared_expression: str = Field(
+        default="'ovenReady' in window", min_length=1,
+        description="JS expression that is true once a page has declared it follows the ready "
+        "contract (a piece sets window.ovenReady = false early, true when ready).",
+    )
+    painted_frames: int = Field(
+        default=3, ge=1, le=120,
+        description="Animation frames a page without the contract paints after loading before "
+        "it is taken as ready (the painted rule).",
+    )
     ready_timeout_s: float = Field(
         default=10.0, ge=0.0, le=300.0, description="Wait for the ready expression, then capture."
     )

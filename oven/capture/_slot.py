@@ -51,6 +51,7 @@ class Slot:
         self.renderer_pids: set[int] = set()  # the tab's renderers, when a watch could tell
         self.target_id: str | None = None  # the tab's CDP target (crash reports name it)
         self.crashed = False  # the tab's renderer died: nothing of it can be reset
+        self._emulated: set[str] = set()  # per-job emulation overrides to take back
 
     @property
     def page(self) -> Page:
@@ -114,6 +115,36 @@ class Slot:
             # is accepted by Chromium 156 but does not block; `urls` (globs) does.
             await self._cdp.send("Network.enable")
             await self._cdp.send("Network.setBlockedURLs", {"urls": patterns})
+
+    async def add_init_script(self, source: str) -> None:
+        """Run `source` in every document of this job before the page's own scripts.
+
+        Through CDP, not page.add_init_script: the tab serves later jobs too, so the script
+        must be removable (reset removes it)."""
+        added = await self.cdp.send("Page.addScriptToEvaluateOnNewDocument", {"source": source})
+        self.init_scripts.append(added["identifier"])
+
+    async def emulate_background_transparent(self) -> None:
+        """No default white behind the page: what the page leaves unpainted stays transparent."""
+        self._emulated.add("background")
+        await self.cdp.send("Emulation.setDefaultBackgroundColorOverride",
+                            {"color": {"r": 0, "g": 0, "b": 0, "a": 0}})
+
+    async def emulate_media(self, *, color_scheme: str | None, reduced_motion: bool) -> None:
+        """prefers-color-scheme and prefers-reduced-motion for this job (through Playwright,
+        whose own session emulates media too: a second session's override could lose)."""
+        self._emulated.add("media")
+        await self.page.emulate_media(
+            color_scheme=color_scheme,  # type: ignore[arg-type]
+            reduced_motion="reduce" if reduced_motion else None)
+
+    async def _take_back_emulation(self, page: Page, cdp: CDPSession) -> None:
+        emulated, self._emulated = self._emulated, set()
+        if "background" in emulated:
+            await cdp.send("Emulation.setDefaultBackgroundColorOverride", {})
+        if "media" in emulated:
+            # A context's defaults (Playwright creates contexts with these).
+            await page.emulate_media(color_scheme="light", reduced_motion="no-preference")
 
     async def guard_requests(self, guard: RequestGuard) -> None:
         """Check every request of the job about to run against `guard` until `reset`.
@@ -270,6 +301,7 @@ class Slot:
                         "securityOrigin": origin, "isLocalStorage": False}})
                 await page.goto("about:blank")
                 await cdp.send("Emulation.setScriptExecutionDisabled", {"value": False})
+                await self._take_back_emulation(page, cdp)
                 await _workers_gone(page)
                 await self._unguard(cdp)
                 for origin in origins:
@@ -297,6 +329,7 @@ class Slot:
         self.guard, self._ws_routed = None, False
         self.renderer_pids, self.target_id, self.crashed = set(), None, False
         self._origins, self.init_scripts, self.tab_jobs = set(), [], 0
+        self._emulated = set()
         if context is None:
             return True
         try:

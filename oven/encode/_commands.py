@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ._format import Format
 from ._request import EncodeRequest, frame_index
-from ._settings import EncoderSettings
+from ._settings import EncoderSettings, jpeg_qscale
 
 # -xerror: without it a corrupt frame is skipped with a message and ffmpeg exits 0, so the
 # output silently loses frames. -nostdin: ffmpeg otherwise reads the terminal for keys.
@@ -54,7 +54,7 @@ def output_args(request: EncodeRequest, settings: EncoderSettings) -> list[str]:
             *_filter_args(upscale_filters(request.upscale)),
             "-frames:v", "1",
             "-c:v", "mjpeg",
-            "-q:v", str(settings.jpeg_qscale()),
+            "-q:v", str(jpeg_qscale(request.quality or settings.jpeg_quality)),
             # 4:2:0 like browsers' own JPEG output: smaller files, decoded everywhere.
             "-pix_fmt", "yuvj420p",
             "-f", "image2", "-update", "1",
@@ -81,7 +81,8 @@ def output_args(request: EncodeRequest, settings: EncoderSettings) -> list[str]:
             "-frames:v", str(len(request.frames)),
             "-c:v", "libx264",
             "-preset", settings.mp4_preset,
-            "-crf", str(settings.mp4_crf),
+            "-crf", str(settings.mp4_crf if request.quality is None
+                        else mp4_crf(request.quality)),
             "-pix_fmt", "yuv420p",
             # moov before mdat so browsers can start playing before the whole file arrives.
             "-movflags", "+faststart",
@@ -95,11 +96,17 @@ def _webp_codec_args(request: EncodeRequest, settings: EncoderSettings) -> list[
     animated = not request.still
     return [
         "-c:v", "libwebp_anim" if animated else "libwebp",
-        "-quality", str(settings.webp_quality),
-        "-lossless", "1" if settings.webp_lossless else "0",
+        "-quality", str(settings.webp_quality if request.quality is None else request.quality),
+        # A quality asked for is a lossy encode's, whatever the setting says.
+        "-lossless", "1" if settings.webp_lossless and request.quality is None else "0",
         "-compression_level", str(settings.webp_compression_level),
         *(["-loop", "0"] if animated else []),
     ]  # fmt: skip
+
+
+def mp4_crf(quality: int) -> int:
+    """Quality 1..100 as libx264's CRF 51..10 (quality 69 is the default CRF 23)."""
+    return round(51 - (quality - 1) * 41 / 99)
 
 
 def gif_graph(upscale: int, settings: EncoderSettings) -> str:

@@ -18,6 +18,8 @@ class FormatSpec:
     # The sync route (GET /grab/...) captures an animation when the request names no frame
     # count: people ask for GIF and MP4 to see motion, for WebP as often for a still.
     motion_by_default: bool = False
+    keeps_alpha: bool = False  # transparent pixels survive into the file
+    lossy: bool = False  # takes a quality (1..100)
 
 
 class Format(enum.StrEnum):
@@ -53,6 +55,15 @@ class Format(enum.StrEnum):
     def motion_by_default(self) -> bool:
         return self.spec.motion_by_default
 
+    @property
+    def keeps_alpha(self) -> bool:
+        return self.spec.keeps_alpha
+
+    @property
+    def lossy(self) -> bool:
+        """Whether a request may name its quality (WebP: unless encoded losslessly)."""
+        return self.spec.lossy
+
     @classmethod
     def from_suffix(cls, suffix: str) -> Format | None:
         """The format a stored file's extension (`jpg`) or a format name (`jpeg`) stands for."""
@@ -63,11 +74,13 @@ class Format(enum.StrEnum):
 
 
 _SPECS = {
-    Format.PNG: FormatSpec("image/png", "png", False, ("png",)),
-    Format.JPEG: FormatSpec("image/jpeg", "jpg", False, ("mjpeg",)),
-    Format.WEBP: FormatSpec("image/webp", "webp", True, ("libwebp", "libwebp_anim")),
+    Format.PNG: FormatSpec("image/png", "png", False, ("png",), keeps_alpha=True),
+    Format.JPEG: FormatSpec("image/jpeg", "jpg", False, ("mjpeg",), lossy=True),
+    Format.WEBP: FormatSpec("image/webp", "webp", True, ("libwebp", "libwebp_anim"),
+                            keeps_alpha=True, lossy=True),
     Format.GIF: FormatSpec("image/gif", "gif", True, ("gif",), motion_by_default=True),
-    Format.MP4: FormatSpec("video/mp4", "mp4", True, ("libx264",), motion_by_default=True),
+    Format.MP4: FormatSpec("video/mp4", "mp4", True, ("libx264",), motion_by_default=True,
+                           lossy=True),
 }
 assert _SPECS.keys() == set(Format), "every Format needs a row in _SPECS"
 

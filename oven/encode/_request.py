@@ -25,6 +25,8 @@ class EncodeRequest(BaseModel):
     format: Format
     out_path: Path
     upscale: int = Field(1, ge=1, le=8, description="Nearest-neighbour scale factor.")
+    quality: int | None = Field(None, ge=1, le=100,
+                                description="1..100 for JPEG, WebP and MP4; else the settings'.")
 
     @model_validator(mode="after")
     def _frames_form_one_sequence(self) -> EncodeRequest:

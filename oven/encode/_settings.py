@@ -72,5 +72,10 @@ class EncoderSettings(BaseModel):
         return len(os.sched_getaffinity(0)) or 1
 
     def jpeg_qscale(self) -> int:
-        """`jpeg_quality` (1 worst .. 100 best) as ffmpeg's mjpeg `-q:v` (31 worst .. 2 best)."""
-        return round(31 - (self.jpeg_quality - 1) * 29 / 99)
+        """`jpeg_quality` as ffmpeg's mjpeg `-q:v`."""
+        return jpeg_qscale(self.jpeg_quality)
+
+
+def jpeg_qscale(quality: int) -> int:
+    """JPEG quality (1 worst .. 100 best) as ffmpeg's mjpeg `-q:v` (31 worst .. 2 best)."""
+    return round(31 - (quality - 1) * 29 / 99)

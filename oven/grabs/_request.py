@@ -10,7 +10,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from oven.capture import MIN_FPS, CaptureRequest, GuardMode
+from oven.capture import (
+    MAX_DELAY_MS,
+    MAX_EXPRESSION,
+    MAX_INJECT_BYTES,
+    MIN_FPS,
+    CaptureRequest,
+    Flag,
+    GuardMode,
+)
 from oven.encode import EncoderSettings, Format, animated_formats, frame_format_for
 from oven.grabs._settings import LimitsSettings
 from oven.lanes import Lane
@@ -43,6 +51,37 @@ class GrabRequest(BaseModel):
         "only, see [webhooks]). Not part of the capture key.",
     )
 
+    # How the page is made ready, and how it is captured (see README "Ready rules" and
+    # "Capture options"). Each is part of the capture key.
+    wait_for: str | None = Field(
+        None, min_length=1, max_length=MAX_EXPRESSION,
+        description="A JS expression: capture once it is true (rule 'expression').")
+    wait_for_selector: str | None = Field(
+        None, min_length=1, max_length=MAX_EXPRESSION,
+        description="A CSS selector: capture once an element matches (rule 'selector').")
+    delay_ms: int = Field(
+        0, ge=0, le=MAX_DELAY_MS,
+        description="Wait this long after ready (page time on the virtual clock).")
+    selector: str | None = Field(
+        None, min_length=1, max_length=MAX_EXPRESSION,
+        description="Capture only this element's box (a canvas gives its own size).")
+    background: Literal["page", "transparent"] = Field(
+        "page", description="transparent: what the page leaves unpainted keeps alpha (png, webp).")
+    color_scheme: Literal["light", "dark", "no-preference"] | None = Field(
+        None, description="prefers-color-scheme for the page.")
+    reduced_motion: bool = Field(False, description="prefers-reduced-motion: reduce.")
+    quality: int | None = Field(
+        None, ge=1, le=100, description="Output quality 1..100 for jpeg, webp and mp4.")
+    scripts: list[str] = Field(
+        default_factory=list, max_length=16,
+        description=f"JS run in the page after it loads, before ready (with styles at most "
+        f"{MAX_INJECT_BYTES} bytes).")
+    styles: list[str] = Field(default_factory=list, max_length=16,
+                              description="CSS added to the page after it loads.")
+    reject: list[Flag] = Field(
+        default_factory=list,
+        description="Fail instead of storing a capture flagged any of these (blank, dud, frozen).")
+
     @model_validator(mode="after")
     def _shape(self) -> GrabRequest:
         if (self.piece is None) == (self.url is None):
@@ -63,6 +102,17 @@ class GrabRequest(BaseModel):
                 f"format: {self.format.value} is a still format; "
                 f"use {', '.join(most)} or {last} for frames > 1"
             )
+        if self.wait_for is not None and self.wait_for_selector is not None:
+            raise ValueError("give at most one of 'wait_for' and 'wait_for_selector'")
+        if sum(len(text.encode()) for text in [*self.scripts, *self.styles]) > MAX_INJECT_BYTES:
+            raise ValueError(f"scripts and styles: at most {MAX_INJECT_BYTES} bytes together")
+        if self.background == "transparent" and not self.format.keeps_alpha:
+            raise ValueError(f"background: {self.format.value} has no alpha channel; "
+                             "'transparent' needs png or webp")
+        if self.quality is not None and not self.format.lossy:
+            raise ValueError(f"quality: {self.format.value} is lossless; quality applies to "
+                             "jpeg, webp and mp4")
+        self.reject = sorted(set(self.reject))
         return self
 
     def limit_violations(self, limits: LimitsSettings) -> list[tuple[str, str]]:
@@ -80,6 +130,8 @@ class GrabRequest(BaseModel):
             out.append(("fps", f"at most {limits.max_fps:g}"))
         if self.frames / self.fps > limits.max_duration_s:
             out.append(("duration", f"frames / fps at most {limits.max_duration_s:g} s"))
+        if self.delay_ms > limits.max_delay_ms:
+            out.append(("delay_ms", f"at most {limits.max_delay_ms}"))
         return out
 
     @property
@@ -90,10 +142,23 @@ class GrabRequest(BaseModel):
                         encoder: EncoderSettings) -> CaptureRequest:
         """The capture this grab asks for: the one place a grab becomes a CaptureRequest,
         with the frames its output is cheapest made from (see oven.encode.frame_format_for)."""
+        # Transparent pixels need frames that keep alpha; a still JPEG taken as it is must be
+        # taken at the quality asked.
+        frame_format = ("png" if self.background == "transparent"
+                        else frame_format_for(self.format, encoder))
         return CaptureRequest(url=target_url, width=self.width, height=self.height,
                               density=self.density, frames=self.frames, fps=self.fps,
-                              clock=self.clock, guard=guard,
-                              frame_format=frame_format_for(self.format, encoder))
+                              clock=self.clock, guard=guard, frame_format=frame_format,
+                              jpeg_quality=self.quality if self.frames == 1 else None,
+                              wait_for=self.wait_for, wait_for_selector=self.wait_for_selector,
+                              delay_ms=self.delay_ms, selector=self.selector,
+                              background=self.background, color_scheme=self.color_scheme,
+                              reduced_motion=self.reduced_motion, scripts=self.scripts,
+                              styles=self.styles, reject=self.reject)
+
+
+_OPTIONS = ("wait_for", "wait_for_selector", "delay_ms", "selector", "background", "color_scheme",
+            "reduced_motion", "quality", "scripts", "styles", "reject")
 
 
 def capture_key(request: GrabRequest, target_url: str, render_version: str) -> str:
@@ -109,4 +174,10 @@ def capture_key(request: GrabRequest, target_url: str, render_version: str) -> s
         "clock": request.clock,
         "render": render_version,
     }
+    # Options at their defaults stay out of the key, so results cached before they existed
+    # still answer the requests that do not use them.
+    for name in _OPTIONS:
+        value = getattr(request, name)
+        if value != GrabRequest.model_fields[name].get_default(call_default_factory=True):
+            material[name] = value
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:32]

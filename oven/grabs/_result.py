@@ -30,7 +30,13 @@ class GrabResult(BaseModel):
     url: str | None = Field(default=None, description="The storage's public URL, if any.")
     frames: int | None = Field(default=None, ge=0)
     frozen: bool | None = Field(default=None, description="The piece stopped painting.")
-    ready: Literal["ok", "timeout"] | None = None
+    # "ok" is what results recorded before the ready rules were named said for "contract".
+    ready: Literal["contract", "expression", "selector", "painted", "timeout", "ok"] | None = Field(
+        default=None, description="The rule that made the page ready (see README).")
+    flags: list[Literal["blank", "dud", "frozen"]] | None = Field(
+        default=None, description="What the frames suggest went wrong; [] for none.")
+    page_errors: list[str] | None = Field(
+        default=None, description="Uncaught errors and failed script loads of the page.")
     blocked_requests: list[str] | None = Field(
         default=None, description="Requests the page guard refused: 'reason url'.")
 

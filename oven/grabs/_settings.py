@@ -5,7 +5,7 @@ from __future__ import annotations
 from ada_url import URL
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from oven.capture import MAX_DENSITY, MAX_FPS, MAX_FRAMES, MAX_SIDE, MIN_FPS
+from oven.capture import MAX_DELAY_MS, MAX_DENSITY, MAX_FPS, MAX_FRAMES, MAX_SIDE, MIN_FPS
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -44,6 +44,9 @@ class LimitsSettings(BaseModel):
     max_frames: int = Field(300, ge=1, le=MAX_FRAMES)
     max_fps: float = Field(MAX_FPS, ge=MIN_FPS, le=MAX_FPS)
     max_duration_s: float = Field(30.0, gt=0, le=600, description="frames / fps at most.")
+    # Bounded well inside a job's deadline: a client's delay must never run a job out of time,
+    # which would count against the piece (see the pipeline's CaptureTimeout rule).
+    max_delay_ms: int = Field(5000, ge=0, le=MAX_DELAY_MS, description="delay_ms at most.")
 
 
 class PiecesSettings(BaseModel):

@@ -74,7 +74,9 @@ def _job(view: Json, where: str) -> Json:
     }
     if view.get("state") == "complete" and result and view.get("id"):
         out.update(result_url=f"/grabs/{view['id']}/result",
-                   content_type=result.get("content_type"), bytes=result.get("size"))
+                   content_type=result.get("content_type"), bytes=result.get("size"),
+                   ready=result.get("ready"), flags=result.get("flags") or None,
+                   page_errors=len(result.get("page_errors") or []) or None)
     return out
 
 

@@ -18,6 +18,7 @@ BLOCKED_PATTERN = "*/tracker.gif*"
 PAGES = {
     # Loads a blocked tracker two ways, then reports ready either way.
     "/tracked": """<!doctype html><body><script>
+      window.ovenReady = false;
       fetch('/tracker.gif?via=fetch').catch(() => {}).finally(() => {
         const img = new Image(); img.onload = img.onerror = () => { window.ovenReady = true; };
         img.src = '/tracker.gif?via=img';
@@ -25,6 +26,7 @@ PAGES = {
     </script>""",
     # Reports what it finds in storage, then leaves state behind for the next job to find.
     "/stateful": """<!doctype html><body><script>
+      window.ovenReady = false;
       const idb = () => new Promise(done => {
         const open = indexedDB.open('oven-leak-db');
         open.onupgradeneeded = () => open.result.createObjectStore('s');
@@ -46,6 +48,53 @@ PAGES = {
         document.cookie = 'oven=leak; max-age=3600';
         window.ovenReady = true;
       });
+    </script>""",
+    # Pages that know nothing of oven (issue: real-world pieces), for the ready rules and the
+    # quality flags. A 640x360 canvas below a header, animated, never setting ovenReady.
+    "/unsignalled": """<!doctype html><body style="margin:8px;background:#fff">
+      <h1 style="height:40px;margin:0">header</h1>
+      <canvas id="c" width="640" height="360"></canvas><script>
+      const g = document.getElementById("c").getContext("2d");
+      const draw = (t) => { g.fillStyle = `hsl(${t / 10 % 360}, 80%, 50%)`;
+        g.fillRect(0, 0, 640, 360); g.fillStyle = "#000"; g.fillRect(t / 5 % 600, 150, 40, 40);
+        requestAnimationFrame(draw); };
+      requestAnimationFrame(draw);
+    </script>""",
+    # A module whose import is missing: it never runs, the canvas stays empty.
+    "/module-fails": """<!doctype html><body style="margin:0;background:#000">
+      <canvas id="c" width="320" height="200"></canvas>
+      <script type="module">import "/missing-module.js";
+      document.getElementById("c").getContext("2d").fillRect(0, 0, 10, 10);</script>""",
+    # Drawn once, never again.
+    "/static": """<!doctype html><body style="margin:0">
+      <canvas id="c" width="320" height="200"></canvas><script>
+      const g = document.getElementById("c").getContext("2d");
+      for (let i = 0; i < 20; i++) { g.fillStyle = `hsl(${i * 18}, 70%, 50%)`;
+        g.fillRect(i * 16, 0, 16, 200); }
+    </script>""",
+    # Nothing painted at all: what shows is the page's default background.
+    "/empty": """<!doctype html><body style="margin:0"></body>""",
+    # An element that appears after 300 ms, and a variable that turns 3 after 200 ms.
+    "/late": """<!doctype html><body style="margin:0;background:#fff"><script>
+      setTimeout(() => { window.answer = 3; }, 200);
+      setTimeout(() => { const d = document.createElement("div"); d.id = "late";
+        d.style.cssText = "width:100px;height:100px;background:#f00";
+        document.body.appendChild(d); }, 300);
+    </script>""",
+    # Paints what it is asked for by the media it is shown in.
+    "/media": """<!doctype html><body style="margin:0"><canvas id="c" width="64" height="64">
+      </canvas><script>
+      const dark = matchMedia("(prefers-color-scheme: dark)").matches;
+      const still = matchMedia("(prefers-reduced-motion: reduce)").matches;
+      const g = document.getElementById("c").getContext("2d");
+      g.fillStyle = `rgb(${dark ? 255 : 0}, ${still ? 255 : 0}, 128)`; g.fillRect(0, 0, 64, 64);
+    </script>""",
+    # Throws from a script of its own but draws anyway: a page that knows nothing of oven.
+    "/throws-but-draws": """<!doctype html><body style="margin:0"><canvas id="c" width="64"
+      height="64"></canvas><script>
+      const g = document.getElementById("c").getContext("2d");
+      g.fillStyle = "#0a0"; g.fillRect(0, 0, 64, 64); g.fillStyle = "#fff"; g.fillRect(8, 8, 9, 9);
+      setTimeout(() => { throw new Error("analytics exploded"); }, 0);
     </script>""",
 }
 

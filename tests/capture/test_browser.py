@@ -55,7 +55,7 @@ async def test_blocked_url_patterns_are_never_fetched(
     browser: Browser, page_server: PageServer, tmp_path: Path
 ) -> None:
     result = await capture(browser, CaptureRequest(url=f"{page_server.base}/tracked"), tmp_path)
-    assert result.ready == "ok"
+    assert result.ready == "contract"
     assert "/tracked" in page_server.hits
     assert not [hit for hit in page_server.hits if "tracker.gif" in hit]
 
@@ -68,7 +68,7 @@ async def test_storage_cookies_and_indexeddb_do_not_leak_between_jobs_in_one_slo
         for job in range(2):
             result = await capture(browser, CaptureRequest(url=f"{page_server.base}/stateful"),
                                    tmp_path / str(job))
-            assert result.ready == "ok"
+            assert result.ready == "contract"
     finally:
         await browser.resize(2)
     # localStorage | cookie | sessionStorage | IndexedDB: empty for both jobs
@@ -108,7 +108,7 @@ async def test_request_filter_refuses_pages_it_does_not_allow(
         with pytest.raises(PieceError, match="ERR_BLOCKED_BY_CLIENT"):
             await capture(gated, CaptureRequest(url=f"{page_server.base}/tracked"), tmp_path)
         result = await capture(gated, CaptureRequest(url=piece_url("still")), tmp_path)
-        assert result.ready == "ok"  # bundled pieces bypass the filter
+        assert result.ready == "contract"  # bundled pieces bypass the filter
     finally:
         await gated.close(timeout_s=5.0)
     assert gated.leftover_pids() == [] and marked_pids(marker) == []

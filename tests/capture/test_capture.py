@@ -31,7 +31,7 @@ async def test_still_is_a_png_of_the_viewport_size(browser: Browser, tmp_path: P
     assert [p.name for p in result.frames] == ["frame-00000.png"]
     assert (result.pixel_width, result.pixel_height) == (320, 200)
     assert Image.open(result.frames[0]).size == (320, 200)
-    assert result.ready == "ok" and result.frozen is False
+    assert result.ready == "contract" and result.frozen is False
     assert set(result.timings) == {"navigate", "ready", "capture"}
 
 
@@ -149,6 +149,6 @@ async def test_cancelling_a_capture_closes_its_page_and_keeps_the_slot_usable(
             await capture(slot, request, tmp_path / "cancelled")
     assert page.is_closed()
     result = await capture(browser, CaptureRequest(url=piece_url("still")), tmp_path / "next")
-    assert result.ready == "ok"
+    assert result.ready == "contract"
     assert len(browser.slots) == browser.size
     assert browser.recycle_reason is None or "hung" not in browser.recycle_reason

@@ -119,6 +119,16 @@ def test_the_page_shows_a_grab_moving_through_its_stages_then_complete_in_recent
           f"{state['bytes']} bytes of events; screenshot {shot}")
 
 
+def test_a_flagged_capture_shows_its_flags_and_ready_rule_in_recent_results(
+        oven: OvenProcess, page: Page) -> None:
+    # The still piece asked for frames: every frame is the same picture.
+    accepted = submit(oven, piece="still", format="webp", width=120, height=80, frames=4)
+    done = page.locator(f'#recent [data-job="{accepted["id"]}"][data-state="complete"]')
+    done.wait_for(timeout=90_000)
+    assert done.locator(".error").inner_text() == "⚠ frozen"
+    assert done.locator(".meta").inner_text().endswith("ready: contract")
+
+
 def test_a_frozen_piece_is_unfrozen_from_the_page_with_the_admin_token(
         oven: OvenProcess, page: Page, problems: list[str]) -> None:
     failed = wait_for_job(oven, submit(oven, piece="throws", format="png", width=320,

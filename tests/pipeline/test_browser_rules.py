@@ -19,6 +19,7 @@ from .grab_client import chromium_main, grab_bytes, metric, submit, wait_for_job
 
 # Paints the canvas green when fetching `target` fails (blocked), red when it succeeds.
 PROBE_PAGE = b"""<!doctype html><canvas id=c width=64 height=64></canvas><script>
+window.ovenReady = false;
 const target = new URLSearchParams(location.search).get('target');
 const paint = (colour) => { const g = document.getElementById('c').getContext('2d');
   g.fillStyle = colour; g.fillRect(0, 0, 64, 64); window.ovenReady = true; };

@@ -109,7 +109,7 @@ def test_a_grab_waits_in_upload_pending_while_storage_is_down_and_completes_afte
     assert done["state"] == "complete"
     assert [h["state"] for h in done["history"]].count("complete") == 1
     # the capture's facts survive the outage: the result is what it would have been without it
-    assert done["result"]["frames"] == 1 and done["result"]["ready"] == "ok"
+    assert done["result"]["frames"] == 1 and done["result"]["ready"] == "contract"
     assert done["result"]["frozen"] is False and "capture" in done["timings"]
     assert metric(oven, "oven_upload_pending") == 0
     result = httpx.get(f"{oven.url}/grabs/{accepted['id']}/result", follow_redirects=True,

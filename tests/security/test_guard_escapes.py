@@ -46,6 +46,7 @@ def _answer(private: str) -> Answer:
                   f"fetch('{private}/service-worker').catch(() => {{}})));",
     }
     page = f"""<!doctype html><canvas id="c" width="64" height="64"></canvas><script>
+      window.ovenReady = false;
       const g = document.getElementById("c").getContext("2d");
       g.fillStyle = "#00ff00"; g.fillRect(0, 0, 64, 64);
       window.open("{private}/popup");
@@ -114,7 +115,7 @@ async def test_popups_and_workers_of_a_raw_url_page_never_reach_a_private_addres
     request = CaptureRequest(url=f"http://{PUBLIC}/escape", width=64, height=64,
                              guard="public")
     result = await capture(browser, request, tmp_path)
-    assert result.ready == "ok", result
+    assert result.ready == "contract", result
     assert "/escape" in public_proxy.paths()
     assert "/worker.js" in public_proxy.paths(), "the worker never started: the test is vacuous"
     # Workers poll every 20 ms: anything still running after the job would show up here.

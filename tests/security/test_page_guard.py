@@ -41,6 +41,7 @@ def _page(private_port: int) -> bytes:
 <img src="http://169.254.169.254/latest/meta-data/">
 <iframe src="/to-private-frame"></iframe>
 <script>
+  window.ovenReady = false;
   const g = document.getElementById("c").getContext("2d");
   g.fillStyle = "#0000ff"; g.fillRect(0, 0, 64, 64);
   fetch("http://localhost:{private_port}/fetch").catch(() => {{}});

@@ -126,7 +126,8 @@ CHECK = FIND + """
 
 def page(script: str) -> str:
     canvas = '<canvas id="c" width="64" height="64"></canvas>'
-    return f"<!doctype html>{canvas}<script>{script}</script>"
+    # Each page declares the ready contract: it is captured once it has painted its verdict.
+    return f"<!doctype html>{canvas}<script>window.ovenReady = false;{script}</script>"
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from oven.capture import (
     BrowserLostToMemoryKill,
     BrowserRecycled,
     GuardMode,
+    NotAsAsked,
     PieceError,
     RendererCrashed,
 )
@@ -168,6 +169,9 @@ class Pipeline:
                 self.lookup.ref("browser"),
                 Capture(job_id, request, frames_dir, remaining, on_stage=on_stage),
                 timeout=remaining + 10)
+        except NotAsAsked as exc:
+            # The request's own ask (a selector, a reject) was not met: never the piece's fault.
+            raise Permanent(str(exc)) from None
         except PieceError as exc:
             raise Permanent(str(exc), piece_fault=True) from None
         except CaptureTimeout as exc:
@@ -194,8 +198,8 @@ class Pipeline:
         stage("encode")
         t0 = time.monotonic()
         out = work / f"result.{grab.format.extension}"
-        encode = EncodeRequest(frames=captured.frames, fps=grab.fps,
-                               format=grab.format, out_path=out)
+        encode = EncodeRequest(frames=captured.frames, fps=grab.fps, format=grab.format,
+                               out_path=out, quality=grab.quality)
         encode_timeout = self.settings.encoder.timeout_s * 3 + 30
         try:
             # The encode carries its own deadline: ffmpeg stops when we stop waiting, even if
@@ -219,6 +223,8 @@ class Pipeline:
 
         stage("upload")
         facts = {"frames": encoded.frames, "frozen": captured.frozen, "ready": captured.ready,
+                 "flags": captured.flags,
+                 **({"page_errors": captured.page_errors} if captured.page_errors else {}),
                  **({"blocked_requests": captured.blocked_requests}
                     if captured.blocked_requests else {})}
         try:

@@ -252,8 +252,12 @@ function renderRecent(entries) {
       node.querySelector(".state").className = `state ${job.state}`;
       text(node, ".what", `${job.piece} ${job.format || ""} ${size(job)}`);
       const kb = job.bytes ? ` · ${Math.round(job.bytes / 1024)} KB` : "";
-      text(node, ".meta", `${ago(job.updated_at)}${kb}`);
-      text(node, ".error", job.error || "");
+      const ready = job.ready ? ` · ready: ${job.ready}` : "";
+      text(node, ".meta", `${ago(job.updated_at)}${kb}${ready}`);
+      // What the frames suggest went wrong (blank, dud, frozen) and the page's own errors.
+      const warnings = [...(job.flags || []),
+                        job.page_errors && `${job.page_errors} page error(s)`].filter(Boolean);
+      text(node, ".error", job.error || (warnings.length ? `⚠ ${warnings.join(", ")}` : ""));
     });
 }
 

@@ -1,0 +1,56 @@
+"""Flags for a capture that is probably not what its client wanted, computed on its frames.
+
+- `blank`: every sampled frame is one colour, or fully transparent (a script that failed to
+  load, a canvas never drawn);
+- `dud`: not blank, but every sampled frame is near-uniform on a coarse grid (a speck of text
+  on an empty page, a loading spinner's first frame);
+- `frozen`: an animation whose frames are all identical (a static page, a stopped piece).
+Sampled: the first, middle and last frames, so the cost stays ~10 ms whatever the length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+from PIL import Image
+
+Flag = Literal["blank", "dud", "frozen"]
+FLAGS: tuple[Flag, ...] = ("blank", "dud", "frozen")
+
+# Largest spread of a channel (0..255) still taken as one colour: JPEG frames of a flat colour
+# can wobble by one or two levels.
+_FLAT = 2
+# The coarse grid, and the spread of its cells' mean colours below which a frame is a dud.
+_GRID = 8
+_DUD = 6
+
+
+def flags_of(frames: Sequence[Path], digests: Sequence[bytes]) -> list[Flag]:
+    """The quality flags of a capture (see the module doc); [] for a good one."""
+    flags: list[Flag] = []
+    picked = sorted({0, len(frames) // 2, len(frames) - 1})
+    kinds = [_kind(frames[i]) for i in picked]
+    if all(kind == "blank" for kind in kinds):
+        flags.append("blank")
+    elif all(kind in ("blank", "dud") for kind in kinds):
+        flags.append("dud")
+    if len(digests) > 1 and len(set(digests)) == 1:
+        flags.append("frozen")
+    return flags
+
+
+def _kind(frame: Path) -> Literal["blank", "dud", "ok"]:
+    with Image.open(frame) as image:
+        image.draft("RGB", (image.width // 8 or 1, image.height // 8 or 1))  # JPEG: decode small
+        rgba = image.convert("RGBA")
+    alpha = rgba.getchannel("A").getextrema()
+    if alpha[1] == 0:  # int extrema for an 8-bit band
+        return "blank"
+    if all(high - low <= _FLAT for low, high in rgba.convert("RGB").getextrema()):  # type: ignore[misc]
+        return "blank"
+    cells = rgba.convert("RGB").resize((_GRID, _GRID), Image.Resampling.BOX)
+    if all(high - low <= _DUD for low, high in cells.getextrema()):  # type: ignore[misc]
+        return "dud"
+    return "ok"
