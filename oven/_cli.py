@@ -37,7 +37,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from oven.supervisor import StartFailed
 
     # Checked like any other source, and kept by every reload (SIGHUP, POST /admin/reload).
-    flags = {"server.host": args.host, "server.port": args.port}
+    flags = {"server.host": args.host, "server.port": args.port, "cluster.role": args.role}
     config = _load(args, {key: value for key, value in flags.items() if value not in (None, "")})
     server_settings = config.settings.server
     setup_logging(config.settings.log.level)
@@ -154,6 +154,8 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    # No argparse choices: the config schema checks it, naming cluster.role like the file would.
+    serve.add_argument("--role", help="all | api | worker (overrides [cluster] role)")
     serve.set_defaults(func=cmd_serve)
 
     config = sub.add_parser("config", help="show or check configuration")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from ada_url import URL
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -91,6 +93,13 @@ class ClusterSettings(BaseModel):
 
     model_config = _STRICT
 
+    role: Literal["all", "api", "worker"] = Field(
+        "all",
+        description="What this instance runs: all (HTTP and captures), api (HTTP, admission, "
+        "cache and results; never claims a job, starts no Chromium or ffmpeg) or worker "
+        "(claims and runs jobs from the shared store; serves only /health, /ready, /metrics "
+        "and /status). `oven serve --role` overrides it.",
+    )
     instance_id: str | None = Field(
         None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$",
         description="This instance's name in job records, /status and metrics; unset = "
