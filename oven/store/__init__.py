@@ -1,4 +1,5 @@
-"""Metadata + durable job queue: jobs and their history, the result cache, frozen pieces.
+"""Metadata + durable job queue: jobs and their history, the result cache, frozen pieces,
+instance heartbeats.
 
 Two backends behind one async `Store` protocol: SQLite (default, one file) and MongoDB.
 """
@@ -13,13 +14,20 @@ from oven.store._errors import (
     StoreUnavailable,
 )
 from oven.store._factory import make_store
-from oven.store._records import FrozenPiece, HistoryEntry, JobRecord, QueuedJobs
+from oven.store._records import (
+    FrozenPiece,
+    HistoryEntry,
+    InstanceRecord,
+    JobRecord,
+    QueuedJobs,
+)
 from oven.store._settings import StoreSettings
 
 __all__ = [
     "CaptureKeyBusy",
     "FrozenPiece",
     "HistoryEntry",
+    "InstanceRecord",
     "JobExists",
     "JobNotFound",
     "JobRecord",

@@ -13,7 +13,7 @@ from pydantic import TypeAdapter, ValidationError
 from oven.jobs import JobState, check_transition
 from oven.store._errors import StaleState
 from oven.store._leases import check_holder, released
-from oven.store._records import FrozenPiece, HistoryEntry, JobRecord, QueuedJobs
+from oven.store._records import FrozenPiece, HistoryEntry, InstanceRecord, JobRecord, QueuedJobs
 
 # A job in one of these states owns its capture key: a second request for the key attaches to it.
 ACTIVE_STATES = frozenset({JobState.QUEUED, JobState.RUNNING, JobState.UPLOAD_PENDING})
@@ -99,6 +99,11 @@ class StoreOperations(Protocol):
     async def get_doc(self, kind: str, doc_id: str) -> dict[str, Any] | None: ...
     async def list_docs(self, kind: str, *, limit: int = 100) -> list[dict[str, Any]]: ...
 
+    # Instance heartbeats: one record per instance id, replaced by each beat; listed by id.
+    async def beat_instance(self, instance: InstanceRecord) -> None: ...
+    async def list_instances(self, *, seen_since: float) -> list[InstanceRecord]: ...
+    async def forget_instances(self, *, silent_before: float) -> int: ...
+
 
 class Store(StoreOperations, Protocol):
     """Metadata + durable job queue. Plain async methods; the Store actor owns the loop and
@@ -129,14 +134,22 @@ class Documents(Protocol):
     async def newest(self, kind: str, *, limit: int = 100) -> list[dict[str, Any]]: ...
 
 
-class SideTables:
-    """The side tables' part of StoreOperations, answered by the three tables a backend hands
-    in (its own, on its own connection), so the backend's module keeps to jobs."""
+class Instances(Protocol):
+    async def beat(self, instance: InstanceRecord) -> None: ...
+    async def seen_since(self, since: float) -> list[InstanceRecord]: ...
+    async def forget(self, silent_before: float) -> int: ...
 
-    def __init__(self, cache: ResultCache, freezes: PieceFreezes, docs: Documents) -> None:
+
+class SideTables:
+    """The side tables' part of StoreOperations, answered by the tables a backend hands in
+    (its own, on its own connection), so the backend's module keeps to jobs."""
+
+    def __init__(self, cache: ResultCache, freezes: PieceFreezes, docs: Documents,
+                 instances: Instances) -> None:
         self.cache = cache
         self.freezes = freezes
         self.docs = docs
+        self.instances = instances
 
     async def cache_get(self, key: str) -> dict[str, Any] | None:
         return await self.cache.get(key)
@@ -173,6 +186,15 @@ class SideTables:
 
     async def list_docs(self, kind: str, *, limit: int = 100) -> list[dict[str, Any]]:
         return await self.docs.newest(kind, limit=limit)
+
+    async def beat_instance(self, instance: InstanceRecord) -> None:
+        await self.instances.beat(instance)
+
+    async def list_instances(self, *, seen_since: float) -> list[InstanceRecord]:
+        return await self.instances.seen_since(seen_since)
+
+    async def forget_instances(self, *, silent_before: float) -> int:
+        return await self.instances.forget(silent_before)
 
 
 def store_operations() -> frozenset[str]:

@@ -27,7 +27,7 @@ from oven.store._errors import (
 )
 from oven.store._leases import LEASED_STATE_VALUES, already_settled, claim, lease_expiry
 from oven.store._mongo_db import Doc, MongoDatabase
-from oven.store._mongo_side import MongoCache, MongoDocs, MongoFreezes
+from oven.store._mongo_side import MongoCache, MongoDocs, MongoFreezes, MongoInstances
 from oven.store._records import JobRecord, QueuedJobs
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class MongoStore(SideTables):
         self._mongo = MongoDatabase(uri, database, timeout_s=timeout_s)
         self._recent_limit = recent_limit
         super().__init__(MongoCache(self._mongo), MongoFreezes(self._mongo),
-                         MongoDocs(self._mongo))
+                         MongoDocs(self._mongo), MongoInstances(self._mongo))
 
     def __repr__(self) -> str:
         return f"MongoStore({self._mongo.label})"
@@ -106,6 +106,9 @@ class MongoStore(SideTables):
             )
             await self._mongo.col("docs").create_index(
                 [("kind", ASCENDING), ("created_at", ASCENDING)], name="kind_created_at"
+            )
+            await self._mongo.col("instances").create_index(
+                [("heartbeat_at", ASCENDING)], name="heartbeat_at"
             )
 
     async def close(self) -> None:

@@ -1,4 +1,5 @@
-"""The MongoDB store's side collections: result cache, frozen pieces and documents.
+"""The MongoDB store's side collections: result cache, frozen pieces, documents and
+instances.
 
 Each is an object MongoStore (oven/store/_mongo.py) holds, on the store's one MongoDatabase.
 """
@@ -15,7 +16,7 @@ from pymongo.errors import DuplicateKeyError
 from oven.store._base import check_doc_kind
 from oven.store._errors import StoreError
 from oven.store._mongo_db import MongoDatabase
-from oven.store._records import FrozenPiece
+from oven.store._records import FrozenPiece, InstanceRecord
 
 
 class MongoCache:
@@ -163,3 +164,29 @@ class MongoDocs:
         async with self._mongo.guard():
             docs = await cursor.to_list()
         return [dict(doc["body"]) for doc in docs]
+
+
+class MongoInstances:
+    """Each instance's last heartbeat, one document per instance id (`_id`)."""
+
+    def __init__(self, mongo: MongoDatabase) -> None:
+        self._mongo = mongo
+
+    async def beat(self, instance: InstanceRecord) -> None:
+        body = {"_id": instance.id, **instance.model_dump(mode="json", exclude={"id"})}
+        async with self._mongo.guard():
+            await self._mongo.col("instances").replace_one(
+                {"_id": instance.id}, body, upsert=True)
+
+    async def seen_since(self, since: float) -> list[InstanceRecord]:
+        cursor = (self._mongo.col("instances").find({"heartbeat_at": {"$gte": since}})
+                  .sort([("_id", ASCENDING)]))
+        async with self._mongo.guard():
+            docs = await cursor.to_list()
+        return [InstanceRecord.model_validate({**doc, "id": doc["_id"]}) for doc in docs]
+
+    async def forget(self, silent_before: float) -> int:
+        async with self._mongo.guard():
+            result = await self._mongo.col("instances").delete_many(
+                {"heartbeat_at": {"$lt": silent_before}})
+        return int(result.deleted_count)

@@ -1,4 +1,4 @@
-"""What the store keeps: job records with their history, and frozen pieces."""
+"""What the store keeps: job records with their history, frozen pieces and instances."""
 
 from __future__ import annotations
 
@@ -120,6 +120,22 @@ class FrozenPiece(BaseModel):
     reason: str | None = None
     frozen_at: float | None = None
     failures: int = Field(default=0, description="Consecutive failures when it was frozen.")
+
+
+class InstanceRecord(BaseModel):
+    """One oven instance as it last reported itself (every cluster.heartbeat_s): an API
+    instance reads the others' to know whether any worker runs the shared queue."""
+
+    model_config = _READ_FORWARD
+
+    id: str = Field(min_length=1)
+    # A plain string: a role a newer version adds must not fail an older reader's list.
+    role: str
+    pages: int = Field(ge=0, description="Page slots it captures with (0: it claims nothing).")
+    running: int = Field(ge=0, description="Jobs it held at its last heartbeat.")
+    heartbeat_at: float
+    last_claim_at: float | None = None
+    started_at: float | None = None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from oven.store._sqlite_schema import (
     to_job,
     to_row,
 )
-from oven.store._sqlite_side import SqliteCache, SqliteDocs, SqliteFreezes
+from oven.store._sqlite_side import SqliteCache, SqliteDocs, SqliteFreezes, SqliteInstances
 
 _LEASED_MARKS = ", ".join("?" * len(LEASED_STATE_VALUES))
 
@@ -38,7 +38,7 @@ class SqliteStore(SideTables):
         self._file = SqliteFile(path, busy_timeout_s=busy_timeout_s)
         self._recent_limit = recent_limit
         super().__init__(SqliteCache(self._file), SqliteFreezes(self._file),
-                         SqliteDocs(self._file))
+                         SqliteDocs(self._file), SqliteInstances(self._file))
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self._file.path)!r})"

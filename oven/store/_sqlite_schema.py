@@ -66,6 +66,12 @@ CREATE TABLE IF NOT EXISTS docs (
     PRIMARY KEY (kind, id)
 );
 CREATE INDEX IF NOT EXISTS docs_kind_created_at ON docs (kind, created_at);
+CREATE TABLE IF NOT EXISTS instances (
+    id TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    heartbeat_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS instances_heartbeat_at ON instances (heartbeat_at);
 """
 
 JOB_COLUMNS = tuple(JobRecord.model_fields)

@@ -1,4 +1,4 @@
-"""The SQLite store's side tables: result cache, frozen pieces and documents.
+"""The SQLite store's side tables: result cache, frozen pieces, documents and instances.
 
 Each is an object SqliteStore (oven/store/_sqlite.py) holds, on the store's one SqliteFile.
 """
@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from oven.store._base import check_doc_kind
-from oven.store._records import FrozenPiece
+from oven.store._records import FrozenPiece, InstanceRecord
 from oven.store._sqlite_file import SqliteFile
 
 
@@ -172,3 +172,36 @@ class SqliteDocs:
             (kind, limit),
         ).fetchall()
         return [dict(json.loads(row["body"])) for row in rows]
+
+
+class SqliteInstances:
+    """Each instance's last heartbeat (its record as JSON), by instance id."""
+
+    def __init__(self, file: SqliteFile) -> None:
+        self._file = file
+
+    async def beat(self, instance: InstanceRecord) -> None:
+        await self._file.call(self._beat, instance.id, instance.model_dump_json(),
+                              instance.heartbeat_at)
+
+    def _beat(self, instance_id: str, body: str, at: float) -> None:
+        self._file.db.execute(
+            "INSERT INTO instances (id, body, heartbeat_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET body = excluded.body, "
+            "heartbeat_at = excluded.heartbeat_at", (instance_id, body, at))
+
+    async def seen_since(self, since: float) -> list[InstanceRecord]:
+        return await self._file.call(self._seen_since, since)
+
+    def _seen_since(self, since: float) -> list[InstanceRecord]:
+        rows = self._file.db.execute(
+            "SELECT body FROM instances WHERE heartbeat_at >= ? ORDER BY id", (since,))
+        return [InstanceRecord.model_validate_json(row["body"]) for row in rows]
+
+    async def forget(self, silent_before: float) -> int:
+        return await self._file.call(self._forget, silent_before)
+
+    def _forget(self, silent_before: float) -> int:
+        cursor = self._file.db.execute(
+            "DELETE FROM instances WHERE heartbeat_at < ?", (silent_before,))
+        return int(cursor.rowcount)

@@ -160,6 +160,9 @@ class StoreClient:
     put_doc = _Forward(StoreOperations.put_doc)
     get_doc = _Forward(StoreOperations.get_doc)
     list_docs = _Forward(StoreOperations.list_docs)
+    beat_instance = _Forward(StoreOperations.beat_instance)
+    list_instances = _Forward(StoreOperations.list_instances)
+    forget_instances = _Forward(StoreOperations.forget_instances)
 
 
 def _is_complete(client: StoreClient) -> StoreOperations:
