@@ -22,7 +22,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from oven.capture._browser import Browser, Slot
-from oven.capture._clock import VIRTUAL_CLOCK_JS
+from oven.capture._clock import PACED_FRAMES_JS, VIRTUAL_CLOCK_JS
 from oven.capture._errors import (
     BrowserGone,
     MemoryCeilingExceeded,
@@ -210,6 +210,8 @@ async def _run(
     if request.clock == "virtual":
         # Added first: the painted counter below then counts the clock's frames.
         await slot.add_init_script(VIRTUAL_CLOCK_JS)
+    elif request.frames > 1 and settings.pace_frames:
+        await slot.add_init_script(PACED_FRAMES_JS)
     if (request.wait_for is None and request.wait_for_selector is None
             and settings.ready_rule == "auto"):
         await slot.add_init_script(painted_script(settings.painted_frames))
@@ -351,7 +353,8 @@ async def _grab_frames(
     slot: Slot, request: CaptureRequest, out_dir: Path, frame_format: str, jpeg_quality: int,
     clip: dict[str, float] | None,
 ) -> tuple[list[Path], list[bytes], tuple[int, int]]:
-    """CDP Page.captureScreenshot, paced at 1/fps on the real clock.
+    """CDP Page.captureScreenshot, paced at 1/fps on the real clock; before each, the page's
+    animation frame is run (the virtual clock's step, or the paced frame: see oven.capture._clock).
 
     Playwright's page.screenshot adds work (and ~2x the time on slower hosts); the CDP screencast
     gives frames only when the compositor produces one (none for a still) and at its own rate.
@@ -367,17 +370,23 @@ async def _grab_frames(
         params["clip"] = clip
     suffix = "png" if frame_format == "png" else "jpg"
     frame_s = 1.0 / request.fps
-    advance = f"window.__ovenClock.advance({1000.0 / request.fps!r})"
+    if request.clock == "virtual":
+        step: str | None = f"window.__ovenClock.advance({1000.0 / request.fps!r})"
+    elif request.frames > 1 and slot.browser.settings.pace_frames:
+        step = "window.__ovenPace && window.__ovenPace.frame()"
+        await slot.page.evaluate("window.__ovenPace && window.__ovenPace.hold()")
+    else:
+        step = None
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     digests: list[bytes] = []
     size = (0, 0)
     t0 = time.monotonic()
     for k in range(request.frames):
-        if request.clock == "virtual":
-            await slot.page.evaluate(advance)
-        elif k:
+        if k and request.clock == "real":
             await asyncio.sleep(max(0.0, t0 + k * frame_s - time.monotonic()))
+        if step is not None:
+            await slot.page.evaluate(step)
         shot = await slot.cdp.send("Page.captureScreenshot", params)
         data = base64.b64decode(shot["data"])
         if k == 0:

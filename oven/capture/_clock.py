@@ -1,4 +1,12 @@
-"""The virtual clock: an init script that hands a page's notion of time to the capturer.
+"""The clocks a capture runs a page on: init scripts that hand the page's frames to the capturer.
+
+PACED_FRAMES_JS (real clock): the page's requestAnimationFrame runs at the display's rate until
+the capture starts; from then on (`__ovenPace.hold()`) callbacks wait for the capturer, which runs
+them (`__ovenPace.frame()`, with the real timestamp) just before each screenshot. A page that
+animates at 60 Hz would otherwise draw, and Chromium composite, three frames for every one taken
+at 20 fps; now it draws exactly the frames that are taken, each fresh at its capture instant.
+
+VIRTUAL_CLOCK_JS:
 
 It replaces requestAnimationFrame/cancelAnimationFrame, performance.now, Date (now and the
 argument-less constructor) and setTimeout/setInterval. Time then moves only when the capturer
@@ -8,6 +16,41 @@ Not covered: CSS animations/transitions, Web Animations, video and audio clocks.
 """
 
 from __future__ import annotations
+
+PACED_FRAMES_JS = r"""
+(() => {
+  if (window.__ovenPace) return;
+  const realRaf = window.requestAnimationFrame.bind(window);
+  const realCancel = window.cancelAnimationFrame.bind(window);
+  let held = false, seq = 0, queue = new Map();
+  const live = new Map();  // our id -> Chromium's, for callbacks requested before the hold
+  const report = (e) => {
+    if (typeof reportError === "function") reportError(e); else console.error(e);
+  };
+  window.requestAnimationFrame = (cb) => {
+    const id = ++seq;
+    if (held) queue.set(id, cb);
+    else live.set(id, realRaf((t) => { live.delete(id); cb(t); }));
+    return id;
+  };
+  window.cancelAnimationFrame = (id) => {
+    queue.delete(id);
+    const real = live.get(id);
+    if (real !== undefined) { live.delete(id); realCancel(real); }
+  };
+  const frame = () => {
+    const due = queue;
+    queue = new Map();
+    const now = performance.now();
+    for (const cb of due.values()) {
+      try { cb(now); } catch (e) { report(e); }
+    }
+  };
+  Object.defineProperty(window, "__ovenPace", {
+    value: Object.freeze({ hold: () => { held = true; }, frame }),
+  });
+})();
+"""
 
 VIRTUAL_CLOCK_JS = r"""
 (() => {

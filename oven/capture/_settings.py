@@ -80,6 +80,11 @@ class BrowserSettings(BaseModel):
         description="Animation frames a page without the contract paints after loading before "
         "it is taken as ready (the painted rule).",
     )
+    pace_frames: bool = Field(
+        default=True,
+        description="Real clock, animations: once the capture starts, run the page's animation "
+        "frames only as they are taken (at fps) instead of at the display's 60 Hz.",
+    )
     ready_timeout_s: float = Field(
         default=10.0, ge=0.0, le=300.0, description="Wait for the ready expression, then capture."
     )

@@ -72,6 +72,16 @@ PAGES = {
       for (let i = 0; i < 20; i++) { g.fillStyle = `hsl(${i * 18}, 70%, 50%)`;
         g.fillRect(i * 16, 0, 16, 200); }
     </script>""",
+    # Paints how many animation frames it has run as the red channel (declares the contract).
+    "/rafcount": """<!doctype html><body style="margin:0"><canvas id="c" width="32" height="32">
+      </canvas><script>
+      window.ovenReady = false;
+      const g = document.getElementById("c").getContext("2d");
+      let count = 0;
+      const draw = () => { count++; g.fillStyle = `rgb(${count % 256}, 0, 0)`;
+        g.fillRect(0, 0, 32, 32); window.ovenReady = count > 2; requestAnimationFrame(draw); };
+      requestAnimationFrame(draw);
+    </script>""",
     # Nothing painted at all: what shows is the page's default background.
     "/empty": """<!doctype html><body style="margin:0"></body>""",
     # An element that appears after 300 ms, and a variable that turns 3 after 200 ms.

@@ -1,0 +1,45 @@
+"""The real clock's paced frames: once capture starts, a page draws exactly the frames taken."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from oven.capture import Browser, BrowserSettings, CaptureRequest, capture, marked_pids, new_marker
+
+from .conftest import PageServer, make_settings
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+def red(frame: Path) -> int:
+    return int(Image.open(frame).convert("RGB").getpixel((4, 4))[0])  # type: ignore[index]
+
+
+async def test_each_frame_taken_is_one_fresh_animation_frame_of_the_page(
+        browser: Browser, page_server: PageServer, tmp_path: Path) -> None:
+    result = await capture(browser, CaptureRequest(url=f"{page_server.base}/rafcount", width=32,
+                                                   height=32, frames=6, fps=10), tmp_path)
+    counts = [red(f) for f in result.frames]
+    # At the display's 60 Hz the page would run ~6 frames between two taken at 10 fps.
+    assert [b - a for a, b in itertools.pairwise(counts)] == [1] * 5, counts
+
+
+async def test_without_pacing_the_page_runs_at_the_displays_rate(
+        page_server: PageServer, tmp_path: Path) -> None:
+    settings: BrowserSettings = make_settings(pages=1, pace_frames=False)
+    marker = new_marker()
+    unpaced = await Browser.launch(settings, marker=marker)
+    try:
+        result = await capture(unpaced, CaptureRequest(url=f"{page_server.base}/rafcount",
+                                                       width=32, height=32, frames=6, fps=10),
+                               tmp_path)
+    finally:
+        await unpaced.close(timeout_s=5.0)
+    assert marked_pids(marker) == []
+    counts = [red(f) for f in result.frames]
+    steps = [(b - a) % 256 for a, b in itertools.pairwise(counts)]
+    assert sum(steps) > 5 * 2, counts  # more than one page frame per frame taken
