@@ -10,14 +10,15 @@ WebP, all grabs handed over at once to a warm contender.
   as PNG files, then ffmpeg to animated WebP (oven's libwebp settings). Pieces come from a local
   HTTP server in this process, standing in for the remote site the old service loaded them from.
 - `oven_real`, `oven_virtual`: a warm `oven serve` on default settings, POST /grabs with
-  `clock` real or virtual, polled every 0.1 s; then `oven_stills`: as many 640x360 PNG stills.
+  `clock` real or virtual, each waited for with one long poll (GET /grabs/{id}?wait=60);
+  then `oven_stills`: as many 640x360 PNG stills.
 
 For each: wall, speed-up against the baseline of the same round, CPU-seconds per grab by
 component over the contender's whole process tree (bench/_cpu.py: the root's descendants'
 utime+stime sampled every 50 ms, plus reaped children's cutime+cstime), and peak tree PSS.
 Prints one JSON line: medians of the rounds, and every round.
 
-    .venv/bin/python bench/side_by_side.py [--rounds 3] [--grabs 19]
+    .venv/bin/python bench/side_by_side.py [--rounds 3] [--grabs 19] [--target url|piece]
 """
 
 from __future__ import annotations
@@ -55,7 +56,6 @@ from oven.encode import EncoderSettings
 ORIGIN = "http://pieces.oven.internal"
 WIDTH, HEIGHT, FRAMES, FPS = 640, 360, 16, 20
 BETWEEN_JOBS_S = 0.1  # the old queue's pause before it looks at the next job
-POLL_S = 0.1
 
 
 # --- the old architecture, run as `side_by_side.py --baseline-worker` -------------------------
@@ -238,8 +238,10 @@ async def oven_phase(oven: OvenProcess, bodies: list[dict[str, Any]]) -> dict[st
         errors = [f"{a.status_code} {a.text[:120]}" for a in answers if a.status_code >= 400]
         pending = {a.json()["id"] for a in answers if a.status_code < 400}
         while pending:
-            await asyncio.sleep(POLL_S)
-            views = await asyncio.gather(*(client.get(f"/grabs/{i}") for i in pending))
+            # Long polls, as a client waiting for its grabs would: a poll every 0.1 s per job
+            # would cost oven's HTTP loop more CPU than the grabs' own Python work.
+            views = await asyncio.gather(*(client.get(f"/grabs/{i}", params={"wait": 60})
+                                           for i in pending))
             for view in (v.json() for v in views):
                 if view["state"] in ("complete", "failed", "cancelled"):
                     pending.discard(view["id"])
@@ -249,7 +251,15 @@ async def oven_phase(oven: OvenProcess, bodies: list[dict[str, Any]]) -> dict[st
     return figures(sampler.stop(), wall, len(bodies), errors)
 
 
+TARGET = {"kind": "url"}  # --target: how oven is told what to grab
+
+
 def oven_bodies(piece: str, tag: str, grabs: int, **extra: Any) -> list[dict[str, Any]]:
+    if TARGET["kind"] == "piece" and piece == "anim":
+        # Piece names, through a url_template that maps every name onto the anim piece with
+        # the name as its query: the path clients of named pieces take (no request guard).
+        return [{"piece": f"b{tag}-{i}"[:64].lower(), "width": WIDTH, "height": HEIGHT,
+                 **extra} for i in range(grabs)]
     return [{"url": f"{ORIGIN}/{piece}/?bench={tag}-{i}", "width": WIDTH, "height": HEIGHT,
              **extra} for i in range(grabs)]
 
@@ -311,8 +321,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--grabs", type=int, default=19)
+    parser.add_argument("--target", choices=("url", "piece"), default="url",
+                        help="oven's animated grabs by raw URL (each page request checked by "
+                        "the request guard) or by piece name (the guard is off)")
     parser.add_argument("--baseline-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    TARGET["kind"] = args.target
     if args.baseline_worker:
         asyncio.run(baseline_worker())
         return
@@ -326,7 +340,8 @@ def main() -> None:
         stack.callback(server.shutdown)
         shared = Path(tmp)
         oven = OvenProcess(shared, config={
-            "pieces": {"allowed_origins": [ORIGIN], "allow_private": True},
+            "pieces": {"allowed_origins": [ORIGIN], "allow_private": True,
+                       "url_template": f"{ORIGIN}/anim/?bench={{piece}}"},
             "store": {"sqlite_path": str(shared / "oven.db")},
             "storage": {"local_dir": str(shared / "results")},
         })
@@ -340,6 +355,7 @@ def main() -> None:
         rounds = [one_round(baseline, oven, pieces_url, args.grabs) for _ in range(args.rounds)]
     summary = {
         "bench": "side_by_side", "grabs": args.grabs, "rounds": args.rounds,
+        "target": args.target,
         "frames": FRAMES, "fps": FPS, "size": f"{WIDTH}x{HEIGHT}", "cores": os.cpu_count(),
         "nice": {"baseline": os.nice(0), "oven_captures": BrowserSettings().nice},
         "load_avg_before": [round(x, 2) for x in load_before],

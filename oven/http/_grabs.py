@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -91,11 +92,28 @@ async def post_grab(request: Request) -> Response:
     return JSONResponse(body.model_dump(mode="json"), status_code=status)
 
 
-@operation("A grab's state, stage, queue position, ETA, timings and error",
+@operation("A grab's state, stage, queue position, ETA, timings and error "
+           "(?wait=S: once final, or after S seconds)",
            responses={200: GrabView}, tags=["grabs"])
 async def get_grab(request: Request) -> Response:
-    view = await _client(request).job(request.path_params["job_id"])
+    client = _client(request)
+    view = await client.job(request.path_params["job_id"])
+    if "wait" in request.query_params:
+        # A long poll: one request per job instead of a poll every few hundred milliseconds.
+        most = _system(request).settings.queue.wait_timeout_s
+        view = await client.wait(view, _wait_seconds(request.query_params["wait"], most))
     return JSONResponse(view.as_json())
+
+
+def _wait_seconds(raw: str, most: float) -> float:
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not (0 < seconds <= most):  # also refuses nan and inf
+        raise ApiError(422, f"wait: seconds, more than 0 and at most {most:g} "
+                            "(queue.wait_timeout_s)")
+    return seconds
 
 
 @operation("Cancel a grab: with its cancel token (from the submission) or the admin token",

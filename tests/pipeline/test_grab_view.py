@@ -57,3 +57,29 @@ def test_a_cached_answer_names_a_result_url_that_serves_the_stored_file(
     stored = httpx.get(f"{shared_oven.url}{answer['result_url']}", timeout=30)
     assert stored.status_code == 200 and stored.headers["content-type"] == "image/png"
     assert len(stored.content) == view["result"]["size"]
+
+
+def test_a_long_poll_answers_once_the_grab_is_final(shared_oven: OvenProcess) -> None:
+    accepted = submit(shared_oven, piece="anim", format="webp", frames=8, width=133, height=71)
+    answer = httpx.get(f"{shared_oven.url}/grabs/{accepted['id']}", params={"wait": 60},
+                       timeout=90)
+    assert answer.status_code == 200 and answer.json()["state"] == "complete", answer.text
+
+
+def test_a_long_poll_gives_up_after_its_seconds_with_the_view_as_it_stands(
+        shared_oven: OvenProcess) -> None:
+    # never-ready waits its whole ready timeout (10 s) before it is captured.
+    accepted = submit(shared_oven, piece="never-ready", format="png", width=97, height=61)
+    answer = httpx.get(f"{shared_oven.url}/grabs/{accepted['id']}", params={"wait": 0.5},
+                       timeout=30)
+    assert answer.status_code == 200 and answer.json()["state"] in ("queued", "running")
+    wait_for_job(shared_oven, accepted["id"])
+
+
+def test_a_long_poll_of_nonsense_seconds_is_a_422(shared_oven: OvenProcess) -> None:
+    accepted = submit(shared_oven, piece="still", format="png", width=99, height=61)
+    for raw in ("abc", "0", "-1", "nan", "inf", "100000"):
+        answer = httpx.get(f"{shared_oven.url}/grabs/{accepted['id']}", params={"wait": raw},
+                           timeout=30)
+        assert answer.status_code == 422, (raw, answer.text)
+        assert "wait" in answer.json()["error"]["message"]
