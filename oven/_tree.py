@@ -11,6 +11,11 @@
      ├─ memory       process-tree sampler, budget, pressure state and its actions
      └─ pty          supervisor of terminal sessions (only with [pty] enabled)
          └─ pty-…    one temporary PtySession actor per terminal
+
+`[cluster] role` picks what runs: `all` runs every child above; `api` starts no encoder,
+browser or bakes (it never claims a job, so Chromium and ffmpeg would sit idle; bakes are
+encoded where they are received) and runs the uploader only to locate results; `worker`
+starts no bakes and no pty (it serves no route that could reach them).
 """
 
 from __future__ import annotations
@@ -52,7 +57,11 @@ def children(settings: Settings, board: ReadinessBoard) -> list[ChildSpec]:
         ChildSpec(id="memory", start=lambda ctx: MemoryWatch.start(ctx, settings, board),
                   mailbox_capacity=boxes.memory, shutdown_timeout_s=5),
     ]
-    if settings.pty.enabled:
+    role = settings.cluster.role
+    if role != "all":
+        left_out = {"bakes"} | ({"encoder", "browser"} if role == "api" else set())
+        specs = [spec for spec in specs if spec.id not in left_out]
+    if settings.pty.enabled and role != "worker":
         # Its own registry is the system's (ctx.lookup), so sessions resolve by name too.
         specs.append(ChildSpec(
             id="pty", mailbox_capacity=None, shutdown_timeout_s=20,

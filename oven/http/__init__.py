@@ -10,6 +10,7 @@ from oven.http._grabs import grab_routes
 from oven.http._openapi import operation
 from oven.http._pty import pty_routes
 from oven.http._pty_page import pty_page_routes
+from oven.http._roles import api_refusals, worker_ops_routes
 from oven.http._showcase import showcase_routes
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "ApiError",
     "GrabClient",
     "LimitsExceeded",
+    "api_refusals",
     "bake_routes",
     "create_app",
     "dashboard_routes",
@@ -29,4 +31,5 @@ __all__ = [
     "showcase_routes",
     "validated",
     "validation_message",
+    "worker_ops_routes",
 ]

@@ -115,14 +115,16 @@ def create_app(
     system: ActorSystem,
     *,
     routes: list[BaseRoute] | None = None,
+    ops_routes: list[BaseRoute] | None = None,
     status_sections: dict[str, StatusSection] | None = None,
     lifespan: Any = None,
     stream_closers: list[Callable[[], None]] | None = None,
 ) -> ASGIApp:
     """The app. Long-lived streams register a closer in `stream_closers` (app.state), called on
-    the server's loop when it starts stopping, so a graceful shutdown need not wait for them."""
+    the server's loop when it starts stopping, so a graceful shutdown need not wait for them.
+    `ops_routes` replaces the operational routes (a worker serves only some of them)."""
     app = Starlette(
-        routes=[*OPS_ROUTES, *(routes or [])],
+        routes=[*(OPS_ROUTES if ops_routes is None else ops_routes), *(routes or [])],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

@@ -138,6 +138,8 @@ class Sources:
             sources["memory"] = self._memory
         if self.ticks % SLOW_EVERY == 0:
             sources.update(frozen=self._frozen, bakes=self._bakes, pty=self._pty)
+            if "instances" in self.sections:
+                sources["instances"] = self._instances
         self.ticks += 1
         await asyncio.gather(*(self._guarded(name, source) for name, source in sources.items()))
         return {
@@ -171,6 +173,12 @@ class Sources:
 
     async def _memory(self) -> Json:
         return _memory(await self.sections["memory"]())
+
+    async def _instances(self) -> Json:
+        # heartbeat_at, not an age: it changes once a heartbeat, not at every tick's delta.
+        return {i["id"]: {"role": i["role"], "pages": i["pages"], "running": i["running"],
+                          "heartbeat_at": i["heartbeat_at"], "this": i["this"]}
+                for i in await self.sections["instances"]()}
 
     async def _frozen(self) -> Json:
         now = time.time()

@@ -25,10 +25,12 @@ from oven import metrics
 from oven.actors.grab_queue._admission import Admission
 from oven.actors.grab_queue._book import Book, Run, parse_request
 from oven.actors.grab_queue._callbacks import Callbacks
+from oven.actors.grab_queue._instances import InstanceBeacon
 from oven.actors.grab_queue._lease import LeaseKeeper, Watchers, resolve_instance_id
 from oven.actors.grab_queue._messages import (
     Cancel,
     GetJob,
+    InstancesSeen,
     JobElsewhere,
     LocateResult,
     QueueStatus,
@@ -69,6 +71,7 @@ class GrabQueue(AsyncActor):
                                 self, lookup=ctx.lookup, board=board, settings=settings)
         self.admission = Admission(self.book, self.store, self.callbacks, self,
                                    kick=self.runner.kick, settings=settings)
+        self.beacon = InstanceBeacon(self.store, self.book, self.leases, board, settings)
         self._poll_failing = False
         metrics.INSTANCE_INFO.labels(instance_id=self.instance).set(1)
 
@@ -76,10 +79,12 @@ class GrabQueue(AsyncActor):
 
     async def start_async(self) -> None:
         await self._resume()
+        await self.beacon.beat()  # others see this instance, and an API its workers, at once
         # Owned: a loop that dies is logged and crashes the actor into its supervisor, which
         # restarts it (a silent dead poll or heartbeat would strand every job of the instance).
         self.own("poll", self._poll)
         self.own("heartbeat", self._heartbeat)
+        self.own("instance-beat", self._beat_instance)
         self.own("upload-retry", self._retry_uploads)
         self.runner.kick()
 
@@ -128,7 +133,7 @@ class GrabQueue(AsyncActor):
     def reconfigure(self, settings: Any) -> None:
         self.settings = settings
         for part in (self.book, self.leases, self.pipeline, self.callbacks, self.settler,
-                     self.runner, self.admission):
+                     self.runner, self.admission, self.beacon):
             part.settings = settings
         # call_soon_threadsafe: claiming touches loop state; a larger pool may start jobs now
         self.loop.call_soon_threadsafe(self.runner.kick)
@@ -147,6 +152,8 @@ class GrabQueue(AsyncActor):
                 return self.defer(self._cancel(job_id))
             case QueueStatus():
                 return self.defer(self._status())
+            case InstancesSeen():
+                return self.defer(self._instances())
             case LocateResult(storage_key=key):
                 return self.defer(self._locate(key))
         return super().receive(message)
@@ -200,6 +207,9 @@ class GrabQueue(AsyncActor):
     async def _status(self) -> dict[str, Any]:
         return self.book.status()
 
+    async def _instances(self) -> list[dict[str, Any]]:
+        return self.beacon.status()
+
     async def _locate(self, key: str) -> Location:
         # The queue answers for its results; where they are kept is the Uploader's to say.
         location: Location = await ask_async(
@@ -245,6 +255,11 @@ class GrabQueue(AsyncActor):
         while True:
             await asyncio.sleep(self.settings.cluster.heartbeat_s)
             await self.runner.renew_leases()
+
+    async def _beat_instance(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.cluster.heartbeat_s)
+            await self.beacon.beat()
 
     async def _retry_uploads(self) -> None:
         while True:

@@ -73,6 +73,7 @@ class Book:
         self.runs: dict[str, Run] = {}
         self.pending_uploads: dict[str, Run] = {}
         self.capturing = 0  # page slots taken: by running captures and claims in flight
+        self.cluster_pages: int | None = None  # set on an API instance (InstanceBeacon)
         # The shared queue as last read (every poll_s, and as jobs are admitted here): views
         # take positions from it and admission its depth.
         self.queued: list[JobRecord] = []
@@ -136,12 +137,20 @@ class Book:
     def eta(self, position: int) -> float:
         per_job = (sum(self.service_times) / len(self.service_times)
                    if self.service_times else 2.0)
-        return per_job * (position / max(1, self.settings.browser.pages) + 1)
+        return per_job * (position / max(1, self.pages) + 1)
+
+    @property
+    def pages(self) -> int:
+        """Page slots running this queue: this instance's, or the live workers' for an API
+        instance (cluster_pages, from their heartbeats)."""
+        return self.settings.browser.pages if self.cluster_pages is None else self.cluster_pages
 
     def wait_over_deadline(self) -> float | None:
         """The estimated wait of a job queued now, when it is longer than a job's deadline:
         such a job would only fail "deadline passed" after waiting, so admission refuses it
         and /ready says `full` (a burst admitted ~400 jobs when ~300 could finish in time)."""
+        if self.pages == 0:
+            return None  # nobody runs the queue now: no estimate; max_queued alone bounds it
         wait = self.eta(len(self.queued))
         return wait if wait > self.settings.queue.deadline_s else None
 

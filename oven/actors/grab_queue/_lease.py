@@ -90,6 +90,7 @@ class LeaseKeeper:
         self.store = store
         self.owner = owner
         self.settings = settings
+        self.last_claim_at: float | None = None  # in this instance's heartbeat record
 
     @property
     def lease_s(self) -> float:
@@ -101,6 +102,7 @@ class LeaseKeeper:
                                              lease_s=self.lease_s)
         metrics.LEASE_OP_SECONDS.labels(op="claim").observe(time.monotonic() - t0)
         if record is not None:
+            self.last_claim_at = time.time()
             metrics.LEASE_CLAIMS.labels(instance_id=self.owner).inc()
         return record
 

@@ -84,6 +84,11 @@ class QueueStatus:
 
 
 @dataclass(frozen=True)
+class InstancesSeen:
+    """The instances on the shared store as this one last read their heartbeats."""
+
+
+@dataclass(frozen=True)
 class LocateResult:
     """Where a stored result can be read: answered with the Uploader's Location (a local
     path, a URL, or neither), asked of it by the queue on the caller's behalf."""

@@ -76,6 +76,8 @@ class JobRunner:
 
     def kick(self) -> None:
         """Claim work for free page slots, now or as soon as the claim under way returns."""
+        if self.settings.cluster.role == "api":
+            return  # it admits and answers; worker instances claim and run
         self._claim_again = True
         if not (self.book.stopping or self.tasks.closing) and self.tasks.owned("claim") is None:
             self.tasks.own("claim", self._claim)

@@ -145,6 +145,7 @@ function render(state) {
   renderFrozen(state.frozen || {});
   renderActors(state.actors || {});
   renderPty(state.pty || {});
+  renderInstances(state.instances || {});
 }
 
 function renderService(service, errors) {
@@ -339,6 +340,23 @@ function renderActors(actors) {
       text(row, ".restarts", actor.restarts);
       text(row, ".mailbox", `${actor.backlog ?? 0}/${actor.mailbox_capacity ?? "∞"}`);
       text(row, ".exit", [actor.last_exit, actor.last_exit_detail].filter(Boolean).join(": "));
+    });
+}
+
+function renderInstances(instances) {
+  const section = document.getElementById("instances");
+  const entries = Object.entries(instances);
+  showEmpty(section, !entries.length);
+  keyed(section.querySelector("tbody"), entries,
+    () => el("tr", {}, el("td", { class: "id" }), el("td", { class: "role" }),
+             el("td", { class: "pages" }), el("td", { class: "running" }),
+             el("td", { class: "beat" })),
+    (row, instance, id) => {
+      text(row, ".id", instance.this ? `${id} (this one)` : id);
+      text(row, ".role", instance.role);
+      text(row, ".pages", instance.pages);
+      text(row, ".running", instance.running);
+      text(row, ".beat", ago(instance.heartbeat_at));
     });
 }
 
