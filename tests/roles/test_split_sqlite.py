@@ -118,10 +118,14 @@ def test_an_api_alone_is_not_ready_with_no_workers_and_still_queues_grabs_a_work
     time.sleep(2)  # two heartbeats: nobody claims them meanwhile
     assert all(job(api, a["id"])["state"] == "queued" for a in accepted)
 
-    start_oven(role(sqlite_config(shared, "worker-1"), "worker"))
+    worker = start_oven(role(sqlite_config(shared, "worker-1"), "worker"))
     wait_ready(api)
     for a in accepted:
         assert wait_for_job(api, a["id"], timeout=120)["state"] == "complete"
+
+    assert worker.stop() == 0  # its last heartbeat ages: three heartbeats (3 s) later, gone
+    wait_until("the api to notice its worker is gone",
+               lambda: "no_workers" in ready(api).json()["reasons"], timeout=30)
 
 
 def test_a_worker_killed_mid_run_is_replaced_and_every_job_completes_exactly_once(
