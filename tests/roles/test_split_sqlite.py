@@ -156,3 +156,18 @@ def test_a_worker_killed_mid_run_is_replaced_and_every_job_completes_exactly_onc
     owners = collections.Counter(r.owner for r in records.values())
     assert set(owners) <= {"worker-1", "worker-2"}, owners
     assert capture_processes(api) == [] and capture_processes(second)
+
+
+def test_an_api_with_no_workers_queues_up_to_max_queued_and_refuses_past_it(
+        start_oven: StartOven, shared: Path) -> None:
+    config = role(sqlite_config(shared, "api-1"), "api")
+    # A short deadline: with no worker there is no wait estimate to refuse on, only the bound.
+    api = start_oven({**config, "queue": {"max_queued": 3, "deadline_s": 5.0}})
+    for i in range(3):
+        accepted = submit(api, piece="still", format="png", width=320, height=160 + 8 * i)
+        assert accepted["state"] == "queued", accepted
+    refused = httpx.post(f"{api.url}/grabs", timeout=10,
+                         json={"piece": "still", "format": "png", "width": 320, "height": 400})
+    assert refused.status_code == 429, refused.text
+    assert "queue is full" in refused.json()["error"]["message"], refused.text
+    assert set(ready(api).json()["reasons"]) == {"no_workers", "full"}
