@@ -8,7 +8,6 @@ import contextlib
 import hashlib
 import io
 import logging
-import math
 import re
 import time
 from collections.abc import Callable
@@ -31,9 +30,10 @@ from oven.capture._errors import (
     RendererCrashed,
 )
 from oven.capture._guard import GuardMode, RequestGuard
+from oven.capture._options import element_clip, emulate, inject
 from oven.capture._quality import Flag, flags_of
 from oven.capture._ready import ReadyRule, painted_script, probe_for, settle, wait_ready
-from oven.capture._watch import PageWatch, is_gone
+from oven.capture._watch import PageWatch, first_line, is_gone
 
 log = logging.getLogger(__name__)
 
@@ -164,10 +164,10 @@ async def _capture(
         if watch is not None and watch.crashed and slot.browser.is_connected:
             raise await _renderer_death(
                 slot, watch, f"the piece's renderer crashed during capture of {request.url}: "
-                             f"{_reason(exc)}") from exc
+                             f"{first_line(exc)}") from exc
         if is_gone(slot, watch, exc):
             raise await slot.browser.lost(
-                slot, f"browser gone during capture of {request.url}: {_reason(exc)}") from exc
+                slot, f"browser gone during capture of {request.url}: {first_line(exc)}") from exc
         raise
     except BrowserGone as exc:
         raise await slot.browser.lost(slot, str(exc)) from exc
@@ -206,7 +206,7 @@ async def _run(
         "width": request.width, "height": request.height,
         "deviceScaleFactor": request.density, "mobile": False,
     })
-    await _emulate(slot, request)
+    await emulate(slot, request)
     if request.clock == "virtual":
         # Added first: the painted counter below then counts the clock's frames.
         await slot.add_init_script(VIRTUAL_CLOCK_JS)
@@ -228,7 +228,7 @@ async def _run(
         if guard is not None and guard.blocked:
             raise PieceError(f"{exc}; oven blocked {guard.blocked[0]}") from exc
         raise
-    await _inject(slot, watch, request)
+    await inject(slot, watch, request)
     timings["navigate"] = time.perf_counter() - started
 
     on_stage("ready")
@@ -247,7 +247,7 @@ async def _run(
     frame_format = request.frame_format or settings.frame_format
     on_stage("capture")
     started = time.perf_counter()
-    clip = await _element_clip(slot, watch, request)
+    clip = await element_clip(slot, watch, request)
     frames, digests, size = await _grab_frames(
         slot, request, out_dir, frame_format, request.jpeg_quality or settings.jpeg_quality, clip
     )
@@ -274,60 +274,6 @@ async def _run(
         page_errors=errors,
         blocked_requests=guard.summary() if guard is not None else [],
     )
-
-
-async def _emulate(slot: Slot, request: CaptureRequest) -> None:
-    """Per-job rendering options; Slot.reset takes them back for the next job."""
-    if request.background == "transparent":
-        await slot.emulate_background_transparent()
-    if request.color_scheme is not None or request.reduced_motion:
-        await slot.emulate_media(color_scheme=request.color_scheme,
-                                 reduced_motion=request.reduced_motion)
-
-
-async def _inject(slot: Slot, watch: PageWatch, request: CaptureRequest) -> None:
-    """The request's styles, then its scripts, into the loaded document, before ready."""
-    try:
-        for css in request.styles:
-            await slot.page.add_style_tag(content=css)
-        for js in request.scripts:
-            await slot.page.add_script_tag(content=js)
-    except PlaywrightError as exc:
-        if is_gone(slot, watch, exc):
-            raise
-        # e.g. the page's Content-Security-Policy refuses inline styles or scripts.
-        raise NotAsAsked(f"scripts/styles could not be injected: {_reason(exc)}") from exc
-
-
-async def _element_clip(slot: Slot, watch: PageWatch,
-                        request: CaptureRequest) -> dict[str, float] | None:
-    """The `selector` element's box in document CSS pixels, whole pixels outward, as a
-    captureScreenshot clip (taken once: an element that moves later is not followed)."""
-    if request.selector is None:
-        return None
-    script = """(selector) => {
-      let element;
-      try { element = document.querySelector(selector); } catch (e) { return "invalid"; }
-      if (!element) return null;
-      const r = element.getBoundingClientRect();
-      return [r.left + scrollX, r.top + scrollY, r.right + scrollX, r.bottom + scrollY];
-    }"""
-    try:
-        box = await slot.page.evaluate(script, request.selector)
-    except PlaywrightError as exc:
-        if is_gone(slot, watch, exc):
-            raise
-        raise NotAsAsked(f"selector: {_reason(exc)}") from exc
-    if box == "invalid":
-        raise NotAsAsked(f"selector: {request.selector!r} is not a valid CSS selector")
-    if box is None:
-        raise NotAsAsked(f"selector: {request.selector!r} matched no element of {request.url}")
-    left, top = math.floor(box[0]), math.floor(box[1])
-    width, height = math.ceil(box[2]) - left, math.ceil(box[3]) - top
-    if width <= 0 or height <= 0:
-        raise NotAsAsked(f"selector: {request.selector!r} matched an element with no size "
-                         f"({width}x{height} CSS px)")
-    return {"x": left, "y": top, "width": width, "height": height, "scale": 1}
 
 
 async def _navigate(slot: Slot, watch: PageWatch, url: str, timeout_s: float) -> None:
@@ -397,9 +343,3 @@ async def _grab_frames(
         paths.append(path)
         digests.append(hashlib.blake2b(data, digest_size=16).digest())
     return paths, digests, size
-
-
-def _reason(exc: PlaywrightError) -> str:
-    """The first line of a Playwright error: what went wrong. The rest is its "Browser logs" or
-    "Call log" (Chromium's command line and stderr), kilobytes that are no client's business."""
-    return exc.message.splitlines()[0] if exc.message else repr(exc)

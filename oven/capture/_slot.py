@@ -126,7 +126,7 @@ class Slot:
 
     async def emulate_background_transparent(self) -> None:
         """No default white behind the page: what the page leaves unpainted stays transparent."""
-        self._emulated.add("background")
+        self._emulated.add("transparent")
         await self.cdp.send("Emulation.setDefaultBackgroundColorOverride",
                             {"color": {"r": 0, "g": 0, "b": 0, "a": 0}})
 
@@ -140,7 +140,7 @@ class Slot:
 
     async def _take_back_emulation(self, page: Page, cdp: CDPSession) -> None:
         emulated, self._emulated = self._emulated, set()
-        if "background" in emulated:
+        if "transparent" in emulated:
             await cdp.send("Emulation.setDefaultBackgroundColorOverride", {})
         if "media" in emulated:
             # A context's defaults (Playwright creates contexts with these).

@@ -90,3 +90,9 @@ def is_gone(slot: Slot, watch: PageWatch | None, exc: BaseException) -> bool:
         return True
     text = str(exc)
     return any(hint in text for hint in _GONE_HINTS)
+
+
+def first_line(exc: PlaywrightError) -> str:
+    """The first line of a Playwright error: what went wrong. The rest is its "Browser logs" or
+    "Call log" (Chromium's command line and stderr), kilobytes that are no client's business."""
+    return exc.message.splitlines()[0] if exc.message else repr(exc)

@@ -157,8 +157,8 @@ class GrabRequest(BaseModel):
                               styles=self.styles, reject=self.reject)
 
 
-_OPTIONS = ("wait_for", "wait_for_selector", "delay_ms", "selector", "background", "color_scheme",
-            "reduced_motion", "quality", "scripts", "styles", "reject")
+# Fields that say how a grab is queued and delivered, not what is captured.
+_NOT_CAPTURED = frozenset({"piece", "url", "lane", "callback_url", "duration"})
 
 
 def capture_key(request: GrabRequest, target_url: str, render_version: str) -> str:
@@ -174,10 +174,13 @@ def capture_key(request: GrabRequest, target_url: str, render_version: str) -> s
         "clock": request.clock,
         "render": render_version,
     }
-    # Options at their defaults stay out of the key, so results cached before they existed
-    # still answer the requests that do not use them.
-    for name in _OPTIONS:
+    # Every other field is a capture option: part of the key unless at its default, so results
+    # cached before an option existed still answer the requests that do not use it (and a new
+    # field joins the key without anyone having to remember to add it).
+    for name, spec in GrabRequest.model_fields.items():
+        if name in material or name in _NOT_CAPTURED:
+            continue
         value = getattr(request, name)
-        if value != GrabRequest.model_fields[name].get_default(call_default_factory=True):
+        if value != spec.get_default(call_default_factory=True):
             material[name] = value
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:32]
