@@ -88,8 +88,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # These handlers make the re-raise a no-op so the orderly stop below always runs.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
     signal.signal(signal.SIGINT, lambda signum, frame: None)
-    log.info("oven %s listening on http://%s:%d", __version__, server_settings.host,
-             server_settings.port)
+    log.info("oven %s (role %s) listening on http://%s:%d", __version__,
+             config.settings.cluster.role, server_settings.host, server_settings.port)
     # Everything built at start-up lives as long as the process: moved out of the collector's
     # reach, a full collection (which holds the GIL, so every thread and the HTTP loop) costs
     # ~15 ms instead of ~100 ms (measured with bench/burst.py).

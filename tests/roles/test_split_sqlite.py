@@ -171,3 +171,26 @@ def test_an_api_with_no_workers_queues_up_to_max_queued_and_refuses_past_it(
     assert refused.status_code == 429, refused.text
     assert "queue is full" in refused.json()["error"]["message"], refused.text
     assert set(ready(api).json()["reasons"]) == {"no_workers", "full"}
+
+
+def test_a_reload_that_changes_the_role_is_reported_as_needing_a_restart_and_changes_nothing(
+        start_oven: StartOven, shared: Path) -> None:
+    config = {**role(sqlite_config(shared, "api-1"), "api"), "server": {"admin_token": "t" * 24}}
+    api = start_oven(config)
+    path = api.workdir / "oven.toml"
+    path.write_text(path.read_text().replace('role = "api"', 'role = "all"'))
+    answer = httpx.post(f"{api.url}/admin/reload", timeout=30,
+                        headers={"Authorization": f"Bearer {'t' * 24}"})
+    assert answer.status_code == 200, answer.text
+    assert "cluster.role" in answer.json()["restart_required"], answer.json()
+    accepted = submit(api, piece="still", format="png", width=320, height=160)
+
+    def own_record() -> dict[str, object]:
+        (record,) = [i for i in status(api)["sections"]["instances"] if i["this"]]
+        return record
+
+    time.sleep(2.5)  # two heartbeats after the reload, and time to claim, were it claiming
+    assert own_record()["role"] == "api" and own_record()["pages"] == 0
+    assert job(api, accepted["id"])["state"] == "queued"
+    assert "no_workers" in ready(api).json()["reasons"]
+    assert capture_processes(api) == []

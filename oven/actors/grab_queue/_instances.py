@@ -38,13 +38,10 @@ class InstanceBeacon:
         self.leases = leases
         self.board = board
         self.settings = settings
+        self.role = settings.cluster.role  # fixed at start, like the tree (reload: restart)
         self.started_at = time.time()
         self.seen: list[InstanceRecord] = []
         self._failing = False
-
-    @property
-    def role(self) -> str:
-        return self.settings.cluster.role
 
     @property
     def pages(self) -> int:

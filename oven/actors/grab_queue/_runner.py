@@ -70,14 +70,17 @@ class JobRunner:
         self.lookup = lookup
         self.board = board
         self.settings = settings
+        # Fixed at start, like the tree it runs in: a reload that changes the role needs a
+        # restart (an api claiming work with no browser to run it would fail every job).
+        self.claims = settings.cluster.role != "api"
         self._claim_again = False
 
     # -- claiming -------------------------------------------------------------------------------
 
     def kick(self) -> None:
         """Claim work for free page slots, now or as soon as the claim under way returns."""
-        if self.settings.cluster.role == "api":
-            return  # it admits and answers; worker instances claim and run
+        if not self.claims:
+            return  # an api admits and answers; worker instances claim and run
         self._claim_again = True
         if not (self.book.stopping or self.tasks.closing) and self.tasks.owned("claim") is None:
             self.tasks.own("claim", self._claim)
