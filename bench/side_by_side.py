@@ -19,6 +19,7 @@ utime+stime sampled every 50 ms, plus reaped children's cutime+cstime), and peak
 Prints one JSON line: medians of the rounds, and every round.
 
     .venv/bin/python bench/side_by_side.py [--rounds 3] [--grabs 19] [--target url|piece]
+                                           [--set browser.pace_frames=false ...]
 """
 
 from __future__ import annotations
@@ -324,6 +325,8 @@ def main() -> None:
     parser.add_argument("--target", choices=("url", "piece"), default="url",
                         help="oven's animated grabs by raw URL (each page request checked by "
                         "the request guard) or by piece name (the guard is off)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=JSON",
+                        help="an oven setting for this run, e.g. browser.pace_frames=false")
     parser.add_argument("--baseline-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     TARGET["kind"] = args.target
@@ -345,6 +348,10 @@ def main() -> None:
             "store": {"sqlite_path": str(shared / "oven.db")},
             "storage": {"local_dir": str(shared / "results")},
         })
+        for setting in args.set:
+            name, _, value = setting.partition("=")
+            section, _, key = name.partition(".")
+            oven.config.setdefault(section, {})[key] = json.loads(value)
         stack.callback(oven.stop)
         oven.start()
         baseline = Baseline()
@@ -355,7 +362,7 @@ def main() -> None:
         rounds = [one_round(baseline, oven, pieces_url, args.grabs) for _ in range(args.rounds)]
     summary = {
         "bench": "side_by_side", "grabs": args.grabs, "rounds": args.rounds,
-        "target": args.target,
+        "target": args.target, "settings": args.set,
         "frames": FRAMES, "fps": FPS, "size": f"{WIDTH}x{HEIGHT}", "cores": os.cpu_count(),
         "nice": {"baseline": os.nice(0), "oven_captures": BrowserSettings().nice},
         "load_avg_before": [round(x, 2) for x in load_before],
