@@ -257,19 +257,23 @@ def browser_checks(settings: BrowserSettings) -> list[Check]:
             _webgl(found["webgl"], settings.args)]
 
 
+async def _remote(settings: Settings) -> list[Check]:
+    data_dir = settings.server.data_dir
+    return [
+        await _reachable("storage", settings.storage.backend,
+                         make_storage(settings.storage, data_dir), "check"),
+        await _reachable("store", settings.store.backend,
+                         make_store(settings.store, data_dir), "ping"),
+    ]
+
+
 def run_checks(settings: Settings) -> list[Check]:
+    if settings.cluster.role == "api":
+        # An api instance runs neither Chromium nor ffmpeg: its host need not have them.
+        return _api_checks(settings)
     checks = [_data_dir(settings), _chromium(settings), _ffmpeg(settings)]
 
-    async def remote() -> list[Check]:
-        data_dir = settings.server.data_dir
-        return [
-            await _reachable("storage", settings.storage.backend,
-                             make_storage(settings.storage, data_dir), "check"),
-            await _reachable("store", settings.store.backend,
-                             make_store(settings.store, data_dir), "ping"),
-        ]
-
-    checks += asyncio.run(remote())
+    checks += asyncio.run(_remote(settings))
     if checks[1].ok:
         checks += browser_checks(settings.browser)
     else:
@@ -278,3 +282,10 @@ def run_checks(settings: Settings) -> list[Check]:
         checks.append(Check("sandbox", False, "running as root needs --no-sandbox in "
                             "[browser] args (Chromium refuses to start otherwise)"))
     return checks
+
+
+def _api_checks(settings: Settings) -> list[Check]:
+    skipped = Check("capture", True, 'cluster.role = "api": Chromium and ffmpeg not needed here '
+                    "(they are checked on the workers)")
+
+    return [_data_dir(settings), skipped, *asyncio.run(_remote(settings))]

@@ -55,7 +55,10 @@ def cmd_grab(args: argparse.Namespace) -> int:
     from oven._service import Service
 
     try:
-        config = load(Path(args.config) if getattr(args, "config", None) else None)
+        # `oven grab` runs its own capture in this process, whatever role the config gives
+        # the service (an api role would queue the job with nothing here to claim it).
+        config = load(Path(args.config) if getattr(args, "config", None) else None,
+                      overrides={"cluster.role": "all"})
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return EXIT_USAGE

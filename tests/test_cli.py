@@ -74,3 +74,23 @@ def test_oven_doctor_says_what_to_do_when_chromium_is_missing(tmp_path: Path) ->
     assert result.returncode == 1
     assert "FAIL  chromium" in result.stdout
     assert "apt-get install chromium" in result.stdout
+
+
+def test_oven_grab_runs_its_capture_even_when_the_config_says_role_api(tmp_path: Path) -> None:
+    # An api role claims nothing: before, the grab waited in the queue with nobody to run it.
+    out = tmp_path / "still.png"
+    result = oven("grab", "still", "--size", "64x48", "-o", str(out), tmp_path=tmp_path,
+                  env={"OVEN_CLUSTER__ROLE": "api"}, timeout=90)
+    assert result.returncode == 0, result.stderr
+    with Image.open(out) as image:
+        assert image.size == (64, 48)
+
+
+def test_oven_doctor_on_an_api_host_needs_neither_chromium_nor_ffmpeg(tmp_path: Path) -> None:
+    result = oven("doctor", tmp_path=tmp_path, timeout=60,
+                  env={"OVEN_CLUSTER__ROLE": "api",
+                       "OVEN_BROWSER__EXECUTABLE_PATH": "/nonexistent/chromium",
+                       "OVEN_ENCODER__FFMPEG_PATH": "/nonexistent/ffmpeg"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "FAIL" not in result.stdout
+    assert "ok    capture" in result.stdout and "not needed here" in result.stdout

@@ -60,6 +60,8 @@ class MemoryWatch(AsyncActor):
         super().__init__(ctx)
         self.settings: MemorySettings = settings.memory
         self.pages = settings.browser.pages
+        # An api instance runs no browser: nothing to ask it, nothing to log about not asking.
+        self.has_browser = settings.cluster.role != "api"
         self.board = board
         self.state = Pressure.NORMAL
         self.cgroup: CgroupReader | None = None
@@ -205,6 +207,8 @@ class MemoryWatch(AsyncActor):
                                  timeout=60)
 
     async def _tell_browser(self, message: Any, *, timeout: float = 5) -> Any:
+        if not self.has_browser:
+            return None
         try:
             return await ask_async(self.ctx.lookup.ref("browser"), message, timeout=timeout)
         except Exception as exc:  # a restarting browser actor: try again on the next tick
