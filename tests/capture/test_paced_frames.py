@@ -34,12 +34,14 @@ async def test_without_pacing_the_page_runs_at_the_displays_rate(
     marker = new_marker()
     unpaced = await Browser.launch(settings, marker=marker)
     try:
+        # 2 fps: half a second between frames taken, so even a renderer starved by a busy
+        # host runs several of its own frames in between.
         result = await capture(unpaced, CaptureRequest(url=f"{page_server.base}/rafcount",
-                                                       width=32, height=32, frames=6, fps=10),
+                                                       width=32, height=32, frames=4, fps=2),
                                tmp_path)
     finally:
         await unpaced.close(timeout_s=5.0)
     assert marked_pids(marker) == []
     counts = [red(f) for f in result.frames]
     steps = [(b - a) % 256 for a, b in itertools.pairwise(counts)]
-    assert sum(steps) > 5 * 2, counts  # more than one page frame per frame taken
+    assert sum(steps) > 3 * 2, counts  # more than one page frame per frame taken
