@@ -32,21 +32,15 @@ from oven.memory import MemorySettings, TreeSampler
 MiB = 2**20
 
 
-def warm_up(url: str) -> None:
+def warm_up(url: str, timeout_s: float = 60) -> None:
     """One grab so the browser, its pages and the driver are all up."""
-    with httpx.Client(base_url=url, timeout=60) as client:
+    with httpx.Client(base_url=url, timeout=timeout_s + 30) as client:
         answer = client.post("/grabs", json={"piece": "still", "format": "png"})
         answer.raise_for_status()
         job_id = answer.json()["id"]
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            state = client.get(f"/grabs/{job_id}").json()["state"]
-            if state in ("complete", "failed", "cancelled"):
-                if state != "complete":
-                    raise RuntimeError(f"warm-up grab ended {state}")
-                return
-            time.sleep(0.1)  # polling the job view: the HTTP API has no push for one client
-    raise RuntimeError("warm-up grab did not finish in 60 s")
+        state = client.get(f"/grabs/{job_id}", params={"wait": timeout_s}).json()["state"]
+        if state != "complete":
+            raise RuntimeError(f"warm-up grab ended {state} (waited up to {timeout_s:g} s)")
 
 
 def service(workdir: Path, pages: int) -> OvenProcess:

@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from memory import warm_up
 from oven_process import OvenProcess
 
 from oven.memory import MemorySettings, TreeSampler
@@ -33,19 +33,7 @@ SETTLE_S = 3.0
 
 
 def grab_once(url: str) -> None:
-    with httpx.Client(base_url=url, timeout=60) as client:
-        answer = client.post("/grabs", json={"piece": "still", "format": "png"})
-        answer.raise_for_status()
-        job_id = answer.json()["id"]
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            state = client.get(f"/grabs/{job_id}").json()["state"]
-            if state in ("complete", "failed", "cancelled"):
-                if state != "complete":
-                    raise RuntimeError(f"warm-up grab ended {state}")
-                return
-            time.sleep(0.2)  # polling the job view: the HTTP API has no push for one client
-    raise RuntimeError("warm-up grab did not finish in 120 s")
+    warm_up(url, timeout_s=120)
 
 
 def tree_pss(oven: OvenProcess) -> dict[str, Any]:

@@ -3,7 +3,6 @@ and answers, `worker` instances claim and run. Real `oven serve` processes, real
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import time
 from pathlib import Path
@@ -11,9 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from oven.store import JobRecord, StoreSettings, make_store
+from oven.store import JobRecord, StoreSettings
 from tests.oven_process import OvenProcess, StartOven
 from tests.pipeline.grab_client import job, submit, wait_for_job
+from tests.pipeline.test_cluster import read_jobs as cluster_jobs
 from tests.waiting import wait_until
 
 from .split import capture_processes, ready, role, sqlite_config, status, wait_ready
@@ -30,15 +30,7 @@ def shared(tmp_path: Path) -> Path:
 
 
 def read_jobs(shared: Path) -> list[JobRecord]:
-    async def read() -> list[JobRecord]:
-        store = make_store(StoreSettings(sqlite_path=shared / "oven.db"), shared)
-        await store.start()
-        try:
-            return await store.list_jobs(limit=10_000)
-        finally:
-            await store.close()
-
-    return asyncio.run(read())
+    return cluster_jobs(StoreSettings(sqlite_path=shared / "oven.db"), shared)
 
 
 def start_pair(start_oven: StartOven, shared: Path) -> tuple[OvenProcess, OvenProcess]:
