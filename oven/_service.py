@@ -12,6 +12,7 @@ from oven._tree import children
 from oven.actors.baker import BakeStatus
 from oven.actors.grab_queue import InstancesSeen, QueueStatus, resolve_instance_id
 from oven.actors.memory_watch import MemoryStatus
+from oven.compat import compat_routes
 from oven.config import ConfigError, LoadedConfig
 from oven.http import (
     api_refusals,
@@ -67,6 +68,10 @@ class Service:
         # The page routes come after the API: /pty/static must not shadow /pty/sessions.
         routes = [*grab_routes(), *bake_routes(), *pty_routes(), *showcase_routes(),
                   *pty_page_routes(), *dashboard_routes()]
+        if self.system.settings.compat.enabled:
+            # The old service's routes first: where a path is both (/grab/..., /icon/...), the
+            # old clients' reading of it wins, since they cannot change a line.
+            routes = [*compat_routes(), *routes]
         if self.role == "api":
             routes = [*api_refusals(), *routes]
         return create_app(self.system, routes=routes, lifespan=lifespan,

@@ -15,7 +15,7 @@ from pydantic_core.core_schema import ValidatorFunctionWrapHandler
 
 from oven.bakes import BakeSettings
 from oven.capture import BrowserSettings
-from oven.config import EdgeSettings
+from oven.config import CompatSettings, EdgeSettings
 from oven.encode import EncoderSettings
 from oven.grabs import ClusterSettings, LimitsSettings, PiecesSettings, QueueSettings
 from oven.memory import MemorySettings, pages_for
@@ -107,6 +107,7 @@ class Settings(BaseModel):
     bakes: BakeSettings = Field(default_factory=BakeSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     showcase: ShowcaseSettings = Field(default_factory=ShowcaseSettings)
+    compat: CompatSettings = Field(default_factory=CompatSettings)
 
     @model_validator(mode="wrap")
     @classmethod

@@ -1,0 +1,11 @@
+"""Every old route, in the order Starlette tries them."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from oven.compat import _bakes, _bundles, _grabs, _showcase
+
+
+def compat_routes() -> list[BaseRoute]:
+    return [*_grabs.routes(), *_bakes.routes(), *_showcase.routes(), *_bundles.routes()]
