@@ -8,11 +8,12 @@ from ._encode import encode
 from ._errors import EncodeError, EncodeTimeout
 from ._format import Format, FormatSpec, animated_formats, required_encoders
 from ._frames import FrameFormat, frame_format_for
-from ._request import EncodeRequest, EncodeResult
+from ._request import MAX_UPSCALE, EncodeRequest, EncodeResult
 from ._run import check_ffmpeg, ffmpeg_version, running_pids
 from ._settings import EncoderSettings
 
 __all__ = [
+    "MAX_UPSCALE",
     "BakeEncodeRequest",
     "EncodeError",
     "EncodeRequest",

@@ -14,6 +14,10 @@ from ._format import Format
 # ffmpeg's image2 demuxer can read them straight from the job dir with one pattern.
 FRAME_NAME = re.compile(r"frame-(?P<index>\d{5,})\.(?P<ext>png|jpg|jpeg)")
 
+# An art pixel at most 16x16 output pixels: past that a 1920 px output is a page of fewer than
+# 120 CSS px, and ffmpeg's scaler is exact at any integer factor, so the bound is one of use.
+MAX_UPSCALE = 16
+
 
 class EncodeRequest(BaseModel):
     """Frames already on disk in one job dir, and where the encoded file should go."""
@@ -24,7 +28,7 @@ class EncodeRequest(BaseModel):
     fps: float = Field(gt=0, le=240, description="Frames per second of the animation.")
     format: Format
     out_path: Path
-    upscale: int = Field(1, ge=1, le=8, description="Nearest-neighbour scale factor.")
+    upscale: int = Field(1, ge=1, le=MAX_UPSCALE, description="Nearest-neighbour scale factor.")
     quality: int | None = Field(None, ge=1, le=100,
                                 description="1..100 for JPEG, WebP and MP4; else the settings'.")
 

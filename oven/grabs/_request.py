@@ -6,20 +6,29 @@ import hashlib
 import json
 import math
 import re
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from oven.capture import (
     MAX_DELAY_MS,
     MAX_EXPRESSION,
+    MAX_FPS,
     MAX_INJECT_BYTES,
     MIN_FPS,
     CaptureRequest,
     Flag,
     GuardMode,
 )
-from oven.encode import EncoderSettings, Format, animated_formats, frame_format_for
+from oven.encode import (
+    MAX_UPSCALE,
+    EncodeRequest,
+    EncoderSettings,
+    Format,
+    animated_formats,
+    frame_format_for,
+)
 from oven.grabs._settings import LimitsSettings
 from oven.lanes import Lane
 
@@ -43,6 +52,16 @@ class GrabRequest(BaseModel):
     duration: float | None = Field(
         None, gt=0, description="Seconds to capture; sets frames = duration * fps."
     )
+    playback_fps: float | None = Field(
+        None, ge=MIN_FPS, le=MAX_FPS, allow_inf_nan=False,
+        description="Frames per second the output plays at (default: fps). fps sets how far "
+        "apart in page time frames are taken: fps 7.5 played at 15 is a time-lapse twice as "
+        "fast. Ignored for a still.")
+    viewport_scale: int = Field(
+        1, ge=1, le=MAX_UPSCALE,
+        description="Art-pixel size: the page is laid out at width/scale x height/scale CSS px "
+        "and every frame scaled up by nearest neighbour to width x height pixels (both "
+        "multiples of the scale; density 1).")
     clock: Literal["real", "virtual"] = Field("real")
     lane: Lane = Field(Lane.INTERACTIVE)
     callback_url: str | None = Field(
@@ -115,6 +134,39 @@ class GrabRequest(BaseModel):
         self.reject = sorted(set(self.reject))
         return self
 
+    @field_validator("playback_fps", "viewport_scale", mode="before")
+    @classmethod
+    def _not_a_flag(cls, value: object) -> object:
+        # Lax mode would read true as 1: a number asked for as a flag is a client's mistake.
+        if isinstance(value, bool):
+            raise ValueError("a number, not true or false")
+        return value
+
+    @model_validator(mode="after")
+    def _time_and_scale(self) -> GrabRequest:
+        # After _shape, which turns a duration into frames.
+        if self.playback_fps is not None and (self.frames == 1 or self.playback_fps == self.fps):
+            # No playback (a still) or the capture rate: the same file as not asking, so the
+            # same capture key.
+            self.playback_fps = None
+        scale = self.viewport_scale
+        if scale == 1:
+            return self
+        if self.density != 1:
+            raise ValueError(
+                f"density: give density 1 with viewport_scale {scale}: viewport_scale repeats "
+                f"each CSS pixel {scale}x{scale} times, density would render detail inside it "
+                "(a piece's own pixel size belongs in its URL)")
+        for name, side in (("width", self.width), ("height", self.height)):
+            if side % scale:
+                below, above = side // scale * scale, (side // scale + 1) * scale
+                nearest = f"{below} or {above}" if below else f"{above}"
+                raise ValueError(
+                    f"{name}: {side} is not a multiple of {scale} (viewport_scale): the page is "
+                    f"laid out at {name}/{scale} CSS px and each scaled to {scale}x{scale} "
+                    f"pixels; use {nearest}")
+        return self
+
     def limit_violations(self, limits: LimitsSettings) -> list[tuple[str, str]]:
         """(field, message) for each configured limit this request exceeds."""
         out = []
@@ -128,6 +180,8 @@ class GrabRequest(BaseModel):
             out.append(("frames", f"at most {limits.max_frames}"))
         if self.fps > limits.max_fps:
             out.append(("fps", f"at most {limits.max_fps:g}"))
+        if self.playback_fps is not None and self.playback_fps > limits.max_fps:
+            out.append(("playback_fps", f"at most {limits.max_fps:g}"))
         if self.frames / self.fps > limits.max_duration_s:
             out.append(("duration", f"frames / fps at most {limits.max_duration_s:g} s"))
         if self.delay_ms > limits.max_delay_ms:
@@ -144,9 +198,13 @@ class GrabRequest(BaseModel):
         with the frames its output is cheapest made from (see oven.encode.frame_format_for)."""
         # Transparent pixels need frames that keep alpha; a still JPEG taken as it is must be
         # taken at the quality asked.
-        frame_format = ("png" if self.background == "transparent"
+        # Scaled frames are PNG too: a JPEG frame smears art pixels before the upscale would
+        # repeat them (and a frame 1/scale^2 the size costs Chromium little to compress).
+        frame_format = ("png" if self.background == "transparent" or self.viewport_scale > 1
                         else frame_format_for(self.format, encoder))
-        return CaptureRequest(url=target_url, width=self.width, height=self.height,
+        scale = self.viewport_scale
+        return CaptureRequest(url=target_url, width=self.width // scale,
+                              height=self.height // scale,
                               density=self.density, frames=self.frames, fps=self.fps,
                               clock=self.clock, guard=guard, frame_format=frame_format,
                               jpeg_quality=self.quality if self.frames == 1 else None,
@@ -155,6 +213,14 @@ class GrabRequest(BaseModel):
                               background=self.background, color_scheme=self.color_scheme,
                               reduced_motion=self.reduced_motion, scripts=self.scripts,
                               styles=self.styles, reject=self.reject)
+
+    def encode_request(self, frames: list[Path], out_path: Path) -> EncodeRequest:
+        """The encode of this grab's captured frames: the one place a grab becomes an
+        EncodeRequest. Played at playback_fps (a time-lapse) and scaled up by nearest
+        neighbour to width x height when viewport_scale > 1."""
+        return EncodeRequest(frames=frames, fps=self.playback_fps or self.fps, format=self.format,
+                             out_path=out_path, quality=self.quality,
+                             upscale=self.viewport_scale)
 
 
 # Fields that say how a grab is queued and delivered, not what is captured.

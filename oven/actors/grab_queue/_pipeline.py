@@ -34,7 +34,7 @@ from oven.capture import (
     RendererCrashed,
 )
 from oven.config import Settings
-from oven.encode import EncodeError, EncodeRequest, Format
+from oven.encode import EncodeError, Format
 from oven.grabs import GrabRequest
 from oven.storage import StorageError
 from oven.store import StoreUnavailable
@@ -198,8 +198,7 @@ class Pipeline:
         stage("encode")
         t0 = time.monotonic()
         out = work / f"result.{grab.format.extension}"
-        encode = EncodeRequest(frames=captured.frames, fps=grab.fps, format=grab.format,
-                               out_path=out, quality=grab.quality)
+        encode = grab.encode_request(captured.frames, out)
         encode_timeout = self.settings.encoder.timeout_s * 3 + 30
         try:
             # The encode carries its own deadline: ffmpeg stops when we stop waiting, even if
