@@ -110,12 +110,20 @@ def mp4_crf(quality: int) -> int:
 
 
 def gif_graph(upscale: int, settings: EncoderSettings) -> str:
-    """One graph, two uses of the frames: build the palette from all of them, then map them."""
-    pre = ",".join([*upscale_filters(upscale), "split"])
+    """One graph, two uses of the frames: build the palette from all of them, then map them.
+
+    Scaled frames are mapped (and dithered) at their own size, then repeated by nearest
+    neighbour: a dither pattern made after the upscale would scatter inside each art pixel.
+    The repeated pixels are all palette colours already, so the second mapping, undithered,
+    only turns them back into palette indexes for the GIF encoder.
+    """
+    palette = f"palettegen=max_colors={settings.gif_max_colors}"
+    mapped = f"paletteuse=dither={settings.gif_dither}"
+    if upscale == 1:
+        return f"[0:v]split[a][b];[a]{palette}[p];[b][p]{mapped}"
     return (
-        f"[0:v]{pre}[a][b];"
-        f"[a]palettegen=max_colors={settings.gif_max_colors}[p];"
-        f"[b][p]paletteuse=dither={settings.gif_dither}"
+        f"[0:v]split[a][b];[a]{palette},split[p][q];[b][p]{mapped},"
+        f"{','.join(upscale_filters(upscale))}[u];[u][q]paletteuse=dither=none"
     )
 
 
