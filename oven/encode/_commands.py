@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from pathlib import Path
 
@@ -71,6 +72,7 @@ def output_args(request: EncodeRequest, settings: EncoderSettings) -> list[str]:
             "-filter_complex", gif_graph(request.upscale, settings),
             "-frames:v", str(len(request.frames)),
             "-loop", "0",
+            "-final_delay", str(gif_final_delay(len(request.frames), request.fps)),
             "-f", "gif",
         ]  # fmt: skip
     if fmt is Format.MP4:
@@ -125,6 +127,18 @@ def gif_graph(upscale: int, settings: EncoderSettings) -> str:
         f"[0:v]split[a][b];[a]{palette},split[p][q];[b][p]{mapped},"
         f"{','.join(upscale_filters(upscale))}[u];[u][q]paletteuse=dither=none"
     )
+
+
+def gif_final_delay(frames: int, fps: float) -> int:
+    """The last frame's delay in centiseconds, so the GIF lasts frames / fps to the nearest
+    centisecond: ffmpeg's muxer times each frame from its timestamp, rounded half up, but
+    gives the last the delay of the one before (12 frames at 15 fps lasted 0.79 s)."""
+    rate = Fraction(fps_arg(fps))
+
+    def start_cs(frame: int) -> int:
+        return math.floor(frame * 100 / rate + Fraction(1, 2))
+
+    return start_cs(frames) - start_cs(frames - 1)
 
 
 def upscale_filters(factor: int) -> list[str]:

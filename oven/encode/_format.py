@@ -20,6 +20,9 @@ class FormatSpec:
     motion_by_default: bool = False
     keeps_alpha: bool = False  # transparent pixels survive into the file
     lossy: bool = False  # takes a quality (1..100)
+    # The fastest it plays: GIF delays are whole centiseconds, and browsers play a delay under
+    # 2 cs as 10 cs, so a GIF above 50 fps plays slower than one at 50.
+    max_playback_fps: float | None = None
 
 
 class Format(enum.StrEnum):
@@ -60,6 +63,10 @@ class Format(enum.StrEnum):
         return self.spec.keeps_alpha
 
     @property
+    def max_playback_fps(self) -> float | None:
+        return self.spec.max_playback_fps
+
+    @property
     def lossy(self) -> bool:
         """Whether a request may name its quality (WebP: unless encoded losslessly)."""
         return self.spec.lossy
@@ -78,7 +85,8 @@ _SPECS = {
     Format.JPEG: FormatSpec("image/jpeg", "jpg", False, ("mjpeg",), lossy=True),
     Format.WEBP: FormatSpec("image/webp", "webp", True, ("libwebp", "libwebp_anim"),
                             keeps_alpha=True, lossy=True),
-    Format.GIF: FormatSpec("image/gif", "gif", True, ("gif",), motion_by_default=True),
+    Format.GIF: FormatSpec("image/gif", "gif", True, ("gif",), motion_by_default=True,
+                           max_playback_fps=50.0),
     Format.MP4: FormatSpec("video/mp4", "mp4", True, ("libx264",), motion_by_default=True,
                            lossy=True),
 }

@@ -149,6 +149,13 @@ class GrabRequest(BaseModel):
             # No playback (a still) or the capture rate: the same file as not asking, so the
             # same capture key.
             self.playback_fps = None
+        fastest = self.format.max_playback_fps
+        if self.frames > 1 and fastest is not None and (self.playback_fps or self.fps) > fastest:
+            field = "fps" if self.playback_fps is None else "playback_fps"
+            raise ValueError(
+                f"{field}: a {self.format.value} plays at most {fastest:g} frames a second (its "
+                "delays are whole centiseconds, and browsers play one under 2 cs as 10 cs); "
+                "use webp or mp4 to play faster")
         scale = self.viewport_scale
         if scale == 1:
             return self

@@ -90,3 +90,18 @@ def test_every_time_lapse_the_schema_admits_builds_a_capture_and_an_encode(
     out = tmp_path_factory.getbasetemp()
     request.capture_request(TARGET, guard="off", encoder=EncoderSettings())
     request.encode_request(frames_in(out, frames), out / "out.webp")
+
+
+@pytest.mark.parametrize("fields", [{"fps": 60}, {"fps": 10, "playback_fps": 51},
+                                    {"fps": 51, "playback_fps": 51}])
+def test_a_gif_played_faster_than_fifty_frames_a_second_is_refused(
+        fields: dict[str, float]) -> None:
+    # Its delays are whole centiseconds, and browsers play a delay under 2 cs as 10 cs.
+    with pytest.raises(ValidationError, match="at most 50"):
+        grab(format="gif", **fields)
+
+
+def test_a_gif_at_fifty_frames_a_second_or_a_gif_still_is_admitted() -> None:
+    assert grab(format="gif", fps=10, playback_fps=50).playback_fps == 50
+    assert grab(format="gif", fps=60, frames=1).fps == 60
+    assert grab(format="webp", fps=10, playback_fps=60).playback_fps == 60
