@@ -1,9 +1,10 @@
 """Grab requests: schema, limits, capture keys and target rules."""
 
-from oven.grabs._request import GrabRequest, capture_key
+from oven.grabs._request import PIECE_NAME, GrabRequest, capture_key
 from oven.grabs._result import RESULTS_PATH, GrabResult, result_url
 from oven.grabs._settings import ClusterSettings, LimitsSettings, PiecesSettings, QueueSettings
 from oven.grabs._targets import (
+    CodeTemplateUnset,
     TargetRefused,
     UnknownPiece,
     WebUrl,
@@ -16,8 +17,10 @@ from oven.grabs._targets import (
 from oven.lanes import Lane
 
 __all__ = [
+    "PIECE_NAME",
     "RESULTS_PATH",
     "ClusterSettings",
+    "CodeTemplateUnset",
     "GrabRequest",
     "GrabResult",
     "Lane",

@@ -32,7 +32,10 @@ from oven.encode import (
 from oven.grabs._settings import LimitsSettings
 from oven.lanes import Lane
 
-PIECE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# A piece's name, or a KidLisp code written `$code` (its page comes from [pieces]
+# code_template). Neither can carry a character that means something in a URL or a template;
+# \Z, not $, which would also match before a final newline.
+PIECE_NAME = re.compile(r"^(?:[a-z0-9][a-z0-9_-]{0,63}|\$[A-Za-z0-9]{1,32})\Z")
 
 
 class GrabRequest(BaseModel):
@@ -108,7 +111,7 @@ class GrabRequest(BaseModel):
         if self.piece is not None and not PIECE_NAME.match(self.piece):
             raise ValueError(
                 "piece: names are 1-64 characters of a-z, 0-9, '-' and '_', starting with a "
-                "letter or digit"
+                "letter or digit, or a KidLisp code: '$' and 1-32 letters or digits"
             )
         if self.duration is not None:
             if not math.isfinite(self.duration * self.fps) or self.duration * self.fps > 1e6:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from string import Formatter
 from typing import Literal
 
 from ada_url import URL
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from oven.capture import MAX_DELAY_MS, MAX_DENSITY, MAX_FPS, MAX_FRAMES, MAX_SIDE, MIN_FPS
 
@@ -51,12 +59,54 @@ class LimitsSettings(BaseModel):
     max_delay_ms: int = Field(5000, ge=0, le=MAX_DELAY_MS, description="delay_ms at most.")
 
 
+# The fields each template may name. Decorations the old service put in a piece's URL (tv,
+# nolabel, nogap, spoofaudio) are written literally into the template.
+TEMPLATE_FIELDS = {"url_template": ("piece", "density"), "code_template": ("code", "density")}
+
+
+def check_template(name: str, template: str) -> str:
+    """A template names only its own fields, plainly: `{piece.__class__}`, `{piece[0]}`,
+    `{piece!r}` or `{piece:>9}` would let a template reach into objects or reshape a name, and
+    a template that makes no http(s) URL would only fail once a browser had it."""
+    allowed = TEMPLATE_FIELDS[name]
+    try:
+        parts = list(Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"not a valid template: {exc}") from None
+    named = set()
+    for _, field, spec, conversion in parts:
+        if field is None:
+            continue
+        if field not in allowed or spec or conversion:
+            raise ValueError(f"may name only {{{'}, {'.join(allowed)}}}, plainly; got "
+                             f"{{{field}{'!' + conversion if conversion else ''}"
+                             f"{':' + spec if spec else ''}}}")
+        named.add(field)
+    if allowed[0] not in named:
+        raise ValueError(f"must contain {{{allowed[0]}}}")
+    example = template.format(**{field: "x1" for field in allowed})
+    try:
+        url = URL(example)
+    except ValueError:
+        raise ValueError(f"does not make a URL (e.g. {example!r})") from None
+    if url.protocol not in ("http:", "https:"):
+        raise ValueError(f"must make an http(s) URL, not {url.protocol!r}")
+    return template
+
+
 class PiecesSettings(BaseModel):
     model_config = _STRICT
 
     url_template: str = Field(
         "http://pieces.oven.internal/{piece}/",
-        description="URL of a piece by name; the default serves oven's bundled pieces.",
+        description="URL of a piece by name; the default serves oven's bundled pieces. May "
+        "also name {density}.",
+    )
+    code_template: str | None = Field(
+        None,
+        description="URL of a KidLisp code written $code ({code} is the code without '$'; "
+        "may also name {density}), e.g. \"https://aesthetic.computer/${code}?density={density}"
+        "&nolabel\"; unset = codes are refused.",
     )
     allowed_origins: list[str] = Field(
         default_factory=list,
@@ -65,6 +115,11 @@ class PiecesSettings(BaseModel):
     allow_private: bool = Field(
         False, description="Let allowed origins resolve to private/loopback addresses."
     )
+
+    @field_validator("url_template", "code_template")
+    @classmethod
+    def _templates_name_their_fields(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else check_template(str(info.field_name), value)
 
     @field_validator("allowed_origins")
     @classmethod

@@ -40,6 +40,7 @@ class UnknownPiece(TargetRefused):
 
 
 BUNDLED_TEMPLATE = "http://pieces.oven.internal/{piece}/"
+_BUNDLED_NAMED = "http://pieces.oven.internal/{"
 
 
 @dataclass(frozen=True)
@@ -60,16 +61,40 @@ class WebUrl:
             raise TargetRefused(f"{field}: a user name or password in the URL is not allowed")
 
 
-def piece_target(piece: str, settings: PiecesSettings) -> str:
-    """The URL of a piece; bundled pieces are checked here so a typo never reaches Chromium."""
-    if settings.url_template == BUNDLED_TEMPLATE:
+class CodeTemplateUnset(TargetRefused):
+    """A KidLisp code asked of a service that has no URL for codes."""
+
+
+CODE_PREFIX = "$"
+
+
+def piece_target(piece: str, settings: PiecesSettings, *, density: float = 1.0) -> str:
+    """The URL of a piece or a KidLisp code (`$code`), made from its template; bundled pieces
+    are checked here so a typo never reaches Chromium.
+
+    Names are checked by GrabRequest before they get here; the URL made is read as the
+    browser reads it all the same, so a template and a name can never combine into another
+    host, credentials or a non-http(s) URL.
+    """
+    if piece.startswith(CODE_PREFIX):
+        if settings.code_template is None:
+            raise CodeTemplateUnset(
+                f"piece: {piece!r} is a KidLisp code, and this service has no URL for codes; "
+                "set [pieces] code_template (e.g. \"https://aesthetic.computer/${code}\")")
+        template, fields = settings.code_template, {"code": piece[len(CODE_PREFIX):]}
+    else:
+        template, fields = settings.url_template, {"piece": piece}
+    if template.startswith(_BUNDLED_NAMED):  # the name is the bundled piece's folder
         from oven.capture import piece_names
 
         known = piece_names()
-        if piece not in known:
+        name = next(iter(fields.values()))
+        if name not in known:
             raise UnknownPiece(f"piece: no piece named {piece!r}; bundled pieces are "
                                f"{', '.join(known)}")
-    return settings.url_template.format(piece=piece)
+    url = read_web_url(template.format(**fields, density=f"{density:g}"), field="piece")
+    url.refuse_userinfo("piece")
+    return url.href
 
 
 def origin_of(url: str) -> str:

@@ -1,12 +1,12 @@
 """HTTP: the Starlette app, JSON errors, auth, OpenAPI and the grab client `oven grab` shares."""
 
 from oven.http._app import create_app
-from oven.http._auth import require_token
+from oven.http._auth import holds_token, require_token
 from oven.http._bakes import bake_routes
 from oven.http._dashboard import dashboard_routes
 from oven.http._errors import ApiError, error_response, validation_message
 from oven.http._grab_client import Accepted, GrabClient, LimitsExceeded, validated
-from oven.http._grabs import grab_routes
+from oven.http._grabs import GrabAccepted, grab_routes
 from oven.http._openapi import operation
 from oven.http._pty import pty_routes
 from oven.http._pty_page import pty_page_routes
@@ -16,6 +16,7 @@ from oven.http._showcase import showcase_routes
 __all__ = [
     "Accepted",
     "ApiError",
+    "GrabAccepted",
     "GrabClient",
     "LimitsExceeded",
     "api_refusals",
@@ -24,6 +25,7 @@ __all__ = [
     "dashboard_routes",
     "error_response",
     "grab_routes",
+    "holds_token",
     "operation",
     "pty_page_routes",
     "pty_routes",

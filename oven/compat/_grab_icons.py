@@ -1,0 +1,107 @@
+"""The old icon and preview routes: /icon/{W}x{H}/{piece}.png|.webp, /preview/{W}x{H}/{piece}.png.
+
+oven's own /icon/{size}/{name} (one square side) keeps answering: these routes match only a
+WIDTHxHEIGHT segment. Like oven's icons they run in the background lane and are cached by
+capture key, so a hit never touches the browser.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.convertors import Convertor, register_url_convertor
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from oven.compat._grab_answers import accepted_json, deliver, refuse_final, submit, system_of
+from oven.compat._grab_params import OldGrab, side, whole
+from oven.grabs import Lane
+from oven.http import ApiError, operation
+from oven.jobs import JobState
+
+ICON_MAX, ANIMATED_ICON_MAX = 512, 128
+PREVIEW_MAX = (1920, 1080)
+ANIMATED_FRAMES, MAX_ANIMATED_FRAMES = 30, 60
+ANIMATED_FPS, MAX_ANIMATED_FPS = 15, 30
+DAY = 86_400
+
+
+class Dimensions(Convertor[str]):
+    """WIDTHxHEIGHT, each side 1-5 digits: anything else is not this route (a square size
+    goes on to oven's own /icon/{size}/, a malformed one to its 404 naming the form)."""
+
+    regex = "[0-9]{1,5}x[0-9]{1,5}"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("dims", Dimensions())
+
+
+def _sides(dims: str, most: tuple[int, int]) -> tuple[int, int]:
+    width, _, height = dims.partition("x")
+    return (side("width", width, least=1, most=most[0]),
+            side("height", height, least=1, most=most[1]))
+
+
+def _piece_and_format(name: str, allowed: tuple[str, ...]) -> tuple[str, str]:
+    piece, dot, ext = name.rpartition(".")
+    if not dot or ext not in allowed:
+        raise ApiError(404, f"expected {{piece}}.{'|'.join(allowed)}, got {name[:80]!r}")
+    return piece, ext
+
+
+async def _answer(request: Request, data: dict[str, Any], *, max_age_s: int,
+                  cached_max_age_s: int) -> Response:
+    old = OldGrab(data={**data, "lane": Lane.BACKGROUND}, skip_cache=False, cache_key=None)
+    client, accepted = await submit(request, old)
+    view = await client.wait(accepted.view, system_of(request).settings.queue.wait_timeout_s)
+    refuse_final(view)
+    if view.state is not JobState.COMPLETE:
+        return accepted_json(view, accepted)
+    return await deliver(request, client, view, cached=accepted.cached, redirect_cached=True,
+                         max_age_s=max_age_s, cached_max_age_s=cached_max_age_s)
+
+
+@operation("A piece's icon, WIDTHxHEIGHT: a PNG still (up to 512) or an animated WebP (up to "
+           "128; ?frames= at most 60, default 30; ?fps= at most 30, default 15)",
+           responses={200: "image/png"}, tags=["compat"],
+           query={"frames": {"type": "integer"}, "fps": {"type": "integer"}})
+async def get_icon(request: Request) -> Response:
+    piece, ext = _piece_and_format(request.path_params["name"], ("png", "webp"))
+    if ext == "png":
+        width, height = _sides(request.path_params["dims"], (ICON_MAX, ICON_MAX))
+        data = {"piece": piece, "format": "png", "width": width, "height": height}
+        return await _answer(request, data, max_age_s=3600, cached_max_age_s=DAY)
+    width, height = _sides(request.path_params["dims"], (ANIMATED_ICON_MAX, ANIMATED_ICON_MAX))
+    query = request.query_params
+    frames = whole("frames", query["frames"]) if "frames" in query else ANIMATED_FRAMES
+    fps = whole("fps", query["fps"]) if "fps" in query else ANIMATED_FPS
+    if not 1 <= frames <= MAX_ANIMATED_FRAMES:
+        raise ApiError(422, f"frames: from 1 to {MAX_ANIMATED_FRAMES}, got {frames}")
+    if not 1 <= fps <= MAX_ANIMATED_FPS:
+        raise ApiError(422, f"fps: from 1 to {MAX_ANIMATED_FPS}, got {fps}")
+    data = {"piece": piece, "format": "webp", "width": width, "height": height,
+            "frames": frames, "fps": fps}
+    return await _answer(request, data, max_age_s=DAY, cached_max_age_s=7 * DAY)
+
+
+@operation("A piece's preview still, WIDTHxHEIGHT up to 1920x1080 (PNG)",
+           responses={200: "image/png"}, tags=["compat"])
+async def get_preview(request: Request) -> Response:
+    piece, _ = _piece_and_format(request.path_params["name"], ("png",))
+    width, height = _sides(request.path_params["dims"], PREVIEW_MAX)
+    data = {"piece": piece, "format": "png", "width": width, "height": height}
+    return await _answer(request, data, max_age_s=3600, cached_max_age_s=DAY)
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/icon/{dims:dims}/{name}", get_icon, methods=["GET"]),
+        Route("/preview/{dims:dims}/{name}", get_preview, methods=["GET"]),
+    ]
