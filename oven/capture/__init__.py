@@ -17,6 +17,7 @@ from oven.capture._capture import (
     CaptureResult,
     capture,
 )
+from oven.capture._clock import VIRTUAL_CLOCK_JS
 from oven.capture._errors import (
     BrowserGone,
     BrowserLostToMemoryKill,
@@ -44,6 +45,7 @@ __all__ = [
     "MAX_SIDE",
     "MIN_FPS",
     "PIECES_ORIGIN",
+    "VIRTUAL_CLOCK_JS",
     "Browser",
     "BrowserGone",
     "BrowserLostToMemoryKill",

@@ -5,6 +5,41 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 _STRICT = ConfigDict(extra="forbid")
+_MIB = 1024 * 1024
+
+
+class BundlesSettings(BaseModel):
+    """`[compat.bundles]`: offline HTML bundles of a piece (GET /bundle-html). Every bound is
+    there because a piece decides what it loads: a hostile one can import 10k modules or point
+    at a 1 GB image, and the whole bundle is held in memory while it is made."""
+
+    model_config = _STRICT
+
+    max_files: int = Field(
+        200, ge=1, le=10_000, description="Files a bundle may inline (pages, scripts, modules, "
+        "styles, fonts, images); past it the bundle is refused with 422.")
+    max_depth: int = Field(
+        16, ge=1, le=256, description="Longest chain of references (page -> module -> module "
+        "...) followed; past it the bundle is refused with 422.")
+    max_file_bytes: int = Field(
+        8 * _MIB, ge=1024, le=256 * _MIB, description="Largest single file; a download is cut "
+        "off (and the bundle refused) as soon as it passes this.")
+    max_total_bytes: int = Field(
+        24 * _MIB, ge=1024, le=1024 * _MIB, description="Sum of every file fetched for one "
+        "bundle.")
+    timeout_s: float = Field(
+        30.0, gt=0, le=600, description="Time to make one bundle, fetching and minifying.")
+    max_redirects: int = Field(
+        5, ge=0, le=20, description="Redirects followed for one file (each hop checked).")
+    concurrency: int = Field(
+        2, ge=1, le=16, description="Bundles made at once (minifying takes a core).")
+    max_waiting: int = Field(
+        16, ge=0, le=1000, description="Bundle requests waiting for a slot before 429.")
+    cache_max_bytes: int = Field(
+        64 * _MIB, ge=0, le=4096 * _MIB, description="Memory for finished bundles, kept by "
+        "content hash (least recently used dropped first); 0 keeps none.")
+    max_prewarm: int = Field(
+        50, ge=1, le=1000, description="Pieces one POST /bundle-prewarm may name.")
 
 
 class GrabsCompatSettings(BaseModel):
@@ -28,4 +63,5 @@ class CompatSettings(BaseModel):
     enabled: bool = Field(
         True, description="Answer the old service's routes beside oven's own (README "
         "\"Migrating from the old service\"); they take precedence where paths coincide.")
+    bundles: BundlesSettings = Field(default_factory=BundlesSettings)
     grabs: GrabsCompatSettings = Field(default_factory=GrabsCompatSettings)

@@ -9,6 +9,7 @@ from oven.http._grab_client import Accepted, GrabClient, LimitsExceeded, validat
 from oven.http._grabs import GrabAccepted, grab_routes
 from oven.http._openapi import operation
 from oven.http._pty import pty_routes
+from oven.http._pty_io import ObserverStream, closing_event
 from oven.http._pty_page import pty_page_routes
 from oven.http._roles import api_refusals, worker_ops_routes
 from oven.http._showcase import showcase_routes
@@ -19,8 +20,10 @@ __all__ = [
     "GrabAccepted",
     "GrabClient",
     "LimitsExceeded",
+    "ObserverStream",
     "api_refusals",
     "bake_routes",
+    "closing_event",
     "create_app",
     "dashboard_routes",
     "error_response",

@@ -1,0 +1,86 @@
+"""The module specifiers a script names, found by a real JavaScript parser (tree-sitter), and
+rewritten in place.
+
+A regular expression cannot tell `import "x"` from the same words inside a string, a comment or
+a template literal; the parser can. Only string literals are rewritten: `import(name)` with a
+computed name cannot be known before the piece runs, and is left as it is.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import json
+from collections.abc import Callable
+
+import tree_sitter
+import tree_sitter_javascript
+
+_QUERY = """
+(import_statement source: (string) @spec)
+(export_statement source: (string) @spec)
+(call_expression function: (import) arguments: (arguments . (string) @spec))
+(call_expression function: (import) arguments: (arguments . (template_string) @spec))
+"""
+
+
+@functools.cache
+def _language() -> tree_sitter.Language:
+    return tree_sitter.Language(tree_sitter_javascript.language())
+
+
+@functools.cache
+def _query() -> tree_sitter.Query:
+    return tree_sitter.Query(_language(), _QUERY)
+
+
+def _literal(node: tree_sitter.Node) -> str | None:
+    """The value of a string literal (or a template without substitutions), or None."""
+    if any(c.type == "template_substitution" for c in node.children):
+        return None
+    raw = (node.text or b"").decode("utf-8", "replace")
+    inner = raw[1:-1]
+    if "\\" not in inner:
+        return inner
+    try:  # JS and Python agree on the escapes a specifier could carry (\x, \u, \n, quotes)
+        value = ast.literal_eval('"' + inner.replace('"', '\\"') + '"')
+    except (ValueError, SyntaxError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def specifiers(source: str) -> list[str]:
+    """The literal specifiers of every static import/export-from and dynamic import()."""
+    return [spec for _start, _end, spec in _found(source.encode("utf-8"))]
+
+
+def rewrite_specifiers(source: str, replace: Callable[[str], str | None]) -> str:
+    """`source` with each literal specifier replaced by `replace(spec)` (None keeps it)."""
+    data = source.encode("utf-8")
+    out: list[bytes] = []
+    last = 0
+    for start, end, spec in sorted(_found(data)):
+        new = replace(spec)
+        if new is None:
+            continue
+        out.append(data[last:start])
+        out.append(_js_string(new).encode("utf-8"))
+        last = end
+    out.append(data[last:])
+    return b"".join(out).decode("utf-8")
+
+
+def _found(data: bytes) -> list[tuple[int, int, str]]:
+    tree = tree_sitter.Parser(_language()).parse(data)
+    found = []
+    for nodes in tree_sitter.QueryCursor(_query()).captures(tree.root_node).values():
+        for node in nodes:
+            value = _literal(node)
+            if value is not None:
+                found.append((node.start_byte, node.end_byte, value))
+    return found
+
+
+def _js_string(value: str) -> str:
+    # JSON strings are JS strings; </script could end an inline script early.
+    return json.dumps(value).replace("</", "<\\/")

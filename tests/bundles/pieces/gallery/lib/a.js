@@ -1,0 +1,2 @@
+import { pong } from "./b.js";
+export function ping() { return "ping-" + pong(); }
