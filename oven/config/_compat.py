@@ -2,44 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 _STRICT = ConfigDict(extra="forbid")
-_MIB = 1024 * 1024
-
-
-class BundlesSettings(BaseModel):
-    """`[compat.bundles]`: offline HTML bundles of a piece (GET /bundle-html). Every bound is
-    there because a piece decides what it loads: a hostile one can import 10k modules or point
-    at a 1 GB image, and the whole bundle is held in memory while it is made."""
-
-    model_config = _STRICT
-
-    max_files: int = Field(
-        200, ge=1, le=10_000, description="Files a bundle may inline (pages, scripts, modules, "
-        "styles, fonts, images); past it the bundle is refused with 422.")
-    max_depth: int = Field(
-        16, ge=1, le=256, description="Longest chain of references (page -> module -> module "
-        "...) followed; past it the bundle is refused with 422.")
-    max_file_bytes: int = Field(
-        8 * _MIB, ge=1024, le=256 * _MIB, description="Largest single file; a download is cut "
-        "off (and the bundle refused) as soon as it passes this.")
-    max_total_bytes: int = Field(
-        24 * _MIB, ge=1024, le=1024 * _MIB, description="Sum of every file fetched for one "
-        "bundle.")
-    timeout_s: float = Field(
-        30.0, gt=0, le=600, description="Time to make one bundle, fetching and minifying.")
-    max_redirects: int = Field(
-        5, ge=0, le=20, description="Redirects followed for one file (each hop checked).")
-    concurrency: int = Field(
-        2, ge=1, le=16, description="Bundles made at once (minifying takes a core).")
-    max_waiting: int = Field(
-        16, ge=0, le=1000, description="Bundle requests waiting for a slot before 429.")
-    cache_max_bytes: int = Field(
-        64 * _MIB, ge=0, le=4096 * _MIB, description="Memory for finished bundles, kept by "
-        "content hash (least recently used dropped first); 0 keeps none.")
-    max_prewarm: int = Field(
-        50, ge=1, le=1000, description="Pieces one POST /bundle-prewarm may name.")
+_OG_PIECE = re.compile(r"^\$?[a-z0-9][a-z0-9_-]{0,63}$")
 
 
 class GrabsCompatSettings(BaseModel):
@@ -57,11 +26,54 @@ class GrabsCompatSettings(BaseModel):
         "running for longer than this since admission (the old service's 5 minutes).")
 
 
+class CompatOgSettings(BaseModel):
+    """`[compat.og]`: which pieces feed the old service's OG images and backdrop. Each is
+    rendered once a UTC day through the grab queue's background lane; the one-piece layouts
+    (featured, code-split) and the backdrop show one piece of their list, a different one
+    each day."""
+
+    model_config = _STRICT
+
+    kidlisp_pieces: list[str] = Field(
+        default_factory=lambda: ["still", "anim", "clock"], min_length=1, max_length=16,
+        description="Pieces of /kidlisp-og.png (mosaic and filmstrip show them all).")
+    kidlisp_title: str = Field("KidLisp.com", max_length=64,
+                               description="Written in the caption band of featured and "
+                               "code-split KidLisp images.")
+    notepat_pieces: list[str] = Field(default_factory=lambda: ["clock"], min_length=1,
+                                      max_length=16, description="Pieces of /notepat-og.png.")
+    notepat_layout: Literal["featured", "mosaic", "filmstrip", "code-split"] = Field(
+        "featured", description="Layout of /notepat-og.png.")
+    notepat_title: str = Field("notepat", max_length=64,
+                               description="Written in the caption band of /notepat-og.png.")
+    backdrop_pieces: list[str] = Field(default_factory=lambda: ["anim"], min_length=1,
+                                       max_length=64,
+                                       description="Pieces of /kidlisp-backdrop.webp.")
+    backdrop_size: int = Field(256, ge=16, le=4096, description="Width and height of the "
+                               "backdrop in CSS px (the WebP is this times backdrop_density; "
+                               "both within [limits]).")
+    backdrop_density: float = Field(3.0, ge=1, le=8, description="Device pixel ratio of the "
+                                    "backdrop capture.")
+    backdrop_frames: int = Field(48, ge=2, le=10_000, description="Frames of the animated "
+                                 "backdrop (within [limits] max_frames).")
+    backdrop_fps: float = Field(12.0, gt=0, le=240, description="Frames a second of the "
+                                "backdrop (within [limits] max_fps).")
+
+    @field_validator("kidlisp_pieces", "notepat_pieces", "backdrop_pieces")
+    @classmethod
+    def _piece_names(cls, pieces: list[str]) -> list[str]:
+        for name in pieces:
+            if not _OG_PIECE.match(name):
+                raise ValueError(f"piece {name[:80]!r}: a piece name or a $code (a-z, 0-9, "
+                                 "'-' and '_', at most 64)")
+        return pieces
+
+
 class CompatSettings(BaseModel):
     model_config = _STRICT
 
     enabled: bool = Field(
         True, description="Answer the old service's routes beside oven's own (README "
         "\"Migrating from the old service\"); they take precedence where paths coincide.")
-    bundles: BundlesSettings = Field(default_factory=BundlesSettings)
     grabs: GrabsCompatSettings = Field(default_factory=GrabsCompatSettings)
+    og: CompatOgSettings = Field(default_factory=CompatOgSettings)

@@ -9,10 +9,9 @@ from oven.http._grab_client import Accepted, GrabClient, LimitsExceeded, validat
 from oven.http._grabs import GrabAccepted, grab_routes
 from oven.http._openapi import operation
 from oven.http._pty import pty_routes
-from oven.http._pty_io import ObserverStream, closing_event
 from oven.http._pty_page import pty_page_routes
 from oven.http._roles import api_refusals, worker_ops_routes
-from oven.http._showcase import showcase_routes
+from oven.http._showcase import og_renderer, render_og, seconds_to_midnight, showcase_routes
 
 __all__ = [
     "Accepted",
@@ -20,19 +19,20 @@ __all__ = [
     "GrabAccepted",
     "GrabClient",
     "LimitsExceeded",
-    "ObserverStream",
     "api_refusals",
     "bake_routes",
-    "closing_event",
     "create_app",
     "dashboard_routes",
     "error_response",
     "grab_routes",
     "holds_token",
+    "og_renderer",
     "operation",
     "pty_page_routes",
     "pty_routes",
+    "render_og",
     "require_token",
+    "seconds_to_midnight",
     "showcase_routes",
     "validated",
     "validation_message",

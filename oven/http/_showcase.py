@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 
 from oven import metrics
 from oven.actors.grab_queue import GrabView
+from oven.capture import piece_names, pieces_dir
 from oven.grabs import GrabRequest
 from oven.http._errors import ApiError
 from oven.http._grab_client import GrabClient, validated
@@ -29,14 +31,17 @@ from oven.http._openapi import operation
 from oven.jobs import JobState
 from oven.showcase import (
     LAYOUTS,
+    ONE_PIECE,
     OgCache,
+    OgImage,
+    OgRender,
     OgRenderer,
     Preset,
-    RenderFailed,
     ShowcaseSettings,
     ZipStream,
     boxes_for,
     compose,
+    pieces_for,
     utc_today,
 )
 from oven.system import ActorSystem
@@ -186,52 +191,80 @@ async def _still_bytes(system: ActorSystem, piece: str, width: int, height: int)
     return b"".join([chunk async for chunk in client.chunks(view.result)])
 
 
-async def _render(system: ActorSystem, layout: str) -> bytes:
+SOURCE_LINES = 64  # more than any panel shows
+
+
+def _source_lines(piece: str) -> list[str]:
+    """A bundled piece's script, for the code-split panel; other pieces show their name only
+    (their source is not on this host, and a render fetches nothing but stills)."""
+    if piece not in piece_names():
+        return []
+    html = (pieces_dir() / piece / "index.html").read_text(errors="replace")
+    body = html.split("<script>", 1)[1].split("</script>", 1)[0] if "<script>" in html else html
+    return body.strip("\n").splitlines()[:SOURCE_LINES]
+
+
+async def render_og(system: ActorSystem, layout: str, pieces: Sequence[str], day: dt.date, *,
+                    title: str = "") -> bytes:
+    """An OG image of `layout` for `day`: stills of `pieces` (or of the day's one, for the
+    one-piece layouts) captured through the grab queue's background lane, then composed."""
     showcase = system.settings.showcase
     width, height = showcase.og_width, showcase.og_height
-    boxes = boxes_for(layout, len(showcase.og_pieces), width, height)
+    shown = pieces_for(layout, pieces, day)
+    boxes = boxes_for(layout, len(shown), width, height)
     stills = await asyncio.gather(*(
         _still_bytes(system, piece, box.width, box.height)
-        for piece, box in zip(showcase.og_pieces, boxes, strict=True)))
+        for piece, box in zip(shown, boxes, strict=True)))
+    caption = shown[0] if layout in ONE_PIECE else ""
+    source = await asyncio.to_thread(_source_lines, caption) if layout == "code-split" else []
     # Pillow work is CPU-bound: off the event loop that serves every other request.
-    return await asyncio.to_thread(compose, layout, stills, width, height)
+    return await asyncio.to_thread(functools.partial(
+        compose, layout, stills, width, height, title=title, caption=caption, source=source))
 
 
-def _renderer(request: Request) -> OgRenderer:
+def og_renderer(request: Request, name: str, directory: Path, render: OgRender) -> OgRenderer:
+    """The app's OG renderer called `name` (made on first use, then kept: it owns the
+    single-flight renders), following reloads of the cache directory and retry time."""
     system = _system(request)
-    showcase = system.settings.showcase
-    directory = system.settings.resolve(showcase.og_cache_dir)
-    renderer: OgRenderer | None = getattr(request.app.state, "og_renderer", None)
+    renderers: dict[str, OgRenderer] | None = getattr(request.app.state, "og_renderers", None)
+    if renderers is None:
+        renderers = request.app.state.og_renderers = {}
+    renderer = renderers.get(name)
     if renderer is None:
-        renderer = OgRenderer(OgCache(directory),
-                              lambda layout: _render(system, layout),
-                              retry_s=showcase.og_retry_s)
-        request.app.state.og_renderer = renderer
+        renderer = renderers[name] = OgRenderer(
+            OgCache(directory), render, retry_s=system.settings.showcase.og_retry_s,
+            label=f"{name}:" if name else "")
     renderer.cache.directory = directory  # a reload may have moved it
-    renderer.retry_s = showcase.og_retry_s
+    renderer.retry_s = system.settings.showcase.og_retry_s
     return renderer
 
 
-def _seconds_to_midnight(now: dt.datetime) -> int:
+def _og_renderer(request: Request) -> OgRenderer:
+    system = _system(request)
+    showcase = system.settings.showcase
+
+    async def render(layout: str, day: dt.date) -> bytes:
+        return await render_og(system, layout, system.settings.showcase.og_pieces, day)
+
+    return og_renderer(request, "", system.settings.resolve(showcase.og_cache_dir), render)
+
+
+def seconds_to_midnight(now: dt.datetime) -> int:
     tomorrow = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(), dt.UTC)
     return max(1, int((tomorrow - now).total_seconds()))
 
 
-async def _og_response(showcase: ShowcaseSettings, layout: str, day: dt.date, path: Path,
-                       freshness: str) -> Response:
-    # Read whole (an OG PNG is small): a render finishing now may delete an older file
-    # between the lookup and the send, which would break a FileResponse halfway.
-    content = await asyncio.to_thread(path.read_bytes)
-    if freshness == "stale":
+def _og_response(showcase: ShowcaseSettings, image: OgImage, content: bytes) -> Response:
+    if image.freshness == "stale":
         max_age = showcase.og_stale_max_age_s
     else:
-        max_age = min(showcase.og_max_age_s, _seconds_to_midnight(dt.datetime.now(dt.UTC)))
-    metrics.OG_SERVED.labels(layout=layout, freshness=freshness).inc()
+        max_age = min(showcase.og_max_age_s, seconds_to_midnight(dt.datetime.now(dt.UTC)))
+    metrics.OG_SERVED.labels(layout=image.layout, freshness=image.freshness).inc()
     return Response(content, media_type="image/png", headers={
         "Cache-Control": f"public, max-age={max_age}, "
                          f"stale-while-revalidate={showcase.og_stale_while_revalidate_s}",
-        "X-Oven-Og-Date": day.isoformat(),
-        "X-Oven-Og-Freshness": freshness,
+        "X-Oven-Og-Date": image.day.isoformat(),
+        "X-Oven-Og-Freshness": image.freshness,
     })
 
 
@@ -244,42 +277,10 @@ async def get_og(request: Request) -> Response:
     if layout not in LAYOUTS:
         raise ApiError(404, f"no OG layout {layout!r}; layouts are {', '.join(LAYOUTS)}",
                        code="unknown_layout")
-    renderer = _renderer(request)
-    today = utc_today()
-    for _attempt in range(3):  # a file may vanish under us when a render prunes it
-        image = renderer.cache.latest(layout, today=today)
-        try:
-            if image is not None and image.day == today:
-                return await _og_response(showcase, layout, today, image.path, "fresh")
-            try:
-                task = renderer.ensure(layout, today)
-            except RenderFailed as exc:
-                if image is not None:
-                    return await _og_response(showcase, layout, image.day, image.path, "stale")
-                raise ApiError(503, str(exc), code="render_failed",
-                               retry_after_s=exc.retry_after_s) from None
-            if image is not None:  # stale-while-revalidate: a crawler never waits
-                return await _og_response(showcase, layout, image.day, image.path, "stale")
-            path = await _wait_render(task, showcase.og_wait_timeout_s)
-            return await _og_response(showcase, layout, today, path, "waited")
-        except FileNotFoundError:
-            continue
-    raise ApiError(503, f"the {layout} OG image kept changing under this request; retry",
-                   retry_after_s=1)
-
-
-async def _wait_render(task: asyncio.Task[Path], timeout_s: float) -> Path:
-    try:
-        # shield: a request that gives up (or a client that hangs up) must not cancel the
-        # render every other request is waiting on.
-        async with asyncio.timeout(timeout_s):
-            return await asyncio.shield(task)
-    except TimeoutError:
-        raise ApiError(503, f"the OG image is still rendering after {timeout_s:g} s",
-                       code="rendering", retry_after_s=5) from None
-    except RenderFailed as exc:
-        raise ApiError(503, str(exc), code="render_failed",
-                       retry_after_s=exc.retry_after_s) from None
+    # RenderFailed and StillRendering are Refusals: 503 with Retry-After (http._errors).
+    image, content = await _og_renderer(request).read(
+        layout, today=utc_today(), wait_s=showcase.og_wait_timeout_s)
+    return _og_response(showcase, image, content)
 
 
 def showcase_routes() -> list[BaseRoute]:
