@@ -115,7 +115,8 @@ def wav_seconds(path: Path) -> float:
 
 
 def read_timing(path: Path, frames: int) -> list[float]:
-    """timing.json: a list of per-frame durations in ms, or {"durations_ms": [...]}."""
+    """timing.json: a list of per-frame durations in ms, a list of {"duration": ms, ...} (the
+    old service's tapes), or {"durations_ms": [...]}."""
     if path.stat().st_size > _TIMING_MAX_BYTES:
         raise BakeRefused(f"{TIMING}: over {_TIMING_MAX_BYTES} bytes", code="bad_timing")
     try:
@@ -127,11 +128,15 @@ def read_timing(path: Path, frames: int) -> list[float]:
                           code="bad_timing") from None
     if isinstance(data, dict):
         data = data.get("durations_ms")
+    elif isinstance(data, list) and data and all(isinstance(d, dict) for d in data):
+        # The old service's tapes: one object per frame, its duration in ms under "duration".
+        data = [d.get("duration") for d in data]
     if not isinstance(data, list) or not all(
             isinstance(d, int | float) and not isinstance(d, bool) and 0 < d <= 3_600_000
             for d in data):
         raise BakeRefused(f"{TIMING}: expected a list of per-frame durations in ms (numbers "
-                          'over 0), or {"durations_ms": [...]}', code="bad_timing")
+                          'over 0), [{"duration": ms}, ...] or {"durations_ms": [...]}',
+                          code="bad_timing")
     if len(data) != frames:
         raise BakeRefused(f"{TIMING}: {len(data)} durations for {frames} frames",
                           code="bad_timing")

@@ -13,8 +13,6 @@ import asyncio
 import logging
 import shutil
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -28,13 +26,11 @@ from oven.actors.store import StoreClient
 from oven.bakes import (
     BODY_SLACK,
     BakeRefused,
-    BakeSettings,
     BakeState,
-    Tape,
+    check_archive,
     fetch_archive,
     plan_bake,
     read_body,
-    unpack,
 )
 from oven.http._errors import ApiError, validation_message
 from oven.http._openapi import operation
@@ -42,11 +38,6 @@ from oven.system import ActorSystem
 from oven.webhooks import check_callback_url
 
 log = logging.getLogger(__name__)
-
-# Checking an archive is CPU and disk work of up to bakes.check_timeout_s: a pool of its own,
-# so checks never take every thread of the loop's default executor, and at most two of them
-# compete with the HTTP loop for the GIL at once.
-_CHECKS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bake-check")
 
 
 class BakeOptions(BaseModel):
@@ -64,6 +55,8 @@ class BakeOptions(BaseModel):
 class BakeView(BaseModel):
     id: str
     state: BakeState
+    stage: str | None = Field(None, description="Where it is: fetching, checking, queued, "
+                              "encoding, uploading, complete or failed.")
     error: str | None = None
     source: str | None = None
     frames: int | None = None
@@ -91,7 +84,8 @@ def _system(request: Request) -> ActorSystem:
     return system
 
 
-def _view(doc: dict[str, Any]) -> dict[str, Any]:
+def bake_view(doc: dict[str, Any]) -> dict[str, Any]:
+    """A stored bake record as the API shows it (BakeView's fields only)."""
     return BakeView.model_validate({k: v for k, v in doc.items() if k in BakeView.model_fields}
                                    ).model_dump(mode="json")
 
@@ -138,7 +132,7 @@ async def post_bake(request: Request) -> Response:
                 await system.ask_async("bakes", Release(bake_id))
             except Exception as exc:  # the answer to the client matters more than this
                 log.warning("bake %s: reservation not released: %s", bake_id, exc)
-    return JSONResponse(_view(doc), status_code=202,
+    return JSONResponse(bake_view(doc), status_code=202,
                         headers={"Location": f"/bakes/{bake_id}"})
 
 
@@ -160,20 +154,11 @@ async def _intake(request: Request, system: ActorSystem, bake_id: str, work: Any
         await fetch_archive(options.url, archive, settings=settings,
                             pieces=system.settings.pieces)
         source = options.url
-    tape = await asyncio.get_running_loop().run_in_executor(
-        _CHECKS, _check, archive, work / "tape", settings)
+    tape = await check_archive(archive, work / "tape", settings)
     plan = plan_bake(tape, options.scale, settings)
     timeout = system.settings.supervisor.ask_timeout_s
     return await system.ask_async("bakes", Enqueue(bake_id, work, tape, plan, source,
                                                    options.callback_url), timeout=timeout)
-
-
-def _check(archive: Path, dest: Path, settings: BakeSettings) -> Tape:
-    """Unpack and check (it ends itself at bakes.check_timeout_s), then drop the archive."""
-    try:
-        return unpack(archive, dest, settings)
-    finally:
-        archive.unlink(missing_ok=True)
 
 
 def _store(request: Request) -> StoreClient:
@@ -190,7 +175,7 @@ async def get_bake(request: Request) -> Response:
     doc = await _store(request).get_doc("bakes", bake_id)
     if doc is None:
         raise ApiError(404, f"no bake with id {bake_id!r}")
-    return JSONResponse(_view(doc))
+    return JSONResponse(bake_view(doc))
 
 
 @operation("Recent bakes, newest first", responses={200: BakeList}, tags=["bakes"],
@@ -201,7 +186,7 @@ async def list_bakes(request: Request) -> Response:
     if not raw.isdigit() or int(raw) < 1:
         raise ApiError(422, f"limit: expected a positive integer, got {raw!r}")
     docs = await _store(request).list_docs("bakes", limit=min(int(raw), most))
-    return JSONResponse({"bakes": [_view(doc) for doc in docs]})
+    return JSONResponse({"bakes": [bake_view(doc) for doc in docs]})
 
 
 def bake_routes() -> list[BaseRoute]:

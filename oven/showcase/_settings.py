@@ -24,6 +24,10 @@ class Preset(BaseModel):
     width: int = Field(ge=16, le=8192, description="Width of the PNG in pixels.")
     height: int = Field(ge=16, le=8192, description="Height of the PNG in pixels.")
     density: int = Field(1, ge=1, le=4, description="Device pixel ratio of the capture.")
+    category: str | None = Field(
+        None, pattern=PRESET_NAME.pattern, description="The folder it goes in, in the old "
+        "service's ZIP of every preset (GET /app-screenshots/download/{piece}). Unset: the "
+        "preset name up to its first '-' (phone-portrait: phone).")
 
     @model_validator(mode="after")
     def _divisible(self) -> Preset:
@@ -77,6 +81,10 @@ class ShowcaseSettings(BaseModel):
     og_retry_s: float = Field(
         60.0, ge=0, le=86400,
         description="After a failed render, how long before a request starts another.")
+
+    def category_of(self, name: str) -> str:
+        """The category of preset `name`: configured, or its name up to the first '-'."""
+        return self.presets[name].category or name.split("-", 1)[0]
 
     @field_validator("presets")
     @classmethod

@@ -1,7 +1,10 @@
 """Baker actor ("bakes"): owns bake records and their lifecycle, queued → running → final.
 
 The HTTP edge streams and checks the archive (it must answer 4xx for a bad one), then hands the
-unpacked tape here. The Baker records it in the Store (kind "bakes"), lets at most the encoder's
+unpacked tape here (Enqueue); or, for a caller that must be answered before anything is fetched
+(the old service's POST /bake), only a `url` (Fetch): the Baker records the bake at once, then
+fetches, checks and plans it itself, and a refusal fails the bake instead of its request. The
+Baker records it in the Store (kind "bakes"), lets at most the encoder's
 concurrency of bakes run at once, asks the Encoder (whose own limiter bounds every ffmpeg,
 grabs' and bakes' alike) for the MP4 and thumbnail, stores both through the Uploader and tells
 the webhooks actor when a bake with a callback_url is final. Work dirs are removed in a finally.
@@ -20,13 +23,21 @@ import logging
 import math
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pykka
 
 from oven import metrics
+from oven.actors.baker._messages import (
+    Admit,
+    BakesBusy,
+    BakeStatus,
+    Enqueue,
+    Fetch,
+    Release,
+    work_root,
+)
 from oven.actors.encoder import CancelEncode, Encode, EncodeBake
 from oven.actors.grab_queue import resolve_instance_id
 from oven.actors.runtime import (
@@ -39,10 +50,18 @@ from oven.actors.runtime import (
 )
 from oven.actors.store import StoreClient
 from oven.actors.uploader import Upload
-from oven.bakes import BakePlan, BakeState, Tape
+from oven.bakes import (
+    BakePlan,
+    BakeRefused,
+    BakeState,
+    Tape,
+    callback_payload,
+    check_archive,
+    fetch_archive,
+    plan_bake,
+)
 from oven.config import Settings
 from oven.encode import BakeEncodeRequest, EncodeError, EncodeRequest, Format
-from oven.errors import Refusal
 from oven.grabs import result_url
 from oven.storage import StorageError
 from oven.store import StoreUnavailable
@@ -52,52 +71,12 @@ log = logging.getLogger(__name__)
 
 KIND = "bakes"
 INSTANCES = "bake_instances"
+# A caller's own names for a bake (the old service's mongoId, slug, code), one document each,
+# id "<name>:<value>" -> {"bake_id": ...}: the newest bake so named, found without a scan.
+REFS = "bake_refs"
 SWEEP_LIMIT = 1000
 _PEER_ERRORS = (MailboxFull, ActorUnavailable, AskTimeout, pykka.ActorDeadError,
                 StoreUnavailable)
-
-
-class BakesBusy(Refusal):
-    status = 429
-
-    def __init__(self, active: int, retry_after_s: float) -> None:
-        super().__init__(f"{active} bakes are queued or running (bakes.max_active); "
-                         "try again later", retry_after_s=retry_after_s)
-
-
-@dataclass(frozen=True)
-class Admit:
-    """Reserve a place for a bake before its body is read; BakesBusy when full."""
-
-    bake_id: str
-
-
-@dataclass(frozen=True)
-class Release:
-    """Give back a reservation whose upload was refused."""
-
-    bake_id: str
-
-
-@dataclass(frozen=True)
-class Enqueue:
-    """An admitted bake whose tape is unpacked and planned in `work_dir`: record it, run it."""
-
-    bake_id: str
-    work_dir: Path
-    tape: Tape
-    plan: BakePlan
-    source: str
-    callback_url: str | None = None
-
-
-@dataclass(frozen=True)
-class BakeStatus:
-    """Counts for /status: reserved, queued, running."""
-
-
-def work_root(settings: Settings) -> Path:
-    return settings.resolve(Path("bakes"))
 
 
 class Baker(AsyncActor):
@@ -131,6 +110,8 @@ class Baker(AsyncActor):
                 return self.defer(self._release(bake_id))
             case Enqueue():
                 return self.defer(self._enqueue(message))
+            case Fetch():
+                return self.defer(self._fetch(message))
             case BakeStatus():
                 return self.defer(self._status())
         return super().receive(message)
@@ -171,22 +152,36 @@ class Baker(AsyncActor):
         return {"receiving": len(self.reserved), "queued": len(self.tasks) - len(self.running),
                 "running": len(self.running), "max_active": self.settings.bakes.max_active}
 
-    async def _enqueue(self, job: Enqueue) -> dict[str, Any]:
-        # Taken even if its reservation expired meanwhile: the work is done, the slot is due.
-        self.reserved.pop(job.bake_id, None)
-        tape, plan = job.tape, job.plan
-        doc = {
-            "id": job.bake_id, "state": BakeState.QUEUED.value, "error": None, "source": job.source,
-            "frames": tape.frames, "fps": round(plan.fps, 6), "fps_source": plan.fps_source,
-            "duration": round(plan.duration_s, 6), "has_audio": tape.soundtrack is not None,
-            "width": plan.out_width, "height": plan.out_height, "scale": plan.scale,
+    def _new_doc(self, bake_id: str, source: str, callback_url: str | None) -> dict[str, Any]:
+        return {
+            "id": bake_id, "state": BakeState.QUEUED.value, "stage": "queued", "error": None,
+            "source": source, "frames": None, "fps": None, "fps_source": None,
+            "duration": None, "has_audio": None, "width": None, "height": None, "scale": None,
             "url": None, "thumbnail_url": None, "size": None,
-            "callback_url": job.callback_url, "instance_id": self.instance,
+            "callback_url": callback_url, "instance_id": self.instance,
             "created_at": time.time(),
             "started_at": None, "finished_at": None,
         }
+
+    async def _enqueue(self, job: Enqueue) -> dict[str, Any]:
+        doc = self._new_doc(job.bake_id, job.source, job.callback_url)
+        _describe(doc, job.tape, job.plan)
+        return await self._record_and_run(job, doc)
+
+    async def _fetch(self, job: Fetch) -> dict[str, Any]:
+        doc = self._new_doc(job.bake_id, job.url, job.callback_url)
+        doc.update(stage="fetching", callback_style=job.callback_style.value,
+                   refs=dict(job.refs or {}), result_base=job.result_base)
+        return await self._record_and_run(job, doc)
+
+    async def _record_and_run(self, job: Enqueue | Fetch, doc: dict[str, Any]) -> dict[str, Any]:
+        # Taken even if its reservation expired meanwhile: the work is done, the slot is due.
+        self.reserved.pop(job.bake_id, None)
         try:
             await self.store.put_doc(KIND, job.bake_id, doc)
+            for name, value in (doc.get("refs") or {}).items():
+                ref = f"{name}:{value}"
+                await self.store.put_doc(REFS, ref, {"id": ref, "bake_id": job.bake_id})
         except BaseException:
             metrics.BAKES_ACTIVE.set(self._active())
             raise
@@ -196,24 +191,41 @@ class Baker(AsyncActor):
         metrics.BAKES_ACTIVE.set(self._active())
         return doc
 
-    async def _run(self, job: Enqueue, doc: dict[str, Any]) -> None:
+    async def _fetched(self, job: Fetch, doc: dict[str, Any]) -> Enqueue:
+        """Fetch, check and plan a Fetch's archive (no encoder slot held meanwhile)."""
+        bakes = self.settings.bakes
+        await asyncio.to_thread(job.work_dir.mkdir, parents=True, exist_ok=True)
+        archive = job.work_dir / "archive.bin"
+        await fetch_archive(job.url, archive, settings=bakes, pieces=self.settings.pieces)
+        doc["stage"] = "checking"
+        await self._save(doc)
+        tape = await check_archive(archive, job.work_dir / "tape", bakes)
+        plan = plan_bake(tape, job.scale, bakes)
+        _describe(doc, tape, plan)
+        doc["stage"] = "queued"
+        await self._save(doc)
+        return Enqueue(job.bake_id, job.work_dir, tape, plan, job.url, job.callback_url)
+
+    async def _run(self, job: Enqueue | Fetch, doc: dict[str, Any]) -> None:
         assert self.limiter is not None
         try:
+            if isinstance(job, Fetch):
+                job = await self._fetched(job, doc)
             async with self.limiter.slot():
                 self.running.add(job.bake_id)
-                _move(doc, BakeState.RUNNING, started_at=time.time())
+                _move(doc, BakeState.RUNNING, started_at=time.time(), stage="encoding")
                 await self._save(doc)
-                doc.update(await self._bake(job))
+                doc.update(await self._bake(job, doc))
             # After the slot is given back: a cancel landing in its release fails the bake
             # (RUNNING -> FAILED), never a COMPLETE one.
-            _move(doc, BakeState.COMPLETE)
+            _move(doc, BakeState.COMPLETE, stage=BakeState.COMPLETE.value)
         except asyncio.CancelledError:
-            _move(doc, BakeState.FAILED,
+            _move(doc, BakeState.FAILED, stage=BakeState.FAILED.value,
                   error="interrupted: oven stopped before the bake finished")
             self._tell_encoder(CancelEncode(job.bake_id))
             raise
         except Exception as exc:
-            _move(doc, BakeState.FAILED, error=_reason(exc))
+            _move(doc, BakeState.FAILED, stage=BakeState.FAILED.value, error=_reason(exc))
             log.info("bake %s failed: %s", job.bake_id, doc["error"], extra={"bake": job.bake_id})
         finally:
             doc["finished_at"] = time.time()
@@ -226,7 +238,7 @@ class Baker(AsyncActor):
             await self._save(doc)
             self._notify(doc)
 
-    async def _bake(self, job: Enqueue) -> dict[str, Any]:
+    async def _bake(self, job: Enqueue, doc: dict[str, Any]) -> dict[str, Any]:
         tape, plan, bake_id = job.tape, job.plan, job.bake_id
         out = job.work_dir / "out"
         out.mkdir(parents=True, exist_ok=True)
@@ -245,6 +257,8 @@ class Baker(AsyncActor):
             out_path=out / "thumb.jpg", upscale=plan.scale)
         thumb = await self._encode(Encode(f"{bake_id}-thumb", thumb_request),
                                    timeout=settings.encoder.timeout_s * (1 + waiting) + 30)
+        doc["stage"] = "uploading"
+        await self._save(doc)
         stored_video = await self._upload(bake_id, "tape.mp4", video.path, video.content_type)
         stored_thumb = await self._upload(bake_id, "thumb.jpg", thumb.path, thumb.content_type)
         return {"url": result_url(stored_video.key, stored_video.url),
@@ -282,7 +296,9 @@ class Baker(AsyncActor):
         url = doc.get("callback_url")
         if not url:
             return
-        payload = {k: doc.get(k) for k in ("id", "state", "url", "thumbnail_url", "error")}
+        secret = self.settings.compat.bakes.callback_secret
+        payload = callback_payload(doc, secret=None if secret is None
+                                   else secret.get_secret_value())
         try:
             from oven.actors.webhooks import Deliver
 
@@ -337,11 +353,21 @@ class Baker(AsyncActor):
                     continue
                 error = (f"interrupted: its instance {owner} is gone (no heartbeat for "
                          f"{now - last_seen:.0f} s)")
-            _move(doc, BakeState.FAILED, finished_at=now, error=error)
+            _move(doc, BakeState.FAILED, stage=BakeState.FAILED.value, finished_at=now,
+                  error=error)
             await self._save(doc)
+            # Its caller still hears how it ended: nobody else will tell it.
+            self._notify(doc)
             if owner is None or owner == self.instance:
                 await asyncio.to_thread(shutil.rmtree, work_root(self.settings) / str(bake_id),
                                         ignore_errors=True)
+
+
+def _describe(doc: dict[str, Any], tape: Tape, plan: BakePlan) -> None:
+    """What the checked tape and its plan say about a bake."""
+    doc.update(frames=tape.frames, fps=round(plan.fps, 6), fps_source=plan.fps_source,
+               duration=round(plan.duration_s, 6), has_audio=tape.soundtrack is not None,
+               width=plan.out_width, height=plan.out_height, scale=plan.scale)
 
 
 def _state(doc: dict[str, Any]) -> BakeState:
@@ -355,6 +381,8 @@ def _move(doc: dict[str, Any], wanted: BakeState, **fields: Any) -> None:
 
 
 def _reason(exc: Exception) -> str:
+    if isinstance(exc, BakeRefused):
+        return exc.message
     if isinstance(exc, EncodeError | StorageError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
