@@ -5,13 +5,45 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from urllib.parse import urlsplit
-
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 _STRICT = ConfigDict(extra="forbid")
-_MIN_SECRET = 16
 _OG_PIECE = re.compile(r"^\$?[a-z0-9][a-z0-9_-]{0,63}$")
+_MIB = 1024 * 1024
+
+
+class BundlesSettings(BaseModel):
+    """`[compat.bundles]`: offline HTML bundles of a piece (GET /bundle-html). Every bound is
+    there because a piece decides what it loads: a hostile one can import 10k modules or point
+    at a 1 GB image, and the whole bundle is held in memory while it is made."""
+
+    model_config = _STRICT
+
+    max_files: int = Field(
+        200, ge=1, le=10_000, description="Files a bundle may inline (pages, scripts, modules, "
+        "styles, fonts, images); past it the bundle is refused with 422.")
+    max_depth: int = Field(
+        16, ge=1, le=256, description="Longest chain of references (page -> module -> module "
+        "...) followed; past it the bundle is refused with 422.")
+    max_file_bytes: int = Field(
+        8 * _MIB, ge=1024, le=256 * _MIB, description="Largest single file; a download is cut "
+        "off (and the bundle refused) as soon as it passes this.")
+    max_total_bytes: int = Field(
+        24 * _MIB, ge=1024, le=1024 * _MIB, description="Sum of every file fetched for one "
+        "bundle.")
+    timeout_s: float = Field(
+        30.0, gt=0, le=600, description="Time to make one bundle, fetching and minifying.")
+    max_redirects: int = Field(
+        5, ge=0, le=20, description="Redirects followed for one file (each hop checked).")
+    concurrency: int = Field(
+        2, ge=1, le=16, description="Bundles made at once (minifying takes a core).")
+    max_waiting: int = Field(
+        16, ge=0, le=1000, description="Bundle requests waiting for a slot before 429.")
+    cache_max_bytes: int = Field(
+        64 * _MIB, ge=0, le=4096 * _MIB, description="Memory for finished bundles, kept by "
+        "content hash (least recently used dropped first); 0 keeps none.")
+    max_prewarm: int = Field(
+        50, ge=1, le=1000, description="Pieces one POST /bundle-prewarm may name.")
 
 
 class GrabsCompatSettings(BaseModel):
@@ -72,61 +104,12 @@ class CompatOgSettings(BaseModel):
         return pieces
 
 
-class CompatBakeSettings(BaseModel):
-    """`[compat.bakes]`: the old service's tape bakes (POST /bake and its callback)."""
-
-    model_config = _STRICT
-
-    callback_secret: SecretStr | None = Field(
-        None, description="The old service's shared CALLBACK_SECRET: POST /bake must carry it "
-        "as callbackSecret (else 401), and the completion callback sends it back as 'secret'. "
-        "Unset: POST /bake is refused (403).")
-    scale: int = Field(
-        3, ge=1, le=8, description="Nearest-neighbour upscale of every tape baked through "
-        "POST /bake (the old service's was 3).")
-    public_url: str | None = Field(
-        None, max_length=2048, description="This service's base URL as callback receivers "
-        "reach it, for mp4Url and thumbnailUrl of results on local storage (a bucket's URLs "
-        "are absolute already). Unset: the base URL the POST /bake arrived at.")
-
-    @field_validator("callback_secret")
-    @classmethod
-    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
-        # It is the only thing standing between anyone and the bake queue.
-        if value is not None and len(value.get_secret_value()) < _MIN_SECRET:
-            raise ValueError(f"must be at least {_MIN_SECRET} characters")
-        return value
-
-    @field_validator("public_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or \
-                parts.fragment:
-            raise ValueError(f"{value!r}: expected http(s)://host[:port][/path]")
-        return value.rstrip("/") + "/"
-
-
-class AppScreenshotSettings(BaseModel):
-    """`[compat.app_screenshots]`: the old app-screenshot routes' re-capture (?force=true)."""
-
-    model_config = _STRICT
-
-    force_interval_s: float = Field(
-        300.0, ge=0, le=86400, description="?force=true captures one piece at one preset again "
-        "at most once in this many seconds (per instance); sooner is answered 429 with "
-        "Retry-After, unless the request carries the admin token. 0: no limit.")
-
-
 class CompatSettings(BaseModel):
     model_config = _STRICT
 
     enabled: bool = Field(
         True, description="Answer the old service's routes beside oven's own (README "
         "\"Migrating from the old service\"); they take precedence where paths coincide.")
+    bundles: BundlesSettings = Field(default_factory=BundlesSettings)
     grabs: GrabsCompatSettings = Field(default_factory=GrabsCompatSettings)
     og: CompatOgSettings = Field(default_factory=CompatOgSettings)
-    bakes: CompatBakeSettings = Field(default_factory=CompatBakeSettings)
-    app_screenshots: AppScreenshotSettings = Field(default_factory=AppScreenshotSettings)

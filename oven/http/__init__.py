@@ -2,13 +2,14 @@
 
 from oven.http._app import create_app
 from oven.http._auth import holds_token, require_token
-from oven.http._bakes import bake_routes, bake_view
+from oven.http._bakes import bake_routes
 from oven.http._dashboard import dashboard_routes
 from oven.http._errors import ApiError, error_response, validation_message
 from oven.http._grab_client import Accepted, GrabClient, LimitsExceeded, validated
 from oven.http._grabs import GrabAccepted, grab_routes
 from oven.http._openapi import operation
 from oven.http._pty import pty_routes
+from oven.http._pty_io import ObserverStream, closing_event
 from oven.http._pty_page import pty_page_routes
 from oven.http._roles import api_refusals, worker_ops_routes
 from oven.http._showcase import og_renderer, render_og, seconds_to_midnight, showcase_routes
@@ -19,9 +20,10 @@ __all__ = [
     "GrabAccepted",
     "GrabClient",
     "LimitsExceeded",
+    "ObserverStream",
     "api_refusals",
     "bake_routes",
-    "bake_view",
+    "closing_event",
     "create_app",
     "dashboard_routes",
     "error_response",
