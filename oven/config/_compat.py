@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 _STRICT = ConfigDict(extra="forbid")
 _OG_PIECE = re.compile(r"^\$?[a-z0-9][a-z0-9_-]{0,63}$")
+_MIN_SECRET = 16
 _MIB = 1024 * 1024
 
 
@@ -61,6 +63,54 @@ class GrabsCompatSettings(BaseModel):
         "running for longer than this since admission (the old service's 5 minutes).")
 
 
+class CompatBakeSettings(BaseModel):
+    """`[compat.bakes]`: the old service's tape bakes (POST /bake and its callback)."""
+
+    model_config = _STRICT
+
+    callback_secret: SecretStr | None = Field(
+        None, description="The old service's shared CALLBACK_SECRET: POST /bake must carry it "
+        "as callbackSecret (else 401), and the completion callback sends it back as 'secret'. "
+        "Unset: POST /bake is refused (403).")
+    scale: int = Field(
+        3, ge=1, le=8, description="Nearest-neighbour upscale of every tape baked through "
+        "POST /bake (the old service's was 3).")
+    public_url: str | None = Field(
+        None, max_length=2048, description="This service's base URL as callback receivers "
+        "reach it, for mp4Url and thumbnailUrl of results on local storage (a bucket's URLs "
+        "are absolute already). Unset: the base URL the POST /bake arrived at.")
+
+    @field_validator("callback_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        # It is the only thing standing between anyone and the bake queue.
+        if value is not None and len(value.get_secret_value()) < _MIN_SECRET:
+            raise ValueError(f"must be at least {_MIN_SECRET} characters")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or \
+                parts.fragment:
+            raise ValueError(f"{value!r}: expected http(s)://host[:port][/path]")
+        return value.rstrip("/") + "/"
+
+
+class AppScreenshotSettings(BaseModel):
+    """`[compat.app_screenshots]`: the old app-screenshot routes' re-capture (?force=true)."""
+
+    model_config = _STRICT
+
+    force_interval_s: float = Field(
+        300.0, ge=0, le=86400, description="?force=true captures one piece at one preset again "
+        "at most once in this many seconds (per instance); sooner is answered 429 with "
+        "Retry-After, unless the request carries the admin token. 0: no limit.")
+
+
 class CompatOgSettings(BaseModel):
     """`[compat.og]`: which pieces feed the old service's OG images and backdrop. Each is
     rendered once a UTC day through the grab queue's background lane; the one-piece layouts
@@ -111,5 +161,7 @@ class CompatSettings(BaseModel):
         True, description="Answer the old service's routes beside oven's own (README "
         "\"Migrating from the old service\"); they take precedence where paths coincide.")
     bundles: BundlesSettings = Field(default_factory=BundlesSettings)
+    bakes: CompatBakeSettings = Field(default_factory=CompatBakeSettings)
+    app_screenshots: AppScreenshotSettings = Field(default_factory=AppScreenshotSettings)
     grabs: GrabsCompatSettings = Field(default_factory=GrabsCompatSettings)
     og: CompatOgSettings = Field(default_factory=CompatOgSettings)

@@ -2,7 +2,7 @@
 
 from oven.http._app import create_app
 from oven.http._auth import holds_token, require_token
-from oven.http._bakes import bake_routes
+from oven.http._bakes import bake_routes, bake_view
 from oven.http._dashboard import dashboard_routes
 from oven.http._errors import ApiError, error_response, validation_message
 from oven.http._grab_client import Accepted, GrabClient, LimitsExceeded, validated
@@ -23,6 +23,7 @@ __all__ = [
     "ObserverStream",
     "api_refusals",
     "bake_routes",
+    "bake_view",
     "closing_event",
     "create_app",
     "dashboard_routes",
