@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 _STRICT = ConfigDict(extra="forbid")
-_OG_PIECE = re.compile(r"^\$?[a-z0-9][a-z0-9_-]{0,63}$")
+_OG_PIECE = re.compile(r"^\$?[a-z0-9][a-z0-9_-]{0,63}\Z")  # \Z: "$" lets "anim\n" through
 _MIN_SECRET = 16
 _MIB = 1024 * 1024
 
