@@ -110,6 +110,10 @@ def old_grab(fields: Mapping[str, Any], *, piece: Any, fmt: Any, width: int,
         if duration_ms <= 0:
             raise ApiError(422, f"duration: milliseconds, more than 0, got {duration_ms:g}")
         data["duration"] = duration_ms / 1000
+    if "playbackFps" in fields:  # captured at fps, played at playbackFps: a time-lapse
+        data["playback_fps"] = number("playbackFps", fields["playbackFps"])
+    if "viewportScale" in fields:  # art pixels: laid out at 1/scale, scaled up by nearest
+        data["viewport_scale"] = whole("viewportScale", fields["viewportScale"])
     if "density" in fields:
         data["density"] = number("density", fields["density"])
     # The old service took a quality for every format and ignored it where it meant nothing;

@@ -37,7 +37,7 @@ _NOWAIT = {"true": "placeholder", "1": "accepted", "yes": "accepted",
            responses={200: "application/octet-stream"}, tags=["compat"],
            query={name: {"type": "string"} for name in (
                "duration", "fps", "frames", "clock", "density", "quality", "source",
-               "skipCache", "cacheKey", "nowait")})
+               "skipCache", "cacheKey", "nowait", "playbackFps", "viewportScale")})
 async def get_grab(request: Request) -> Response:
     p, query = request.path_params, request.query_params
     mode = _NOWAIT.get(query.get("nowait", "false").lower())

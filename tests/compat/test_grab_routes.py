@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from PIL import Image
 
+from tests.encode.test_playback_durations import gif_frame_cs, webp_frame_ms
 from tests.oven_process import OvenProcess, running_oven
 from tests.pipeline.grab_client import job
 
@@ -262,3 +264,61 @@ def test_wrong_methods_are_405_json(oven: OvenProcess, method: str, path: str) -
 def test_nothing_failed_inside_the_service(oven: OvenProcess) -> None:
     assert "unhandled error" not in oven.log
     assert "Traceback" not in oven.log
+
+
+# -- playbackFps and viewportScale: the old names of oven's playback_fps and viewport_scale ---
+
+
+def test_playback_fps_plays_the_frames_captured_at_fps_faster(oven: OvenProcess,
+                                                             tmp_path: Path) -> None:
+    response = get(oven, "/grab/webp/64/64/anim?duration=2000&fps=5&playbackFps=10")
+    assert response.status_code == 200, response.text
+    path = tmp_path / "lapse.webp"
+    path.write_bytes(response.content)
+    durations = webp_frame_ms(path)
+    assert len(durations) == 10  # 2 s of page time at 5 fps
+    assert abs(sum(durations) - 1000) <= 1, durations  # played at 10 fps: 1 s
+
+
+def test_post_grab_takes_playback_fps_and_viewport_scale(oven: OvenProcess,
+                                                         tmp_path: Path) -> None:
+    response = httpx.post(f"{oven.url}/grab", timeout=90, json={
+        "piece": "anim", "format": "gif", "width": 96, "height": 64, "duration": 1000,
+        "fps": 4, "playbackFps": 8, "viewportScale": 2})
+    assert response.status_code == 200, response.text
+    path = tmp_path / "lapse.gif"
+    path.write_bytes(response.content)
+    delays = gif_frame_cs(path)  # centiseconds: 1/8 s each rounds to 12 or 13
+    assert len(delays) == 4 and sum(delays) == 50 and set(delays) <= {12, 13}, delays
+    with Image.open(path) as gif:
+        assert gif.size == (96, 64)
+
+
+def test_viewport_scale_reaches_the_grab_as_viewport_scale(oven: OvenProcess) -> None:
+    response = get(oven, "/grab/png/128/96/anim?nowait=1&viewportScale=4", timeout=30)
+    assert response.status_code in (200, 202), response.text
+    if response.status_code == 202:
+        view = job(oven, response.json()["id"])
+        assert view["request"]["viewport_scale"] == 4
+    done = get(oven, "/grab/png/128/96/anim?viewportScale=4")
+    assert done.status_code == 200, done.text
+    with Image.open(io.BytesIO(done.content)) as png:
+        assert png.size == (128, 96)
+        pixels = png.convert("RGB").load()
+        for x in range(0, 128, 4):  # every art pixel is one 4x4 block of one colour
+            for y in range(0, 96, 4):
+                block = {pixels[x + i, y + j] for i in range(4) for j in range(4)}
+                assert len(block) == 1, (x, y, block)
+
+
+@pytest.mark.parametrize("query, named", [
+    ("viewportScale=3", "width"), ("viewportScale=0", "viewport_scale"),
+    ("viewportScale=abc", "viewportScale"), ("viewportScale=99", "viewport_scale"),
+    ("viewportScale=2&density=2", "density"), ("playbackFps=nan", "playbackFps"),
+    ("playbackFps=0", "playback_fps"), ("playbackFps=1e9", "playback_fps"),
+])
+def test_hostile_playback_fps_and_viewport_scale_are_422_json(
+        oven: OvenProcess, query: str, named: str) -> None:
+    response = get(oven, f"/grab/webp/64/64/anim?duration=1000&fps=4&{query}", timeout=30)
+    assert response.status_code == 422, response.text
+    assert named in response.json()["error"]["message"]
