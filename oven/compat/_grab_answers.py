@@ -29,6 +29,9 @@ from oven.jobs import JobState
 from oven.system import ActorSystem
 
 BAKING_WAIT_MS = 30_000  # the old service's X-Estimated-Wait when it knew no better
+# Placeholders are made one at a time: each costs tens of ms of CPU, anyone may ask for any
+# size, and a burst of them must not take every core from the captures.
+_PLACEHOLDER_SLOT = asyncio.Semaphore(1)
 CACHE_KEY_FRAGMENT = "oven-cache-key="
 
 
@@ -171,7 +174,8 @@ async def baking(view: GrabView, accepted: Accepted, *, fmt: str, width: int,
         "X-Grab-Id": grab_id(view),
         "Cache-Control": "no-store",
     }
-    image = await asyncio.to_thread(placeholder, width, height, fmt)
+    async with _PLACEHOLDER_SLOT:
+        image = await asyncio.to_thread(placeholder, width, height, fmt)
     if image is None:  # no still image stands in for a video: oven's JSON answer instead
         response = accepted_json(view, accepted)
         response.headers.update(headers)
