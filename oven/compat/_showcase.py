@@ -128,7 +128,8 @@ async def get_kidlisp_og_day(request: Request) -> Response:
                                              wait_s=showcase.og_wait_timeout_s)
         return Response(content, media_type="image/png",
                         headers=_image_headers(KIDLISP, image, FALLBACK_MAX_AGE_S))
-    image = OgImage(layout, day, renderer.cache.path(layout, day), "fresh")
+    image = OgImage(layout, day, renderer.cache.path(layout, day),
+                    "fresh" if day == utc_today() else "stale")
     headers = _image_headers(KIDLISP, image, DAY_IMAGE_MAX_AGE_S)
     headers["Cache-Control"] += ", immutable"
     return Response(content, media_type="image/png", headers=headers)

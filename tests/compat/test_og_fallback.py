@@ -49,6 +49,8 @@ def test_yesterdays_kidlisp_image_is_the_instant_fallback_while_todays_renders_o
     assert {r.headers["location"] for r in during} == {stale.headers["location"]}
     old = httpx.get(oven.url + stale.headers["location"], timeout=10)
     assert old.status_code == 200
+    assert old.headers["x-oven-og-freshness"] == "stale"
+    assert old.headers["x-cache"] == "STALE"
     image = Image.open(io.BytesIO(old.content)).convert("RGB")
     assert image.getpixel((OG_W // 2, OG_H // 2)) == DISTINCT
 
