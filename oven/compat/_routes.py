@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from oven.compat import _bakes, _bundles, _grabs, _showcase
+from oven.compat import _app_screenshots, _bakes, _bundles, _grabs, _showcase
 
 
 def compat_routes() -> list[BaseRoute]:
-    return [*_grabs.routes(), *_bakes.routes(), *_showcase.routes(), *_bundles.routes()]
+    return [*_grabs.routes(), *_bakes.routes(), *_showcase.routes(),
+            *_app_screenshots.routes(), *_bundles.routes()]

@@ -1,6 +1,7 @@
 """HTTP: the Starlette app, JSON errors, auth, OpenAPI and the grab client `oven grab` shares."""
 
 from oven.http._app import create_app
+from oven.http._app_screenshots import ScreenshotState, app_screenshots_zip, screenshot_states
 from oven.http._auth import holds_token, require_token
 from oven.http._bakes import bake_routes, bake_view
 from oven.http._dashboard import dashboard_routes
@@ -21,7 +22,9 @@ __all__ = [
     "GrabClient",
     "LimitsExceeded",
     "ObserverStream",
+    "ScreenshotState",
     "api_refusals",
+    "app_screenshots_zip",
     "bake_routes",
     "bake_view",
     "closing_event",
@@ -36,6 +39,7 @@ __all__ = [
     "pty_routes",
     "render_og",
     "require_token",
+    "screenshot_states",
     "seconds_to_midnight",
     "showcase_routes",
     "validated",

@@ -1,4 +1,4 @@
-"""Showcase routes: app-store screenshots (one preset, or all as a streamed ZIP) and OG images.
+"""Showcase routes: app-store screenshots (oven.http._app_screenshots) and OG images.
 
 Every capture here goes through the grab queue's background lane and its result cache, like
 icons: a repeated request is a cache hit that never touches the browser.
@@ -7,28 +7,24 @@ icons: a repeated request is a cache hit that never touches the browser.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import functools
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from oven import metrics
-from oven.actors.grab_queue import GrabView
 from oven.capture import piece_names, pieces_dir
-from oven.grabs import GrabRequest
+from oven.http._app_screenshots import app_screenshot_routes, grab_problem
 from oven.http._errors import ApiError
 from oven.http._grab_client import GrabClient, validated
-from oven.http._grabs import grab_and_wait, split_name
+from oven.http._grabs import split_name
 from oven.http._openapi import operation
-from oven.jobs import JobState
 from oven.showcase import (
     LAYOUTS,
     ONE_PIECE,
@@ -36,9 +32,7 @@ from oven.showcase import (
     OgImage,
     OgRender,
     OgRenderer,
-    Preset,
     ShowcaseSettings,
-    ZipStream,
     boxes_for,
     compose,
     pieces_for,
@@ -59,122 +53,6 @@ def _still(piece: str, width: int, height: int, density: int = 1) -> dict[str, A
             "density": density, "frames": 1, "lane": "background"}
 
 
-# -- app-store screenshots ---------------------------------------------------------------------
-
-
-def _preset(settings: ShowcaseSettings, name: str) -> Preset:
-    preset = settings.presets.get(name)
-    if preset is None:
-        raise ApiError(404, f"no screenshot preset {name!r}; presets are "
-                       f"{', '.join(settings.presets)}", code="unknown_preset")
-    return preset
-
-
-def _preset_request(system: ActorSystem, piece: str, name: str, preset: Preset) -> dict[str, Any]:
-    """The grab for one preset; a preset the [limits] refuse is named with the way out."""
-    width, height = preset.css_size
-    data = _still(piece, width, height, preset.density)
-    try:
-        grab = GrabRequest.model_validate(data)
-    except ValidationError:
-        return data  # a bad piece name: _validated answers it like any grab's
-    violations = grab.limit_violations(system.settings.limits)
-    if violations:
-        field, rule = violations[0]
-        raise ApiError(422, f"preset {name!r} captures {width}x{height} CSS px at density "
-                       f"{preset.density}, and {field} must be {rule} ([limits]); raise its "
-                       f"density in [showcase.presets.{name}] or the limit", code="invalid")
-    return data
-
-
-@operation("An app-store screenshot of a piece at a configured preset size (cached)",
-           responses={200: "image/png"}, tags=["showcase"])
-async def get_app_screenshot(request: Request) -> Response:
-    system = _system(request)
-    name = request.path_params["preset"]
-    preset = _preset(system.settings.showcase, name)
-    piece, _ = split_name(request.path_params["name"], ("png",))
-    return await grab_and_wait(request, _preset_request(system, piece, name, preset), wait=True)
-
-
-def _failure(view: GrabView, what: str, timeout_s: float) -> str | None:
-    if view.state is JobState.COMPLETE:
-        return None
-    if view.state in (JobState.FAILED, JobState.CANCELLED):
-        return f"{what}: grab {view.state.value}: {view.error}"
-    return f"{what}: not finished within {timeout_s:g} s (still {view.state.value})"
-
-
-@operation("Every screenshot preset of a piece as one ZIP, streamed as each PNG is ready",
-           responses={200: "application/zip"}, tags=["showcase"])
-async def get_app_screenshot_zip(request: Request) -> Response:
-    system = _system(request)
-    settings = system.settings
-    piece, _ = split_name(request.path_params["name"], ("zip",))
-    # Everything is checked before anything is submitted: a bad request starts no capture.
-    checked = []
-    for name, preset in settings.showcase.presets.items():
-        grab, target = await validated(settings, _preset_request(system, piece, name, preset))
-        checked.append((name, grab, target))
-    client = GrabClient(system)
-    # The jobs' own deadline bounds them; waiting past it could only see them fail.
-    timeout_s = settings.queue.deadline_s + 5
-    waits: dict[asyncio.Task[GrabView], str] = {}
-    try:
-        for name, grab, target in checked:
-            accepted = await client.submit(grab, target)
-            waits[asyncio.create_task(client.wait(accepted.view, timeout_s))] = name
-        # The first PNG is awaited before the response starts, so the usual failure (the
-        # piece itself fails) is still a JSON error and not a cut-off download.
-        done, pending = await asyncio.wait(set(waits), return_when=asyncio.FIRST_COMPLETED)
-        first = done.pop()
-        ready = [first, *done]
-        problem = _failure(first.result(), f"{piece} at preset {waits[first]}", timeout_s)
-        if problem is not None:
-            raise ApiError(422, problem, code="failed")
-    except BaseException:
-        # Only the waits stop: submitted captures finish and land in the cache.
-        for task in waits:
-            task.cancel()
-        raise
-    stream = _zip_members(client, piece, waits, ready, pending, timeout_s)
-    return StreamingResponse(stream, media_type="application/zip", headers={
-        "Content-Disposition": f'attachment; filename="{piece}-app-screenshots.zip"',
-        "Cache-Control": "no-store"})
-
-
-async def _zip_members(client: GrabClient, piece: str,
-                       waits: dict[asyncio.Task[GrabView], str],
-                       ready: list[asyncio.Task[GrabView]],
-                       pending: set[asyncio.Task[GrabView]],
-                       timeout_s: float) -> AsyncIterator[bytes]:
-    archive = ZipStream()
-    try:
-        while ready or pending:
-            if not ready:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                ready = list(done)
-            task = ready.pop(0)
-            view = task.result()
-            problem = _failure(view, f"{piece} at preset {waits[task]}", timeout_s)
-            if problem is not None:
-                # The status line is sent: all that is left is to cut the download short, so
-                # the client sees a broken transfer rather than a ZIP quietly missing a size.
-                log.warning("app-screenshots zip piece=%s aborted: %s", piece, problem)
-                raise RuntimeError(problem)
-            assert view.result is not None  # complete
-            yield archive.open_member(f"{piece}-{waits[task]}.png", size=view.result.size)
-            async with contextlib.aclosing(client.chunks(view.result)) as chunks:
-                async for chunk in chunks:
-                    yield archive.write(chunk)
-            yield archive.close_member()
-        yield archive.finish()
-    finally:
-        # A client that hangs up stops the waits; the captures finish and land in the cache.
-        for task in pending:
-            task.cancel()
-
-
 # -- OG images ---------------------------------------------------------------------------------
 
 
@@ -184,7 +62,7 @@ async def _still_bytes(system: ActorSystem, piece: str, width: int, height: int)
     accepted = await client.submit(grab, target)
     timeout_s = system.settings.queue.deadline_s + 5
     view = await client.wait(accepted.view, timeout_s)
-    problem = _failure(view, f"still of {piece!r}", timeout_s)
+    problem = grab_problem(view, f"still of {piece!r}", timeout_s)
     if problem is not None:
         raise RuntimeError(problem)
     assert view.result is not None  # complete
@@ -285,7 +163,6 @@ async def get_og(request: Request) -> Response:
 
 def showcase_routes() -> list[BaseRoute]:
     return [
-        Route("/app-screenshots/{preset}/{name}", get_app_screenshot, methods=["GET"]),
-        Route("/app-screenshots/{name}", get_app_screenshot_zip, methods=["GET"]),
+        *app_screenshot_routes(),
         Route("/og/{name}", get_og, methods=["GET"]),
     ]
