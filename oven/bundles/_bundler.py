@@ -4,6 +4,7 @@ finished bundles keyed by their content hash (a changed source makes a new bundl
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import OrderedDict
@@ -64,13 +65,14 @@ class BundleCache:
         return bundle
 
     def put(self, key: str, bundle: Bundle, max_bytes: int) -> None:
-        if bundle.size > max_bytes:
-            return
+        """Keep `bundle` if it fits at all, then drop the least recently used past the bound
+        (which a reload may have lowered)."""
         old = self._entries.pop(key, None)
         if old is not None:
             self.bytes -= old.size
-        self._entries[key] = bundle
-        self.bytes += bundle.size
+        if bundle.size <= max_bytes:
+            self._entries[key] = bundle
+            self.bytes += bundle.size
         while self.bytes > max_bytes and self._entries:
             _key, dropped = self._entries.popitem(last=False)
             self.bytes -= dropped.size
@@ -162,10 +164,15 @@ class Bundler:
         cached = self.cache.get(content_hash)
         if cached is not None:
             build.tell("cached", {"hash": content_hash})
-            return cached, True
+            # The same files may be named twice (a piece and its $code): answer by this name.
+            return dataclasses.replace(cached, piece=piece, url=url), True
         build.tell("minifying" if minify else "inlining",
                    {"files": len(sources.files) + 1, "bytes": sources.bytes})
-        assembled = await asyncio.to_thread(assemble, sources, minify=minify)
+        # The thread cannot be stopped from here: it checks the deadline itself between files.
+        deadline = started + settings.timeout_s
+        assembled = await asyncio.to_thread(
+            assemble, sources, minify=minify, max_minify_bytes=settings.max_minify_bytes,
+            deadline=deadline)
         bundle = Bundle(piece=piece, url=url, hash=content_hash, html=assembled.html,
                         files=len(sources.files) + 1, source_bytes=sources.bytes,
                         minified=minify,

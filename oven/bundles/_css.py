@@ -43,7 +43,7 @@ class _Table:
 def rewrite_sheet(text: str, replace: Replace) -> str:
     """A whole style sheet with each URL replaced by `replace(url, kind)` (None keeps it)."""
     table = _Table(replace)
-    rules = tinycss2.parse_stylesheet(text, skip_comments=True)
+    rules = tinycss2.parse_stylesheet(text)  # comments kept: not minifying keeps them
     for rule in rules:
         if isinstance(rule, css.AtRule) and rule.lower_at_keyword == "import":
             _walk(rule.prelude, table, "import")
@@ -56,7 +56,7 @@ def rewrite_sheet(text: str, replace: Replace) -> str:
 def rewrite_declarations(text: str, replace: Replace) -> str:
     """A `style` attribute's declarations, rewritten like a sheet's."""
     table = _Table(replace)
-    values = tinycss2.parse_component_value_list(text, skip_comments=True)
+    values = tinycss2.parse_component_value_list(text)
     _walk(values, table, "url")
     return table.fill(_serialize(values))
 
@@ -65,16 +65,15 @@ def split_imports(text: str) -> tuple[list[tuple[str, str, bool]], str]:
     """The sheet's leading `@import`s as (url, condition, plain) and the sheet without them.
     `plain`: the condition is a media query list only (no `layer`, no `supports()`), so the
     imported sheet can stand in its place as `@media condition { ... }`."""
-    rules = tinycss2.parse_stylesheet(text, skip_comments=True)
+    rules = tinycss2.parse_stylesheet(text)
     imports: list[tuple[str, str, bool]] = []
     rest = list(rules)
     for rule in rules:
-        if isinstance(rule, css.WhitespaceToken):
-            rest.pop(0)
-            continue
+        if isinstance(rule, (css.WhitespaceToken, css.Comment)):
+            continue  # stays in `rest`, before the rules it stood before
         if not (isinstance(rule, css.AtRule) and rule.lower_at_keyword in ("import", "charset")):
             break
-        rest.pop(0)
+        rest.remove(rule)
         if rule.lower_at_keyword == "charset":
             continue  # the bundle is UTF-8 throughout
         prelude = [t for t in rule.prelude if not isinstance(t, css.WhitespaceToken)]

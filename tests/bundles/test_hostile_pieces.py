@@ -1,0 +1,184 @@
+"""Hostile pieces against the bundler itself (oven.bundles.Bundler, plain async code) and a real
+loopback origin: what is refused, how much is read and asked before it is, and that the event
+loop stays free while a bundle is minified. The same pieces through HTTP are in
+tests/compat/test_bundle_routes.py."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from oven.bundles import Bundle, Bundler, BundleRefused
+from oven.config import BundlesSettings
+from tests.bundles.site import MANY_IMPORTS, PieceSite
+
+SETTINGS = BundlesSettings()
+
+
+async def bundle(site: PieceSite, piece: str, settings: BundlesSettings = SETTINGS,
+                 bundler: Bundler | None = None, *, minify: bool = True) -> tuple[Bundle, bool]:
+    return await (bundler or Bundler()).bundle(piece, site.url(piece), settings, minify=minify)
+
+
+async def refusal(site: PieceSite, piece: str,
+                  settings: BundlesSettings = SETTINGS) -> BundleRefused:
+    with pytest.raises(BundleRefused) as caught:
+        await bundle(site, piece, settings)
+    return caught.value
+
+
+async def test_ten_thousand_imports_stop_at_the_file_bound_having_asked_for_no_more(
+        site: PieceSite) -> None:
+    settings = BundlesSettings(max_files=50)
+    refused = await refusal(site, "many-imports", settings)
+    assert (refused.status, refused.code) == (422, "bundle_too_large")
+    assert "max_files" in refused.message
+    asked = site.requested("/many-imports/m/")
+    assert 0 < asked <= settings.max_files, f"{asked} of {MANY_IMPORTS} modules requested"
+
+
+async def test_an_import_chain_deeper_than_the_bound_is_refused_at_that_depth(
+        site: PieceSite) -> None:
+    refused = await refusal(site, "deep", BundlesSettings(max_depth=8))
+    assert refused.code == "bundle_too_large" and "max_depth" in refused.message
+    assert site.requested("/deep/d9.js") == 0
+
+
+async def test_an_endless_image_is_cut_off_at_the_file_bound(site: PieceSite) -> None:
+    settings = BundlesSettings(max_file_bytes=256 * 1024)
+    started = time.monotonic()
+    refused = await refusal(site, "endless-image", settings)
+    assert refused.code == "bundle_too_large" and "max_file_bytes" in refused.message
+    # The server would send 1 GiB; stopping at 256 KiB is quick.
+    assert time.monotonic() - started < 20
+
+
+async def test_an_image_that_declares_a_gigabyte_is_refused_before_its_body_is_read(
+        site: PieceSite) -> None:
+    refused = await refusal(site, "declared-gigabyte")
+    assert refused.code == "bundle_too_large" and "max_file_bytes" in refused.message
+
+
+async def test_files_adding_up_past_the_total_bound_are_refused(site: PieceSite) -> None:
+    refused = await refusal(site, "gallery", BundlesSettings(max_total_bytes=100_000))
+    assert refused.code == "bundle_too_large" and "max_total_bytes" in refused.message
+
+
+@pytest.mark.parametrize("piece", ["redirect-private", "redirect-loopback"])
+async def test_a_redirect_off_the_piece_s_origin_is_refused_and_not_followed(
+        site: PieceSite, piece: str) -> None:
+    refused = await refusal(site, piece)
+    assert (refused.status, refused.code) == (422, "fetch_refused")
+    assert "not followed" in refused.message
+
+
+async def test_a_redirect_loop_stops_at_the_redirect_bound(site: PieceSite) -> None:
+    refused = await refusal(site, "redirect-loop", BundlesSettings(max_redirects=3))
+    assert refused.code == "fetch_refused" and "max_redirects" in refused.message
+    assert site.requested("/redirect-loop/loop.js") == 4
+
+
+async def test_a_redirect_on_the_piece_s_own_origin_is_followed(site: PieceSite) -> None:
+    made, _cached = await bundle(site, "redirect-same")
+    assert b"followed" in made.html and made.warnings == ()
+
+
+async def test_a_file_on_another_origin_is_left_as_it_is_with_a_warning_and_not_fetched(
+        site: PieceSite) -> None:
+    before = site.requested("/gallery/classic.js")
+    made, _cached = await bundle(site, "cross-origin")
+    assert f"http://localhost:{site.port}/gallery/classic.js".encode() in made.html
+    assert any("another origin" in warning for warning in made.warnings)
+    assert site.requested("/gallery/classic.js") == before
+
+
+async def test_a_script_the_minifier_cannot_read_is_kept_as_it_is_with_a_warning(
+        site: PieceSite) -> None:
+    made, _cached = await bundle(site, "broken-script")
+    assert b"let = = ;( // not JavaScript" in made.html
+    assert b"window.ok=1" in made.html  # the readable one is minified all the same
+    assert any("not minified" in warning for warning in made.warnings)
+
+
+async def test_a_piece_slower_than_the_time_bound_is_refused_in_that_time(
+        site: PieceSite) -> None:
+    started = time.monotonic()
+    refused = await refusal(site, "slow", BundlesSettings(timeout_s=1.5))
+    assert (refused.status, refused.code) == (422, "bundle_timeout")
+    assert time.monotonic() - started < 10
+
+
+async def test_builds_past_concurrency_and_waiting_room_are_refused_429(
+        site: PieceSite) -> None:
+    settings = BundlesSettings(concurrency=1, max_waiting=0, timeout_s=5)
+    bundler = Bundler()
+    slow = asyncio.ensure_future(bundle(site, "slow", settings, bundler))
+    await asyncio.sleep(0)  # the slow build takes the only slot
+    with pytest.raises(BundleRefused) as caught:
+        await bundle(site, "gallery", settings, bundler)
+    assert (caught.value.status, caught.value.code) == (429, "busy")
+    # The same piece joins the build under way instead of being refused.
+    joined = asyncio.ensure_future(bundle(site, "slow", settings, bundler))
+    for task in (slow, joined):
+        with pytest.raises(BundleRefused):
+            await task
+
+
+async def test_the_same_sources_are_a_cache_hit_and_the_cache_keeps_to_its_bound(
+        site: PieceSite) -> None:
+    bundler = Bundler()
+    first, cached = await bundle(site, "redirect-same", bundler=bundler)
+    assert not cached
+    again, cached = await bundle(site, "redirect-same", bundler=bundler)
+    assert cached and again.hash == first.hash
+    second, _cached = await bundle(site, "broken-script")
+    bound = max(first.size, second.size)  # room for either, not both
+    small = BundlesSettings(cache_max_bytes=bound)
+    await bundle(site, "broken-script", small, bundler)
+    assert [entry.piece for entry in bundler.cache.entries()] == ["broken-script"]
+    assert bundler.cache.bytes <= bound
+    none = BundlesSettings(cache_max_bytes=0)
+    await bundle(site, "redirect-same", none, bundler)
+    assert bundler.cache.bytes == 0 and bundler.cache.entries() == []
+
+
+async def test_the_event_loop_keeps_turning_while_a_large_bundle_is_minified(
+        site: PieceSite) -> None:
+    """Parsing and minifying run on a worker thread (tdewolff/minify releases the GIL): the
+    loop's longest stall while ~400 KB of JavaScript is parsed and minified stays short."""
+    piece = site.root / "big-script"
+    piece.mkdir(exist_ok=True)
+    (piece / "index.html").write_text('<!doctype html><script src="big.js"></script>')
+    lines = (f"function f{i}(alpha, beta) {{ return `${{alpha}}-{i}` + beta * {i}; }}\n"
+             for i in range(5_500))
+    (piece / "big.js").write_text("".join(lines))
+    stalls: list[float] = []
+    done = asyncio.Event()
+
+    async def heartbeat() -> None:
+        last = time.monotonic()
+        while not done.is_set():
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            stalls.append(now - last - 0.01)
+            last = now
+
+    beating = asyncio.ensure_future(heartbeat())
+    started = time.monotonic()
+    made, _cached = await bundle(site, "big-script")
+    took = time.monotonic() - started
+    done.set()
+    await beating
+    assert made.size < made.source_bytes and made.warnings == ()
+    assert max(stalls) < 0.5, f"the loop stalled {max(stalls):.2f} s in a {took:.2f} s bundle"
+
+
+async def test_a_script_over_the_minify_bound_is_inlined_as_it_is_with_a_warning(
+        site: PieceSite) -> None:
+    made, _cached = await bundle(site, "gallery", BundlesSettings(max_minify_bytes=300))
+    assert b"comments and whitespace the minifier takes out" not in made.html  # CSS: linear
+    assert b"// One instance for every importer" not in made.html  # state.js: small
+    over = [w for w in made.warnings if "max_minify_bytes" in w]
+    assert any("main.js" in w for w in over) and all("state.js" not in w for w in over)
