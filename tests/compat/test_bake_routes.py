@@ -302,3 +302,40 @@ def test_without_a_configured_secret_post_bake_is_refused_as_disabled(
     assert response.status_code == 403, response.text
     error = response.json()["error"]
     assert error["code"] == "disabled" and "[compat.bakes] callback_secret" in error["message"]
+
+
+def test_a_callback_the_receiver_fails_is_retried_with_the_same_signed_body(
+        oven: OvenProcess, archives: ArchiveServer, receiver: Receiver) -> None:
+    names = tape_names()
+    path = f"/done/{names['code']}"
+    receiver.script(path, [503, 200])  # the old receiver down for a moment
+    archives.files[f"/{names['code']}.zip"] = zip_bytes(frames(4))
+    assert post_bake(oven, bake_body(archives, receiver, names)).status_code == 200
+    attempts = wait_until("the callback to be tried twice",
+                          lambda: len(got := receiver.received(path)) >= 2 and got, timeout=180)
+    assert attempts[0].body == attempts[1].body
+    assert [a.headers["X-Oven-Attempt"] for a in attempts[:2]] == ["1", "2"]
+    assert all(verify(HOOK_SECRET, a.body, a.headers["X-Oven-Signature"]) for a in attempts)
+    assert "mp4Url" in json.loads(attempts[1].body)
+
+
+def test_a_bake_cut_short_by_a_crash_is_called_back_as_failed_when_oven_starts_again(
+        tmp_path: Path, archives: ArchiveServer, receiver: Receiver,
+        silent_origin: str) -> None:
+    config = bake_config(archives, receiver, silent_origin)
+    config["bakes"]["fetch_timeout_s"] = 600.0  # still fetching when the crash comes
+    crashed = OvenProcess(tmp_path, config=config).start()
+    names = tape_names()
+    try:
+        body = bake_body(archives, receiver, names, zip_url=f"{silent_origin}/t.zip")
+        assert post_bake(crashed, body).status_code == 200
+    finally:
+        crashed.kill()
+    again = OvenProcess(tmp_path, config=config, port=crashed.port).start()
+    try:
+        sent = json.loads(callback(receiver, again, names["code"]).body)
+        assert set(sent) == {"mongoId", "slug", "code", "secret", "error"}
+        assert "interrupted" in sent["error"]
+        crashed.assert_no_leftovers()  # the new start swept what the crash left
+    finally:
+        assert again.stop() == 0
