@@ -27,6 +27,7 @@ PIECES = Path(__file__).parent / "pieces"
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 MANY_IMPORTS = 10_000
 DEEP_CHAIN = 100
+WIDE_IMPORTS = 150
 
 _Answer = tuple[int, str, bytes | None, dict[str, str]]
 
@@ -159,6 +160,17 @@ class PieceSite:
             return 200, js, lines.encode(), {}
         if m := re.fullmatch(r"/many-imports/m/(\d+)\.js", path):
             return 200, js, f"window.m{m.group(1)} = 1;".encode(), {}
+        if path == "/wide-imports/":
+            return 200, html, b'<!doctype html><script type="module" src="main.js"></script>', {}
+        if path == "/wide-imports/main.js":
+            # Imports spread over ~50 KB (the parser's windows are 32 KB), with comments and
+            # strings that only look like imports.
+            lines = "".join(f'import "./w/{i}.js"; /* import "./no{i}.js" */ '
+                            f'const s{i} = "import(\'./no.js\')"; // {"x" * (200 + i % 120)}\n'
+                            for i in range(WIDE_IMPORTS))
+            return 200, js, lines.encode(), {}
+        if m := re.fullmatch(r"/wide-imports/w/(\d+)\.js", path):
+            return 200, js, f"export const w{m.group(1)} = 1;".encode(), {}
         if path == "/deep/":
             return 200, html, b'<!doctype html><script type="module" src="d0.js"></script>', {}
         if m := re.fullmatch(r"/deep/d(\d+)\.js", path):

@@ -12,7 +12,7 @@ import pytest
 
 from oven.bundles import Bundle, Bundler, BundleRefused
 from oven.config import BundlesSettings
-from tests.bundles.site import MANY_IMPORTS, PieceSite
+from tests.bundles.site import MANY_IMPORTS, WIDE_IMPORTS, PieceSite
 
 SETTINGS = BundlesSettings()
 
@@ -172,7 +172,7 @@ async def test_the_event_loop_keeps_turning_while_a_large_bundle_is_minified(
     done.set()
     await beating
     assert made.size < made.source_bytes and made.warnings == ()
-    assert max(stalls) < 0.5, f"the loop stalled {max(stalls):.2f} s in a {took:.2f} s bundle"
+    assert max(stalls) < 0.25, f"the loop stalled {max(stalls):.2f} s in a {took:.2f} s bundle"
 
 
 async def test_a_script_over_the_minify_bound_is_inlined_as_it_is_with_a_warning(
@@ -182,3 +182,14 @@ async def test_a_script_over_the_minify_bound_is_inlined_as_it_is_with_a_warning
     assert b"// One instance for every importer" not in made.html  # state.js: small
     over = [w for w in made.warnings if "max_minify_bytes" in w]
     assert any("main.js" in w for w in over) and all("state.js" not in w for w in over)
+
+
+async def test_every_import_of_a_large_module_is_found_and_none_that_only_look_like_one(
+        site: PieceSite) -> None:
+    """The module is read by a JavaScript parser in windows (so the event loop gets turns):
+    imports on the windows' edges are found once, imports in comments and strings never."""
+    made, _cached = await bundle(site, "wide-imports")
+    assert made.files == WIDE_IMPORTS + 2 and made.warnings == ()
+    for i in range(WIDE_IMPORTS):
+        assert f'"{site.origin}/wide-imports/w/{i}.js":"data:'.encode() in made.html
+    assert site.requested("/wide-imports/no") == 0

@@ -109,3 +109,20 @@ def test_oven_s_own_pieces_bundled_render_the_same_first_frame_offline(
     assert live.errors == [] and offline.errors == []
     assert offline.network == []
     assert differing_pixels(live.image, offline.image) == 0
+
+
+def test_an_unknown_bundled_piece_is_a_404_json_error_naming_the_pieces(
+        own_oven: OvenProcess) -> None:
+    response = httpx.get(f"{own_oven.url}/bundle-html", params={"piece": "no-such-piece"},
+                         timeout=30)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/json"
+    error = response.json()["error"]
+    assert error["code"] == "unknown_piece" and "anim" in error["message"]
+
+
+def test_a_code_without_a_code_template_is_a_422_naming_the_setting(
+        own_oven: OvenProcess) -> None:
+    response = httpx.get(f"{own_oven.url}/bundle-html", params={"code": "roz"}, timeout=30)
+    assert response.status_code == 422
+    assert "code_template" in response.json()["error"]["message"]
