@@ -7,12 +7,13 @@ capture key, so a hit never touches the browser.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import Scope
 
 from oven.compat._grab_answers import accepted_json, deliver, refuse_final, submit, system_of
 from oven.compat._grab_params import OldGrab, side, whole
@@ -27,20 +28,21 @@ ANIMATED_FPS, MAX_ANIMATED_FPS = 15, 30
 DAY = 86_400
 
 
-class Dimensions(Convertor[str]):
-    """WIDTHxHEIGHT, each side 1-5 digits: anything else is not this route (a square size
-    goes on to oven's own /icon/{size}/, a malformed one to its 404 naming the form)."""
-
-    regex = "[0-9]{1,5}x[0-9]{1,5}"
-
-    def convert(self, value: str) -> str:
-        return value
-
-    def to_string(self, value: str) -> str:
-        return value
+_DIMENSIONS = re.compile(r"[0-9]{1,5}x[0-9]{1,5}")
 
 
-register_url_convertor("dims", Dimensions())
+class DimensionsRoute(Route):
+    """A route whose {dims} segment is WIDTHxHEIGHT (each side 1-5 digits): anything else is
+    not this route, so a square size goes on to oven's own /icon/{size}/ and a malformed one to
+    its 404 naming the form. (A URL convertor would do it too, but its name would show in the
+    OpenAPI paths, which then name a parameter that is not declared.)"""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE and \
+                not _DIMENSIONS.fullmatch(child["path_params"].get("dims", "")):
+            return Match.NONE, {}
+        return match, child
 
 
 def _sides(dims: str, most: tuple[int, int]) -> tuple[int, int]:
@@ -102,6 +104,6 @@ async def get_preview(request: Request) -> Response:
 
 def routes() -> list[BaseRoute]:
     return [
-        Route("/icon/{dims:dims}/{name}", get_icon, methods=["GET"]),
-        Route("/preview/{dims:dims}/{name}", get_preview, methods=["GET"]),
+        DimensionsRoute("/icon/{dims}/{name}", get_icon, methods=["GET"]),
+        DimensionsRoute("/preview/{dims}/{name}", get_preview, methods=["GET"]),
     ]

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from tests.encode.test_playback_durations import gif_frame_cs, webp_frame_ms
-from tests.oven_process import OvenProcess, running_oven
+from tests.oven_process import OvenProcess, StartOven, running_oven
 from tests.pipeline.grab_client import job
 
 ADMIN_TOKEN = "compat-grabs-admin-token"
@@ -322,3 +322,13 @@ def test_hostile_playback_fps_and_viewport_scale_are_422_json(
     response = get(oven, f"/grab/webp/64/64/anim?duration=1000&fps=4&{query}", timeout=30)
     assert response.status_code == 422, response.text
     assert named in response.json()["error"]["message"]
+
+
+def test_with_compat_off_the_grab_routes_are_ovens_own(start_oven: StartOven) -> None:
+    own = start_oven({"compat": {"enabled": False}, "browser": {"pages": 1}})
+    assert httpx.post(f"{own.url}/grab", json={"piece": "still"}, timeout=30).status_code == 404
+    response = httpx.get(f"{own.url}/grab/png/64/64/still?nowait=true", timeout=30)
+    assert response.status_code in (200, 202), response.text
+    assert "x-oven-status" not in response.headers  # oven's reading: no placeholder
+    assert httpx.get(f"{own.url}/icon/64x64/still.png", timeout=30).status_code == 404
+    assert httpx.get(f"{own.url}/api/frozen", timeout=30).status_code == 404
