@@ -171,6 +171,15 @@ class PieceSite:
             return 200, js, lines.encode(), {}
         if m := re.fullmatch(r"/wide-imports/w/(\d+)\.js", path):
             return 200, js, f"export const w{m.group(1)} = 1;".encode(), {}
+        if path == "/css-cycle/":
+            return 200, html, (b'<!doctype html><link rel="stylesheet" href="a.css">'
+                               b'<script type="module" src="self.js"></script>'), {}
+        if path == "/css-cycle/a.css":
+            return 200, "text/css", b'@import "b.css"; .a { color: red }', {}
+        if path == "/css-cycle/b.css":
+            return 200, "text/css", b'@import "a.css"; .b { color: blue }', {}
+        if path == "/css-cycle/self.js":
+            return 200, js, b'import "./self.js"; window.selfImported = true;', {}
         if path == "/deep/":
             return 200, html, b'<!doctype html><script type="module" src="d0.js"></script>', {}
         if m := re.fullmatch(r"/deep/d(\d+)\.js", path):

@@ -74,6 +74,15 @@ async def test_a_redirect_off_the_piece_s_origin_is_refused_and_not_followed(
     assert "not followed" in refused.message
 
 
+async def test_style_sheets_importing_each_other_and_a_module_importing_itself_are_bundled(
+        site: PieceSite) -> None:
+    made, _cached = await bundle(site, "css-cycle")
+    assert b"<style>.b{color:blue}.a{color:red}</style>" in made.html  # b first: a imports it
+    assert any("@import cycle" in warning for warning in made.warnings)
+    assert made.html.count(f'"{site.origin}/css-cycle/self.js":'.encode()) == 1
+    assert site.requested("/css-cycle/a.css") == 1
+
+
 async def test_a_redirect_loop_stops_at_the_redirect_bound(site: PieceSite) -> None:
     refused = await refusal(site, "redirect-loop", BundlesSettings(max_redirects=3))
     assert refused.code == "fetch_refused" and "max_redirects" in refused.message
