@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -309,3 +310,21 @@ def test_wrong_methods_are_a_405_json_error(oven: OvenProcess, method: str, path
 def test_the_routes_are_in_the_openapi_document(oven: OvenProcess) -> None:
     paths = httpx.get(f"{oven.url}/openapi.json", timeout=30).json()["paths"]
     assert {"/bundle-html", "/bundle-prewarm", "/bundle-status"} <= set(paths)
+
+
+def test_a_service_stopping_while_bundles_are_made_exits_cleanly_and_soon(
+        site: PieceSite, start_oven: Any) -> None:
+    """A prewarm and a stream still making a bundle (its piece answers after 30 s) do not hold
+    the service past its shutdown: SIGTERM ends it with 0 and nothing left running."""
+    served = start_oven({"pieces": {"url_template": site.template}, "browser": {"pages": 1}})
+    response = httpx.post(f"{served.url}/bundle-prewarm", json={"pieces": ["slow"]}, timeout=30)
+    assert response.json()["started"] == ["slow"]
+    with httpx.stream("GET", f"{served.url}/bundle-html",
+                      params={"piece": "slow", "format": "stream", "nominify": "1"},
+                      timeout=60) as stream:
+        assert stream.status_code == 200
+        wait_until("the slow file requested", lambda: site.requested("/slow/slow.js") >= 1,
+                   timeout=30)
+        started = time.monotonic()
+        assert served.stop(timeout=30) == 0
+    assert time.monotonic() - started < 20
