@@ -5,6 +5,7 @@ placeholder image while it bakes, or oven's JSON when neither fits."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import OrderedDict
 from typing import Any
@@ -186,8 +187,6 @@ async def baking(view: GrabView, accepted: Accepted, *, fmt: str, width: int,
 
 def json_body(raw: bytes, content_type: str) -> dict[str, Any]:
     """A JSON object body, refused as oven's own POST routes refuse one."""
-    import json
-
     if content_type.split(";")[0].strip() != "application/json":
         raise ApiError(415, "send the grab as JSON with 'Content-Type: application/json'")
     try:
