@@ -14,7 +14,8 @@ from PIL import Image
 
 from tests.encode.test_playback_durations import gif_frame_cs, webp_frame_ms
 from tests.oven_process import OvenProcess, StartOven, running_oven
-from tests.pipeline.grab_client import job
+from tests.pipeline.grab_client import job, submit, wait_for_job
+from tests.waiting import wait_until
 
 ADMIN_TOKEN = "compat-grabs-admin-token"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -88,6 +89,28 @@ def test_nowait_true_answers_a_placeholder_image_of_the_size_and_format_asked(
     assert len(grab_id) == 32
     with Image.open(io.BytesIO(response.content)) as image:
         assert (image.format, image.size) == (pil_format, (width, 99))
+
+
+def test_nowait_true_while_the_pages_are_busy_says_where_the_grab_stands(
+        oven: OvenProcess) -> None:
+    # Two long grabs hold both pages; the placeholder's grab is then first in the queue.
+    blockers = [submit(oven, piece="anim", format="webp", width=220 + i, height=64,
+                       frames=60, fps=10, clock="real") for i in range(2)]
+    try:
+        wait_until("both blockers to hold a page", lambda: all(
+            job(oven, b["id"])["state"] == "running" for b in blockers), timeout=60,
+            interval=0.05)
+        response = get(oven, "/grab/png/222/64/still?nowait=true", timeout=30)
+        assert response.status_code == 200, response.text
+        assert response.headers["x-oven-status"] == "baking"
+        assert response.headers["x-queue-position"] == "1"
+        assert int(response.headers["x-estimated-wait"]) > 0
+        queued = job(oven, response.headers["x-grab-id"])
+        assert (queued["state"], queued["position"]) == ("queued", 1)
+    finally:
+        for blocker in blockers:
+            cancel(oven, blocker["id"])
+    assert wait_for_job(oven, queued["id"])["state"] == "complete"
 
 
 def test_nowait_true_on_an_mp4_answers_the_job_json_with_the_baking_headers(
