@@ -19,7 +19,6 @@ import asyncio
 import base64
 import hashlib
 import json
-import logging
 import re
 import time
 from collections.abc import Callable
@@ -30,8 +29,6 @@ from oven.bundles._errors import BundleRefused, FetchFailed, TooLarge
 from oven.bundles._fetch import Fetcher, Resource
 from oven.bundles._minify import MinifyFailed, minified
 from oven.bundles._page import ImportMap, Kind, Visitor, css_visit, join, walk
-
-log = logging.getLogger(__name__)
 
 # Part of every content hash: change it when the same sources would make a different bundle.
 BUNDLE_FORMAT = "1"
@@ -134,7 +131,7 @@ async def collect(page_url: str, fetcher: Fetcher, *, max_depth: int,
                            "([compat.bundles] max_depth)")
         wanted: dict[str, Kind] = {}
         for raw, kind in level:
-            url = _resolve(raw, kind, imports, sources)
+            url = _resolve(raw, imports, sources)
             if url is None or url in sources.files or url == page.url or url in wanted:
                 continue
             if url.startswith(("data:", "blob:")):
@@ -181,12 +178,12 @@ async def _fetch_all(fetcher: Fetcher, urls: list[str],
     return sorted(done, key=lambda pair: pair[0])
 
 
-def _resolve(raw: str, kind: Kind, imports: ImportMap, sources: Sources) -> str | None:
+def _resolve(raw: str, imports: ImportMap, sources: Sources) -> str | None:
     if "\0" not in raw:
         return raw
     base, spec = raw.split("\0", 1)
     url = imports.resolve(spec, base)
-    if url is None and spec not in ("",):
+    if url is None and spec:
         sources.warnings.append(f"left as it is (a bare module name the page's import map "
                                 f"does not map): {spec[:200]}")
     return url

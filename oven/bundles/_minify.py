@@ -6,11 +6,7 @@ worker thread leaves the event loop free."""
 
 from __future__ import annotations
 
-import logging
-
 import minify
-
-log = logging.getLogger(__name__)
 
 _TYPES = {"js": "application/javascript", "css": "text/css"}
 

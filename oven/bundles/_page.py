@@ -16,7 +16,7 @@ from typing import Literal
 from ada_url import URL
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from oven.bundles import _css, _js
+from oven.bundles import _css
 
 Kind = Literal["script", "module", "style", "asset"]
 _CLASSIC = frozenset({"", "text/javascript", "application/javascript", "module"})
@@ -268,6 +268,3 @@ def css_visit(text: str, base: str, on_url: Callable[[str, _css.Kind], str | Non
         return on_url(absolute, kind) if absolute is not None else None
     return _css.rewrite_sheet(text, replace)
 
-
-def module_specifiers(text: str) -> list[str]:
-    return _js.specifiers(text)

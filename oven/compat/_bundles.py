@@ -122,14 +122,23 @@ async def bundle_html(request: Request) -> Response:
     except BundleRefused as exc:
         raise _refused(exc) from None
     headers = {"X-Bundle-Hash": bundle.hash, "X-Bundle-Cache": "hit" if cached else "miss",
-               "ETag": f'"{bundle.hash}"', "Cache-Control": "no-cache"}
-    if fmt == "json":
+               "Cache-Control": "no-cache"}
+    if fmt == "json":  # says whether it was cached: no validator of its own
         return JSONResponse(_body(bundle, cached), headers=headers)
+    # The file is a function of the content hash (and of its encoding): a client holding it
+    # revalidates for a 304, and the piece's sources were fetched again to know it is current.
+    headers["ETag"] = f'"{bundle.hash}"' if fmt == "html" else f'"{bundle.hash}.{fmt}"'
+    if headers["ETag"] in _etags(request.headers.get("if-none-match", "")):
+        return Response(status_code=304, headers=headers)
     if fmt == "base64":
         return PlainTextResponse(base64.b64encode(bundle.html).decode("ascii"), headers=headers)
     filename = name.lstrip("$") or "piece"
     headers["Content-Disposition"] = f'inline; filename="{filename}.html"'
     return Response(bundle.html, media_type="text/html; charset=utf-8", headers=headers)
+
+
+def _etags(header: str) -> set[str]:
+    return {tag.strip().removeprefix("W/") for tag in header.split(",")[:32]}
 
 
 def _stream(request: Request, name: str, url: str, settings: BundlesSettings,

@@ -97,6 +97,21 @@ def test_bundle_html_answers_the_piece_as_one_html_file_with_its_hash_and_cache_
     assert again.content == first.content
 
 
+@pytest.mark.parametrize("fmt", ["html", "base64"])
+def test_a_client_holding_the_current_file_gets_a_304(oven: OvenProcess, fmt: str) -> None:
+    first = get(oven, {"piece": "gallery", "format": fmt})
+    etag = first.headers["etag"]
+    assert etag == (f'"{first.headers["x-bundle-hash"]}"' if fmt == "html"
+                    else f'"{first.headers["x-bundle-hash"]}.base64"')
+    held = get(oven, {"piece": "gallery", "format": fmt},
+               headers={"If-None-Match": f'W/"stale", {etag}'})
+    assert held.status_code == 304 and held.content == b""
+    assert held.headers["etag"] == etag
+    other = get(oven, {"piece": "gallery", "format": fmt}, headers={"If-None-Match": '"x"'})
+    assert other.status_code == 200 and other.content == first.content
+    assert "etag" not in get(oven, {"piece": "gallery", "format": "json"}).headers
+
+
 def test_format_json_answers_the_html_with_its_piece_size_hash_and_files(
         oven: OvenProcess) -> None:
     response = get(oven, {"piece": "gallery", "format": "json"})
