@@ -201,11 +201,13 @@ class _Inliner(Visitor):
     inlining = True
 
     def __init__(self, sources: Sources, minify: bool, max_minify_bytes: int,
-                 deadline: float) -> None:
+                 max_bundle_bytes: int, deadline: float) -> None:
         self.sources = sources
         self.minify = minify
         self.max_minify_bytes = max_minify_bytes
+        self.max_bundle_bytes = max_bundle_bytes
         self.deadline = deadline
+        self.spent = 0
         self.warnings: list[str] = []
         self._data: dict[str, str] = {}
         self._sheets: dict[str, str] = {}
@@ -218,8 +220,9 @@ class _Inliner(Visitor):
         if res is None:
             return None
         if kind == "script":
-            return _data_url("text/javascript", self._script(res, module=False).encode())
-        return self._data_url(res)
+            return self._spend(
+                _data_url("text/javascript", self._script(res, module=False).encode()))
+        return self._spend(self._data_url(res))
 
     def script(self, url: str, module: bool) -> str | None:
         res = self.sources.files.get(url)
@@ -228,14 +231,25 @@ class _Inliner(Visitor):
         if module:
             # Through the import map: the module keeps the identity its other importers see.
             return "import " + _js_string(url) + ";"
-        return _close_safe(self._script(res, module=False))
+        return self._spend(_close_safe(self._script(res, module=False)))
 
     def inline_script(self, text: str, base: str, module: bool) -> str | None:
-        return _close_safe(self._js(self._specifiers(text, base), f"an inline script of {base}"))
+        return self._spend(
+            _close_safe(self._js(self._specifiers(text, base), f"an inline script of {base}")))
 
     def sheet(self, url: str) -> str | None:
         res = self.sources.files.get(url)
         return None if res is None else self._sheet(res)
+
+    def _spend(self, text: str) -> str:
+        """Count what goes into the bundle before it goes in: one 8 MB image named by a
+        thousand <img> tags would be 8 GB of HTML, held in memory while it is written."""
+        self.spent += len(text)
+        if self.spent > self.max_bundle_bytes:
+            raise TooLarge(f"the bundle would pass {self.max_bundle_bytes} bytes "
+                           "([compat.bundles] max_bundle_bytes): the piece names the same "
+                           "large files many times")
+        return text
 
     def inline_sheet(self, text: str, base: str) -> str | None:
         return self._css(self._flattened(text, base), f"a <style> of {base}")
@@ -250,7 +264,8 @@ class _Inliner(Visitor):
         modules = {url: _data_url("text/javascript", self._script(res, module=True).encode())
                    for url, res in self.sources.files.items()
                    if self.sources.kinds.get(url) == "module"}
-        return json.dumps({"imports": modules}, separators=(",", ":")).replace("</", "<\\/")
+        return self._spend(
+            json.dumps({"imports": modules}, separators=(",", ":")).replace("</", "<\\/"))
 
     def _data_url(self, res: Resource) -> str:
         if res.url not in self._data:
@@ -271,13 +286,16 @@ class _Inliner(Visitor):
         if res.url in self._open_sheets:  # an @import cycle: the browser stops it too
             self.warnings.append(f"an @import cycle through {res.url[:200]} was cut")
             return ""
-        if res.url not in self._sheets:
-            self._open_sheets.add(res.url)
-            try:
-                text = self._flattened(_text(res), res.final_url)
-            finally:
-                self._open_sheets.discard(res.url)
-            self._sheets[res.url] = self._css(text, res.url)
+        if res.url in self._sheets:  # named again: its whole text goes in again
+            return self._spend(self._sheets[res.url])
+        self._open_sheets.add(res.url)
+        try:
+            text = self._flattened(_text(res), res.final_url)
+        finally:
+            self._open_sheets.discard(res.url)
+        # Counted by its URLs as they were written, and by its own text.
+        self._sheets[res.url] = self._css(text, res.url)
+        self._spend(_text(res))
         return self._sheets[res.url]
 
     def _flattened(self, text: str, base: str) -> str:
@@ -304,7 +322,7 @@ class _Inliner(Visitor):
             return None
         if kind == "import":
             return _data_url("text/css", self._sheet(res).encode())
-        return self._data_url(res)
+        return self._spend(self._data_url(res))
 
     def _js(self, text: str, where: str) -> str:
         return self._minified("js", text, where)
@@ -332,11 +350,11 @@ class _Inliner(Visitor):
             return text
 
 
-def assemble(sources: Sources, *, minify: bool, max_minify_bytes: int,
+def assemble(sources: Sources, *, minify: bool, max_minify_bytes: int, max_bundle_bytes: int,
              deadline: float) -> Assembled:
     """The bundle's HTML (CPU work: run it on a worker thread). Raises TimeoutError once
     `deadline` (time.monotonic) has passed, checked before each file is minified."""
-    inliner = _Inliner(sources, minify, max_minify_bytes, deadline)
+    inliner = _Inliner(sources, minify, max_minify_bytes, max_bundle_bytes, deadline)
     html, _imports = walk(_text(sources.page), sources.page.final_url, inliner,
                           head_script=inliner.import_map())
     return Assembled(html=html.encode("utf-8"), warnings=inliner.warnings)

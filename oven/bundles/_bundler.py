@@ -172,7 +172,7 @@ class Bundler:
         deadline = started + settings.timeout_s
         assembled = await asyncio.to_thread(
             assemble, sources, minify=minify, max_minify_bytes=settings.max_minify_bytes,
-            deadline=deadline)
+            max_bundle_bytes=settings.max_bundle_bytes, deadline=deadline)
         bundle = Bundle(piece=piece, url=url, hash=content_hash, html=assembled.html,
                         files=len(sources.files) + 1, source_bytes=sources.bytes,
                         minified=minify,

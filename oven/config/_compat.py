@@ -46,6 +46,9 @@ class BundlesSettings(BaseModel):
         "content hash (least recently used dropped first); 0 keeps none.")
     max_prewarm: int = Field(
         50, ge=1, le=1000, description="Pieces one POST /bundle-prewarm may name.")
+    max_bundle_bytes: int = Field(
+        48 * _MIB, ge=1024, le=2048 * _MIB, description="Largest bundle made (inlined files "
+        "are base64, a third larger; a file named many times is in it many times).")
     max_minify_bytes: int = Field(
         512 * 1024, ge=0, le=64 * _MIB, description="Largest script minified; a larger "
         "one is inlined as it is (the JS minifier's time grows with the square of a scope's "

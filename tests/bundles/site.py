@@ -28,6 +28,7 @@ FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 MANY_IMPORTS = 10_000
 DEEP_CHAIN = 100
 WIDE_IMPORTS = 150
+REPEATS = 2000  # <img> tags naming the same two 512 KB images: ~1.4 GB if each were inlined
 
 _Answer = tuple[int, str, bytes | None, dict[str, str]]
 
@@ -180,6 +181,11 @@ class PieceSite:
             return 200, "text/css", b'@import "a.css"; .b { color: blue }', {}
         if path == "/css-cycle/self.js":
             return 200, js, b'import "./self.js"; window.selfImported = true;', {}
+        if path == "/repeated-image/":
+            tags = "".join(f'<img src="big.png?{i % 2}">' for i in range(REPEATS))
+            return 200, html, f"<!doctype html>{tags}".encode(), {}
+        if path == "/repeated-image/big.png":
+            return 200, "image/png", b"\x89PNG" + bytes(512 * 1024), {}
         if path == "/deep/":
             return 200, html, b'<!doctype html><script type="module" src="d0.js"></script>', {}
         if m := re.fullmatch(r"/deep/d(\d+)\.js", path):

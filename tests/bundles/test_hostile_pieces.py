@@ -61,6 +61,16 @@ async def test_an_image_that_declares_a_gigabyte_is_refused_before_its_body_is_r
     assert refused.code == "bundle_too_large" and "max_file_bytes" in refused.message
 
 
+async def test_a_large_image_named_by_thousands_of_tags_is_refused_before_it_is_copied(
+        site: PieceSite) -> None:
+    """Two 512 KB files, so within every fetch bound; inlined at each of 2000 <img> tags the
+    bundle would be ~1.4 GB. It is refused once what went in passes the bundle bound."""
+    settings = BundlesSettings(max_bundle_bytes=16 * 1024 * 1024)
+    refused = await refusal(site, "repeated-image", settings)
+    assert refused.code == "bundle_too_large" and "max_bundle_bytes" in refused.message
+    assert site.requested("/repeated-image/big.png") == 2
+
+
 async def test_files_adding_up_past_the_total_bound_are_refused(site: PieceSite) -> None:
     refused = await refusal(site, "gallery", BundlesSettings(max_total_bytes=100_000))
     assert refused.code == "bundle_too_large" and "max_total_bytes" in refused.message
