@@ -24,7 +24,7 @@ from oven.actors.store import StoreClient
 from oven.compat._grab_params import OldGrab
 from oven.compat._placeholder import placeholder
 from oven.config import Settings
-from oven.grabs import GrabRequest, TargetRefused, capture_key, piece_target
+from oven.grabs import GrabRequest, capture_key
 from oven.http import Accepted, ApiError, GrabAccepted, GrabClient, holds_token, validated
 from oven.jobs import JobState
 from oven.system import ActorSystem
@@ -42,21 +42,9 @@ def system_of(request: Request) -> ActorSystem:
 
 
 async def validated_grab(settings: Settings, old: OldGrab) -> tuple[GrabRequest, str]:
-    """oven's own validation, then the page URL with the old decorations filled in."""
-    piece = old.data["piece"]
-    try:
-        grab, target = await validated(settings, old.data)
-    except ApiError as exc:
-        if exc.code == "target_refused" and piece.startswith("$") and \
-                settings.pieces.code_template is None:
-            # Not the page's fault nor a refused origin: this service has no URL for codes.
-            raise ApiError(422, exc.message, code="code_template_unset") from None
-        raise
-    assert grab.piece is not None
-    try:
-        target = piece_target(grab.piece, settings.pieces, density=grab.density)
-    except TargetRefused as exc:
-        raise ApiError(403, str(exc), code="target_refused") from None
+    """oven's own validation (the page URL with the old decorations filled in), and the old
+    cacheKey folded into the capture key."""
+    grab, target = await validated(settings, old.data)
     if old.cache_key is not None:
         # The capture key is made from the page URL: a fragment changes it (an edited piece,
         # a new cacheKey, is captured again) without changing what any server is asked for.

@@ -33,6 +33,7 @@ from oven.http import (
     validated,
 )
 from oven.jobs import JobState
+from oven.lanes import Lane
 from oven.showcase import LAYOUTS, ONE_PIECE, OgImage, OgRenderer, pieces_for, utc_today
 from oven.system import ActorSystem
 
@@ -290,7 +291,7 @@ async def get_backdrop_webp(request: Request) -> Response:
     piece = _backdrop_piece(settings, utc_today())
     data = {"piece": piece, "format": "webp", "width": og.backdrop_size,
             "height": og.backdrop_size, "density": og.backdrop_density,
-            "frames": og.backdrop_frames, "fps": og.backdrop_fps, "lane": "background"}
+            "frames": og.backdrop_frames, "fps": og.backdrop_fps, "lane": Lane.BACKGROUND}
     try:
         grab, target = await validated(settings, data)
     except ApiError as exc:

@@ -27,6 +27,7 @@ from oven.actors.grab_queue import (
 from oven.actors.uploader import Location
 from oven.config import Settings
 from oven.grabs import (
+    CodeTemplateUnset,
     GrabRequest,
     GrabResult,
     TargetRefused,
@@ -71,11 +72,14 @@ async def validated(settings: Settings, data: Any) -> tuple[GrabRequest, str]:
         raise LimitsExceeded(violations)
     try:
         if grab.piece is not None:
-            target = piece_target(grab.piece, settings.pieces)
+            target = piece_target(grab.piece, settings.pieces, density=grab.density)
         else:
             target = await url_target(str(grab.url), settings.pieces)
     except UnknownPiece as exc:
         raise ApiError(404, str(exc), code="unknown_piece") from None
+    except CodeTemplateUnset as exc:
+        # Not a refused origin: this service has no URL for codes, which its config can give.
+        raise ApiError(422, str(exc), code="code_template_unset") from None
     except TargetRefused as exc:
         raise ApiError(403, str(exc), code="target_refused") from None
     if grab.callback_url is not None:  # CallbackRefused answers 422 (see http._errors)
