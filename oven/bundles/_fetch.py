@@ -11,6 +11,7 @@ package directory, as the browser pool's route serves them, never over the netwo
 from __future__ import annotations
 
 import mimetypes
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
@@ -24,6 +25,7 @@ from oven.config import BundlesSettings
 from oven.grabs import origin_of
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,9 @@ class Fetcher:
                     self._count_bytes(current, len(chunk), received)
                     chunks.append(chunk)
                 media = response.headers.get("content-type", "").split(";")[0].strip().lower()
+                if not _MEDIA_TYPE.fullmatch(media):
+                    # It is written into data: URLs: `text/html,<script>` would end the type.
+                    media = ""
                 return Resource(url=url, final_url=current,
                                 media_type=media or _guess(Path(URL(current).pathname)),
                                 body=b"".join(chunks))

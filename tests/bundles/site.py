@@ -186,6 +186,10 @@ class PieceSite:
             return 200, html, f"<!doctype html>{tags}".encode(), {}
         if path == "/repeated-image/big.png":
             return 200, "image/png", b"\x89PNG" + bytes(512 * 1024), {}
+        if path == "/odd-type/":
+            return 200, html, b'<!doctype html><img src="pic.png">', {}
+        if path == "/odd-type/pic.png":
+            return 200, 'text/html,<script>alert(1)</script>', b"\x89PNG", {}
         if path == "/deep/":
             return 200, html, b'<!doctype html><script type="module" src="d0.js"></script>', {}
         if m := re.fullmatch(r"/deep/d(\d+)\.js", path):

@@ -93,6 +93,13 @@ async def test_style_sheets_importing_each_other_and_a_module_importing_itself_a
     assert site.requested("/css-cycle/a.css") == 1
 
 
+async def test_a_content_type_that_is_no_media_type_never_reaches_a_data_url(
+        site: PieceSite) -> None:
+    made, _cached = await bundle(site, "odd-type")
+    assert b'src="data:image/png;base64,iVBORw=="' in made.html  # guessed from the name
+    assert b"alert" not in made.html
+
+
 async def test_a_redirect_loop_stops_at_the_redirect_bound(site: PieceSite) -> None:
     refused = await refusal(site, "redirect-loop", BundlesSettings(max_redirects=3))
     assert refused.code == "fetch_refused" and "max_redirects" in refused.message
