@@ -110,7 +110,9 @@ def build_openapi(routes: list[BaseRoute], *, title: str, version: str) -> dict[
             "description": "error",
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
         }
-        paths.setdefault(spec_path, {})[method] = entry
+        # Starlette answers with the first route that matches, so the spec describes that one
+        # (the old service's /grab/... comes before oven's own, see oven.compat).
+        paths.setdefault(spec_path, {}).setdefault(method, entry)
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},
