@@ -90,6 +90,17 @@ def test_reload_diff_separates_live_keys_from_restart_keys() -> None:
     assert restart == ["server.port"]
 
 
+def test_the_old_routes_settings_they_read_per_request_reload_live() -> None:
+    old = Settings()
+    new = Settings.model_validate({"compat": {
+        "og": {"kidlisp_pieces": ["clock"]}, "grabs": {"skip_cache_min_interval_s": 5},
+        "app_screenshots": {"force_interval_s": 5}, "bundles": {"concurrency": 1}}})
+    live, restart = diff(old, new)
+    assert sorted(live) == ["compat.app_screenshots.force_interval_s",
+                            "compat.grabs.skip_cache_min_interval_s", "compat.og.kidlisp_pieces"]
+    assert restart == ["compat.bundles.concurrency"]
+
+
 def test_the_production_example_is_a_valid_config() -> None:
     loaded = load(ROOT / "config" / "production.example.toml", env={})
     assert loaded.settings.storage.backend == "s3"

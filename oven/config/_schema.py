@@ -156,6 +156,10 @@ LIVE_KEYS = (
     "cluster.lease_s",
     "cluster.heartbeat_s",
     "cluster.poll_s",
+    # Read per request or per render by the old service's routes (oven.compat).
+    "compat.grabs.*",
+    "compat.app_screenshots.*",
+    "compat.og.*",
 )
 
 
