@@ -9,13 +9,12 @@ import pytest
 from playwright.sync_api import Browser, sync_playwright
 
 from oven.capture import BrowserSettings
-from tests.bundles.site import PieceSite, make_site
+from tests.bundles.site import PieceSite, piece_site
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PieceSite]:
-    root = make_site(tmp_path_factory.mktemp("piece-site"))
-    with PieceSite(root).running() as running:
+    with piece_site(tmp_path_factory.mktemp("piece-site")) as running:
         yield running
 
 

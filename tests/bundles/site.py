@@ -57,6 +57,13 @@ def make_site(root: Path) -> Path:
     return root
 
 
+@contextmanager
+def piece_site(root: Path) -> Iterator[PieceSite]:
+    """The test pieces copied under `root` and served; for a fixture of any scope."""
+    with PieceSite(make_site(root)).running() as site:
+        yield site
+
+
 class PieceSite:
     """Serves `root` and the hostile pieces on 127.0.0.1; `paths` records every request."""
 

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.bundles.site import PieceSite, make_site
+from tests.bundles.site import PieceSite, piece_site
 from tests.oven_process import OvenProcess, running_oven
 from tests.waiting import wait_until
 
@@ -31,8 +31,7 @@ MAX_PREWARM = 5
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PieceSite]:
-    root = make_site(tmp_path_factory.mktemp("compat-piece-site"))
-    with PieceSite(root).running() as running:
+    with piece_site(tmp_path_factory.mktemp("compat-piece-site")) as running:
         yield running
 
 
