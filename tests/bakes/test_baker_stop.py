@@ -75,8 +75,10 @@ def enqueue(system: ActorSystem, tmp_path: Path, archive_bytes: bytes) -> str:
 def find_baker(system: ActorSystem) -> Baker:
     # Pykka hands out refs only; the actor object is found to look at its loop.
     ref = system.ref("bakes")
+    # type(), not isinstance(): the heap may hold weak proxies whose object is gone, and
+    # isinstance() on one raises ReferenceError (seen once in a long run).
     return next(o for o in gc.get_objects()
-                if isinstance(o, Baker) and o.actor_urn == ref.actor_urn)
+                if type(o) is Baker and o.actor_urn == ref.actor_urn)
 
 
 def stop_baker(system: ActorSystem) -> float:
