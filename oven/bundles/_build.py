@@ -74,7 +74,8 @@ class _Refs(Visitor):
         return None
 
     def inline_script(self, text: str, base: str, module: bool) -> str | None:
-        self.found.extend((f"{base}\0{spec}", "module") for spec in _js.specifiers(text))
+        self.found.extend((f"{base}\0{spec}", "module")
+                          for spec in _js.specifiers(text, f"an inline script of {base}"))
         return None
 
     def sheet(self, url: str) -> str | None:
@@ -106,7 +107,8 @@ def _file_refs(res: Resource, kind: Kind) -> list[tuple[str, Kind]]:
         return refs.found
     if kind in ("module", "script"):
         # A classic script's literal import() loads a module too.
-        return [(f"{res.final_url}\0{spec}", "module") for spec in _js.specifiers(_text(res))]
+        return [(f"{res.final_url}\0{spec}", "module")
+                for spec in _js.specifiers(_text(res), res.url)]
     return []
 
 
@@ -280,7 +282,7 @@ class _Inliner(Visitor):
         def replace(spec: str) -> str | None:
             url = self.sources.imports.resolve(spec, base)
             return url if url is not None and url in self.sources.files else None
-        return _js.rewrite_specifiers(text, replace)
+        return _js.rewrite_specifiers(text, replace, base)
 
     def _sheet(self, res: Resource) -> str:
         if res.url in self._open_sheets:  # an @import cycle: the browser stops it too

@@ -11,6 +11,8 @@ from typing import Any, Literal
 import tinycss2
 from tinycss2 import ast as css
 
+from oven.bundles._depth import CSS_MAX_DEPTH, check_depth
+
 Kind = Literal["url", "import"]
 _PLAIN = re.compile(r"[A-Za-z0-9+/=:;,._~%?&#@!$*'()\[\]-]*")
 Replace = Callable[[str, Kind], str | None]
@@ -42,6 +44,7 @@ class _Table:
 
 def rewrite_sheet(text: str, replace: Replace) -> str:
     """A whole style sheet with each URL replaced by `replace(url, kind)` (None keeps it)."""
+    check_depth(text, CSS_MAX_DEPTH, "a style sheet")
     table = _Table(replace)
     rules = tinycss2.parse_stylesheet(text)  # comments kept: not minifying keeps them
     for rule in rules:
@@ -55,6 +58,7 @@ def rewrite_sheet(text: str, replace: Replace) -> str:
 
 def rewrite_declarations(text: str, replace: Replace) -> str:
     """A `style` attribute's declarations, rewritten like a sheet's."""
+    check_depth(text, CSS_MAX_DEPTH, "a style attribute")
     table = _Table(replace)
     values = tinycss2.parse_component_value_list(text)
     _walk(values, table, "url")
@@ -65,6 +69,7 @@ def split_imports(text: str) -> tuple[list[tuple[str, str, bool]], str]:
     """The sheet's leading `@import`s as (url, condition, plain) and the sheet without them.
     `plain`: the condition is a media query list only (no `layer`, no `supports()`), so the
     imported sheet can stand in its place as `@media condition { ... }`."""
+    check_depth(text, CSS_MAX_DEPTH, "a style sheet")
     rules = tinycss2.parse_stylesheet(text)
     imports: list[tuple[str, str, bool]] = []
     rest = list(rules)

@@ -16,6 +16,8 @@ from collections.abc import Callable
 import tree_sitter
 import tree_sitter_javascript
 
+from oven.bundles._depth import JS_MAX_DEPTH, check_depth
+
 _QUERY = """
 (import_statement source: (string) @spec)
 (export_statement source: (string) @spec)
@@ -53,13 +55,16 @@ def _literal(node: tree_sitter.Node) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def specifiers(source: str) -> list[str]:
+def specifiers(source: str, where: str = "a script") -> list[str]:
     """The literal specifiers of every static import/export-from and dynamic import()."""
+    check_depth(source, JS_MAX_DEPTH, where)
     return [spec for _start, _end, spec in _found(source.encode("utf-8"))]
 
 
-def rewrite_specifiers(source: str, replace: Callable[[str], str | None]) -> str:
+def rewrite_specifiers(source: str, replace: Callable[[str], str | None],
+                       where: str = "a script") -> str:
     """`source` with each literal specifier replaced by `replace(spec)` (None keeps it)."""
+    check_depth(source, JS_MAX_DEPTH, where)
     data = source.encode("utf-8")
     out: list[bytes] = []
     last = 0

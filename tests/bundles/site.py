@@ -197,6 +197,17 @@ class PieceSite:
             return 200, html, b'<!doctype html><img src="pic.png">', {}
         if path == "/odd-type/pic.png":
             return 200, 'text/html,<script>alert(1)</script>', b"\x89PNG", {}
+        if path == "/nested-script/":
+            return 200, html, b'<!doctype html><script src="deep.js"></script>', {}
+        if path == "/nested-script/deep.js":
+            return 200, js, b"x = " + b"[" * 200_000 + b";", {}
+        if path == "/nested-sheet/":
+            return 200, html, b'<!doctype html><link rel="stylesheet" href="deep.css">', {}
+        if path == "/nested-sheet/deep.css":
+            return 200, "text/css", b"a { b: " + b"(" * 600 + b"url(x.png)" + b")" * 600 + b"}", {}
+        if path == "/nested-style/":
+            return 200, html, (b'<!doctype html><p style="b: ' + b"[" * 600 + b'">'
+                               b"<style>a{" + b"{" * 600 + b"}</style>"), {}
         if path == "/deep/":
             return 200, html, b'<!doctype html><script type="module" src="d0.js"></script>', {}
         if m := re.fullmatch(r"/deep/d(\d+)\.js", path):

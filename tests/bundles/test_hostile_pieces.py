@@ -100,6 +100,18 @@ async def test_a_content_type_that_is_no_media_type_never_reaches_a_data_url(
     assert b"alert" not in made.html
 
 
+@pytest.mark.parametrize("piece", ["nested-script", "nested-sheet", "nested-style"])
+async def test_brackets_nested_past_what_a_parser_can_take_are_refused_at_once(
+        site: PieceSite, piece: str) -> None:
+    """200,000 nested brackets in a script kept tree-sitter busy for minutes; 600 in a sheet
+    or a style attribute ran Python out of stack (an internal error)."""
+    started = time.monotonic()
+    refused = await refusal(site, piece)
+    assert (refused.status, refused.code) == (422, "bundle_too_large")
+    assert "nests brackets more than" in refused.message
+    assert time.monotonic() - started < 10
+
+
 async def test_a_redirect_loop_stops_at_the_redirect_bound(site: PieceSite) -> None:
     refused = await refusal(site, "redirect-loop", BundlesSettings(max_redirects=3))
     assert refused.code == "fetch_refused" and "max_redirects" in refused.message

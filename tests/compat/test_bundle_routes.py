@@ -279,6 +279,8 @@ def test_hostile_query_strings_are_a_4xx_json_error(
     ("deep", "bundle_too_large"),            # an import chain 100 modules deep
     ("declared-gigabyte", "bundle_too_large"),
     ("endless-image", "bundle_too_large"),
+    ("nested-script", "bundle_too_large"),   # 200,000 nested brackets
+    ("nested-sheet", "bundle_too_large"),    # 600 nested parentheses
     ("not-html", "fetch_failed"),
     ("no-such-piece", "fetch_failed"),
 ])
