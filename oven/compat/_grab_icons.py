@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Scope
 
 from oven.compat._grab_answers import accepted_json, deliver, refuse_final, submit, system_of
-from oven.compat._grab_params import OldGrab, side, whole
+from oven.compat._grab_params import OLD_PLAYBACK_FPS, OldGrab, side, whole
 from oven.grabs import Lane
 from oven.http import ApiError, operation
 from oven.jobs import JobState
@@ -71,7 +71,8 @@ async def _answer(request: Request, data: dict[str, Any], *, max_age_s: int,
 
 
 @operation("A piece's icon, WIDTHxHEIGHT: a PNG still (up to 512) or an animated WebP (up to "
-           "128; ?frames= at most 60, default 30; ?fps= at most 30, default 15)",
+           "128; ?frames= at most 60, default 30, taken ?fps= apart, at most 30, default 15; "
+           "played at 15 fps)",
            responses={200: "image/png"}, tags=["compat"],
            query={"frames": {"type": "integer"}, "fps": {"type": "integer"}})
 async def get_icon(request: Request) -> Response:
@@ -88,8 +89,9 @@ async def get_icon(request: Request) -> Response:
         raise ApiError(422, f"frames: from 1 to {MAX_ANIMATED_FRAMES}, got {frames}")
     if not 1 <= fps <= MAX_ANIMATED_FPS:
         raise ApiError(422, f"fps: from 1 to {MAX_ANIMATED_FPS}, got {fps}")
+    # The old route took frames `fps` apart and, like every old animation, played them at 15.
     data = {"piece": piece, "format": "webp", "width": width, "height": height,
-            "frames": frames, "fps": fps}
+            "frames": frames, "fps": fps, "playback_fps": OLD_PLAYBACK_FPS}
     return await _answer(request, data, max_age_s=DAY, cached_max_age_s=7 * DAY)
 
 

@@ -51,12 +51,15 @@ def test_get_grab_answers_an_animated_gif_of_duration_ms_at_fps(oven: OvenProces
         assert (gif.n_frames, gif.size) == (10, (96, 64))
 
 
-def test_get_grab_takes_the_old_defaults_of_12_s_at_7_5_fps(oven: OvenProcess) -> None:
+def test_get_grab_takes_the_old_defaults_of_12_s_at_7_fps_played_at_15(
+        oven: OvenProcess) -> None:
+    # The old routes wrote 7.5 and read it with parseInt: 84 frames, played at 15 fps.
     response = get(oven, "/grab/webp/97/64/anim?nowait=1", timeout=30)
     assert response.status_code == 202, response.text
     view = job(oven, response.json()["id"])
     cancel(oven, view["id"])
-    assert (view["request"]["frames"], view["request"]["fps"]) == (90, 7.5)
+    request = view["request"]
+    assert (request["frames"], request["fps"], request["playback_fps"]) == (84, 7, 15)
 
 
 def test_a_repeated_get_grab_is_a_cache_hit_answered_with_the_bytes(oven: OvenProcess) -> None:
@@ -314,30 +317,32 @@ def test_post_grab_takes_playback_fps_and_viewport_scale(oven: OvenProcess,
     delays = gif_frame_cs(path)  # centiseconds: 1/8 s each rounds to 12 or 13
     assert len(delays) == 4 and sum(delays) == 50 and set(delays) <= {12, 13}, delays
     with Image.open(path) as gif:
-        assert gif.size == (96, 64)
+        assert gif.size == (96, 64)  # an animation is width * density, whatever its scale
 
 
-def test_viewport_scale_reaches_the_grab_as_viewport_scale(oven: OvenProcess) -> None:
+def test_a_still_s_viewport_scale_is_the_old_output_size_in_art_pixels(
+        oven: OvenProcess) -> None:
+    # The old still was width * viewportScale pixels of a page laid out at width CSS px.
     response = get(oven, "/grab/png/128/96/anim?nowait=1&viewportScale=4", timeout=30)
     assert response.status_code in (200, 202), response.text
     if response.status_code == 202:
-        view = job(oven, response.json()["id"])
-        assert view["request"]["viewport_scale"] == 4
+        request = job(oven, response.json()["id"])["request"]
+        assert (request["width"], request["height"], request["viewport_scale"]) == (512, 384, 4)
     done = get(oven, "/grab/png/128/96/anim?viewportScale=4")
     assert done.status_code == 200, done.text
     with Image.open(io.BytesIO(done.content)) as png:
-        assert png.size == (128, 96)
+        assert png.size == (512, 384)
         pixels = png.convert("RGB").load()
-        for x in range(0, 128, 4):  # every art pixel is one 4x4 block of one colour
-            for y in range(0, 96, 4):
+        for x in range(0, 512, 4):  # every art pixel is one 4x4 block of one colour
+            for y in range(0, 384, 4):
                 block = {pixels[x + i, y + j] for i in range(4) for j in range(4)}
                 assert len(block) == 1, (x, y, block)
 
 
 @pytest.mark.parametrize("query, named", [
-    ("viewportScale=3", "width"), ("viewportScale=0", "viewport_scale"),
-    ("viewportScale=abc", "viewportScale"), ("viewportScale=99", "viewport_scale"),
-    ("viewportScale=2&density=2", "density"), ("playbackFps=nan", "playbackFps"),
+    ("viewportScale=0", "viewportScale"), ("viewportScale=abc", "viewportScale"),
+    ("viewportScale=99", "viewportScale"), ("viewportScale=-2", "viewportScale"),
+    ("viewportScale=2.5", "viewportScale"), ("playbackFps=nan", "playbackFps"),
     ("playbackFps=0", "playback_fps"), ("playbackFps=1e9", "playback_fps"),
 ])
 def test_hostile_playback_fps_and_viewport_scale_are_422_json(
