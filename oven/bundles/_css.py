@@ -86,13 +86,13 @@ def split_imports(text: str) -> tuple[list[tuple[str, str, bool]], str]:
         if url is None:
             continue  # no URL: the browser ignores such a rule too
         after = rule.prelude[rule.prelude.index(prelude[0]) + 1:]
-        condition = tinycss2.serialize(after).strip()
+        condition = tinycss2.serialize(_parsed(after)).strip()
         plain = not any(
             (isinstance(t, css.IdentToken) and t.lower_value == "layer")
             or (isinstance(t, css.FunctionBlock) and t.lower_name in ("layer", "supports"))
             for t in prelude[1:])
         imports.append((url, condition, plain))
-    return imports, tinycss2.serialize(rest)
+    return imports, tinycss2.serialize(_parsed(rest))
 
 
 def _import_url(token: Any) -> str | None:
@@ -149,4 +149,24 @@ def _quoted(value: str) -> str:
 
 def _serialize(nodes: list[Any]) -> str:
     # `</style` inside a sheet would end an inline <style> early; `\/` is `/` to CSS.
-    return tinycss2.serialize(nodes).replace("</", "<\\/")
+    return tinycss2.serialize(_parsed(nodes)).replace("</", "<\\/")
+
+
+def _parsed(nodes: Iterable[Any]) -> list[Any]:
+    """`nodes` without tinycss2's ParseError markers (a bad string or URL, a stray `)`), which
+    it cannot write back; the browser drops what they stand for too."""
+    kept = []
+    for node in nodes:
+        if isinstance(node, css.ParseError):
+            continue
+        if isinstance(node, css.FunctionBlock):
+            node.arguments = _parsed(node.arguments)
+        elif isinstance(node, (css.ParenthesesBlock, css.SquareBracketsBlock,
+                               css.CurlyBracketsBlock)):
+            node.content = _parsed(node.content)
+        elif isinstance(node, (css.AtRule, css.QualifiedRule)):
+            node.prelude = _parsed(node.prelude)
+            if node.content is not None:
+                node.content = _parsed(node.content)
+        kept.append(node)
+    return kept

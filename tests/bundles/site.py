@@ -208,6 +208,12 @@ class PieceSite:
         if path == "/nested-style/":
             return 200, html, (b'<!doctype html><p style="b: ' + b"[" * 600 + b'">'
                                b"<style>a{" + b"{" * 600 + b"}</style>"), {}
+        if path == "/bad-css/":
+            return 200, html, (b'<!doctype html><link rel="stylesheet" href="bad.css">'
+                               b'<p style="b: url(a b); c: ) d">'), {}
+        if path == "/bad-css/bad.css":
+            return 200, "text/css", (b'a { b: url(a b) } ) ] } .s { content: "open\n }\n'
+                                     b"</style><script>x</script> .ok { color: red } </style>"), {}
         if path == "/deep/":
             return 200, html, b'<!doctype html><script type="module" src="d0.js"></script>', {}
         if m := re.fullmatch(r"/deep/d(\d+)\.js", path):

@@ -112,6 +112,15 @@ async def test_brackets_nested_past_what_a_parser_can_take_are_refused_at_once(
     assert time.monotonic() - started < 10
 
 
+async def test_a_sheet_full_of_css_parse_errors_is_bundled(site: PieceSite) -> None:
+    """Bad URLs, an unterminated string, stray closing brackets and an HTML end tag: the
+    tokenizer marks them and the browser drops them; so does the bundle (before, writing the
+    marks back raised: an internal error). The end tag stays CSS, escaped, never HTML."""
+    made, _cached = await bundle(site, "bad-css")
+    assert b"<\\/style><script>x<\\/script>" in made.html
+    assert b"</style><script>" not in made.html
+
+
 async def test_a_redirect_loop_stops_at_the_redirect_bound(site: PieceSite) -> None:
     refused = await refusal(site, "redirect-loop", BundlesSettings(max_redirects=3))
     assert refused.code == "fetch_refused" and "max_redirects" in refused.message
