@@ -46,9 +46,12 @@ class DimensionsRoute(Route):
 
 
 def _sides(dims: str, most: tuple[int, int]) -> tuple[int, int]:
+    """The old routes cut an oversize side down to the largest they made (Math.min), so an
+    old `<img src=/icon/256x256/x.webp>` shows a 128 px icon rather than a broken image; a
+    side under 1 is still refused."""
     width, _, height = dims.partition("x")
-    return (side("width", width, least=1, most=most[0]),
-            side("height", height, least=1, most=most[1]))
+    return (min(side("width", width, least=1, most=99_999), most[0]),
+            min(side("height", height, least=1, most=99_999), most[1]))
 
 
 def _piece_and_format(name: str, allowed: tuple[str, ...]) -> tuple[str, str]:
@@ -72,7 +75,7 @@ async def _answer(request: Request, data: dict[str, Any], *, max_age_s: int,
 
 @operation("A piece's icon, WIDTHxHEIGHT: a PNG still (up to 512) or an animated WebP (up to "
            "128; ?frames= at most 60, default 30, taken ?fps= apart, at most 30, default 15; "
-           "played at 15 fps)",
+           "played at 15 fps); larger values are cut down to those, as the old route did",
            responses={200: "image/png"}, tags=["compat"],
            query={"frames": {"type": "integer"}, "fps": {"type": "integer"}})
 async def get_icon(request: Request) -> Response:
@@ -85,17 +88,19 @@ async def get_icon(request: Request) -> Response:
     query = request.query_params
     frames = whole("frames", query["frames"]) if "frames" in query else ANIMATED_FRAMES
     fps = whole("fps", query["fps"]) if "fps" in query else ANIMATED_FPS
-    if not 1 <= frames <= MAX_ANIMATED_FRAMES:
+    # Above the most, cut down as the old route did; below 1 there is no icon to make.
+    if frames < 1:
         raise ApiError(422, f"frames: from 1 to {MAX_ANIMATED_FRAMES}, got {frames}")
-    if not 1 <= fps <= MAX_ANIMATED_FPS:
+    if fps < 1:
         raise ApiError(422, f"fps: from 1 to {MAX_ANIMATED_FPS}, got {fps}")
+    frames, fps = min(frames, MAX_ANIMATED_FRAMES), min(fps, MAX_ANIMATED_FPS)
     # The old route took frames `fps` apart and, like every old animation, played them at 15.
     data = {"piece": piece, "format": "webp", "width": width, "height": height,
             "frames": frames, "fps": fps, "playback_fps": OLD_PLAYBACK_FPS}
     return await _answer(request, data, max_age_s=DAY, cached_max_age_s=7 * DAY)
 
 
-@operation("A piece's preview still, WIDTHxHEIGHT up to 1920x1080 (PNG)",
+@operation("A piece's preview still, WIDTHxHEIGHT up to 1920x1080 (PNG; larger is cut down)",
            responses={200: "image/png"}, tags=["compat"])
 async def get_preview(request: Request) -> Response:
     piece, _ = _piece_and_format(request.path_params["name"], ("png",))

@@ -2,8 +2,9 @@
 plus (from their own rooms) icons, previews, cleanup, clear and the frozen list.
 
 GET /grab/... is also oven's own waiting route: oven's parameters (`frames`, `clock`,
-`nowait=1`) keep their meaning, the old ones (`duration` in ms, `fps` 7.5 by default,
-`density`, `quality`, `source`, `skipCache`, `cacheKey`, `nowait=true`) join them.
+`nowait=1`) keep their meaning, the old ones (`duration` in ms, `fps` 7 by default (the old
+7.5 read by parseInt) played at 15, `density`, `quality`, `source`, `skipCache`, `cacheKey`,
+`nowait=true`) join them.
 """
 
 from __future__ import annotations
