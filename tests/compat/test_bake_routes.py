@@ -20,7 +20,7 @@ from tests.bakes.bake_kit import ffprobe, frames, png_frame, rate, video_stream,
 from tests.bakes.conftest import ArchiveServer
 from tests.oven_process import OvenProcess, StartOven, free_port, running_oven
 from tests.waiting import wait_until
-from tests.webhooks.receiver import Receiver
+from tests.webhooks.receiver import HANG, Receiver
 
 SECRET = "old-callback-secret-0123"
 HOOK_SECRET = "compat-hooks-secret-0123"
@@ -337,5 +337,34 @@ def test_a_bake_cut_short_by_a_crash_is_called_back_as_failed_when_oven_starts_a
         assert set(sent) == {"mongoId", "slug", "code", "secret", "error"}
         assert "interrupted" in sent["error"]
         crashed.assert_no_leftovers()  # the new start swept what the crash left
+    finally:
+        assert again.stop() == 0
+
+
+def test_a_bake_cut_short_by_a_stop_is_called_back_again_when_oven_starts_again(
+        tmp_path: Path, archives: ArchiveServer, receiver: Receiver,
+        silent_origin: str) -> None:
+    config = bake_config(archives, receiver, silent_origin)
+    config["bakes"]["fetch_timeout_s"] = 600.0  # still fetching when the stop comes
+    stopped = OvenProcess(tmp_path, config=config).start()
+    names = tape_names()
+    path = f"/done/{names['code']}"
+    # The receiver takes the callback sent while oven stops and never answers it: the
+    # webhooks actor stops right after and records that delivery abandoned.
+    receiver.script(path, [HANG, 200])
+    try:
+        body = bake_body(archives, receiver, names, zip_url=f"{silent_origin}/t.zip")
+        assert post_bake(stopped, body).status_code == 200
+    finally:
+        assert stopped.stop() == 0
+    assert len(receiver.received(path)) <= 1
+    again = OvenProcess(tmp_path, config=config, port=stopped.port).start()
+    try:
+        answered = wait_until("the callback after the restart",
+                              lambda: len(got := receiver.received(path)) >= 2 and got,
+                              timeout=120)
+        sent = json.loads(answered[-1].body)
+        assert set(sent) == {"mongoId", "slug", "code", "secret", "error"}
+        assert "interrupted" in sent["error"]
     finally:
         assert again.stop() == 0

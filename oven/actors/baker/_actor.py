@@ -38,6 +38,7 @@ from oven.actors.baker._messages import (
     Release,
     work_root,
 )
+from oven.actors.baker._records import describe, move, reason, state_of
 from oven.actors.encoder import CancelEncode, Encode, EncodeBake
 from oven.actors.grab_queue import resolve_instance_id
 from oven.actors.runtime import (
@@ -51,21 +52,18 @@ from oven.actors.runtime import (
 from oven.actors.store import StoreClient
 from oven.actors.uploader import Upload
 from oven.bakes import (
-    BakePlan,
-    BakeRefused,
     BakeState,
-    Tape,
     callback_payload,
     check_archive,
     fetch_archive,
     plan_bake,
 )
 from oven.config import Settings
-from oven.encode import BakeEncodeRequest, EncodeError, EncodeRequest, Format
+from oven.encode import BakeEncodeRequest, EncodeRequest, Format
 from oven.grabs import result_url
-from oven.storage import StorageError
 from oven.store import StoreUnavailable
 from oven.supervisor import ActorUnavailable
+from oven.webhooks import DELIVERIES_KIND, DeliveryState
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +163,7 @@ class Baker(AsyncActor):
 
     async def _enqueue(self, job: Enqueue) -> dict[str, Any]:
         doc = self._new_doc(job.bake_id, job.source, job.callback_url)
-        _describe(doc, job.tape, job.plan)
+        describe(doc, job.tape, job.plan)
         return await self._record_and_run(job, doc)
 
     async def _fetch(self, job: Fetch) -> dict[str, Any]:
@@ -201,7 +199,7 @@ class Baker(AsyncActor):
         await self._save(doc)
         tape = await check_archive(archive, job.work_dir / "tape", bakes)
         plan = plan_bake(tape, job.scale, bakes)
-        _describe(doc, tape, plan)
+        describe(doc, tape, plan)
         doc["stage"] = "queued"
         await self._save(doc)
         return Enqueue(job.bake_id, job.work_dir, tape, plan, job.url, job.callback_url)
@@ -213,19 +211,22 @@ class Baker(AsyncActor):
                 job = await self._fetched(job, doc)
             async with self.limiter.slot():
                 self.running.add(job.bake_id)
-                _move(doc, BakeState.RUNNING, started_at=time.time(), stage="encoding")
+                move(doc, BakeState.RUNNING, started_at=time.time(), stage="encoding")
                 await self._save(doc)
                 doc.update(await self._bake(job, doc))
             # After the slot is given back: a cancel landing in its release fails the bake
             # (RUNNING -> FAILED), never a COMPLETE one.
-            _move(doc, BakeState.COMPLETE, stage=BakeState.COMPLETE.value)
+            move(doc, BakeState.COMPLETE, stage=BakeState.COMPLETE.value)
         except asyncio.CancelledError:
-            _move(doc, BakeState.FAILED, stage=BakeState.FAILED.value,
+            move(doc, BakeState.FAILED, stage=BakeState.FAILED.value,
                   error="interrupted: oven stopped before the bake finished")
+            # The webhooks actor stops right after this one and may abandon the callback:
+            # the next start sends it unless a delivery of it is on record.
+            doc["notify_on_start"] = bool(doc.get("callback_url"))
             self._tell_encoder(CancelEncode(job.bake_id))
             raise
         except Exception as exc:
-            _move(doc, BakeState.FAILED, stage=BakeState.FAILED.value, error=_reason(exc))
+            move(doc, BakeState.FAILED, stage=BakeState.FAILED.value, error=reason(exc))
             log.info("bake %s failed: %s", job.bake_id, doc["error"], extra={"bake": job.bake_id})
         finally:
             doc["finished_at"] = time.time()
@@ -330,20 +331,37 @@ class Baker(AsyncActor):
                 log.exception("bakes: heartbeat or sweep of interrupted bakes failed")
             await asyncio.sleep(cluster.heartbeat_s)
 
+    async def _delivered(self) -> set[str]:
+        """Bakes whose callback a receiver took (the newest SWEEP_LIMIT deliveries)."""
+        docs = await self.store.list_docs(DELIVERIES_KIND, limit=SWEEP_LIMIT)
+        return {str(d.get("subject_id")) for d in docs
+                if d.get("kind") == "bake" and d.get("state") == DeliveryState.DELIVERED}
+
     async def _fail_abandoned(self, *, own_too: bool) -> None:
         now = time.time()
         lease = self.settings.cluster.lease_s
         beats: dict[str, float] = {}
+        delivered: set[str] | None = None
         for doc in await self.store.list_docs(KIND, limit=SWEEP_LIMIT):
             bake_id = doc.get("id")
-            if _state(doc).is_final or bake_id in self.tasks:
-                continue
             owner = doc.get("instance_id")
-            if owner is None or owner == self.instance:  # records from before instances too
+            own = owner is None or owner == self.instance  # records from before instances too
+            if own_too and own and doc.get("notify_on_start"):
+                if delivered is None:
+                    delivered = await self._delivered()
+                doc["notify_on_start"] = False
+                await self._save(doc)
+                if bake_id not in delivered:
+                    self._notify(doc)
+                continue
+            if state_of(doc).is_final or bake_id in self.tasks:
+                continue
+            if own:
                 if not own_too:
                     continue
                 error = "interrupted: oven restarted before the bake finished"
             else:
+                assert owner is not None  # not our own record
                 if owner not in beats:
                     beat = await self.store.get_doc(INSTANCES, owner)
                     beats[owner] = float((beat or {}).get("heartbeat_at") or 0)
@@ -353,36 +371,11 @@ class Baker(AsyncActor):
                     continue
                 error = (f"interrupted: its instance {owner} is gone (no heartbeat for "
                          f"{now - last_seen:.0f} s)")
-            _move(doc, BakeState.FAILED, stage=BakeState.FAILED.value, finished_at=now,
+            move(doc, BakeState.FAILED, stage=BakeState.FAILED.value, finished_at=now,
                   error=error)
             await self._save(doc)
             # Its caller still hears how it ended: nobody else will tell it.
             self._notify(doc)
-            if owner is None or owner == self.instance:
+            if own:
                 await asyncio.to_thread(shutil.rmtree, work_root(self.settings) / str(bake_id),
                                         ignore_errors=True)
-
-
-def _describe(doc: dict[str, Any], tape: Tape, plan: BakePlan) -> None:
-    """What the checked tape and its plan say about a bake."""
-    doc.update(frames=tape.frames, fps=round(plan.fps, 6), fps_source=plan.fps_source,
-               duration=round(plan.duration_s, 6), has_audio=tape.soundtrack is not None,
-               width=plan.out_width, height=plan.out_height, scale=plan.scale)
-
-
-def _state(doc: dict[str, Any]) -> BakeState:
-    return BakeState(doc["state"])
-
-
-def _move(doc: dict[str, Any], wanted: BakeState, **fields: Any) -> None:
-    """Step a bake record to `wanted` (InvalidBakeTransition if its lifecycle forbids it)."""
-    _state(doc).check_transition(wanted)
-    doc.update(fields, state=wanted.value)
-
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, BakeRefused):
-        return exc.message
-    if isinstance(exc, EncodeError | StorageError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
