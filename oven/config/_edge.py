@@ -11,13 +11,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 # poll at their own pace while their jobs run. tests/security/test_edge_features.py lists every
 # route as limited or not, so a new submission route cannot be missed.
 DEFAULT_LIMITED = [
-    "POST /grabs",
+    "POST /grab",  # a prefix: POST /grabs, and the old service's POST /grab (and its admin routes)
     "GET /grab/",
     "GET /icon/",
     "GET /preview/",
     "POST /bakes",
     "GET /app-screenshots/",
     "/og/",
+    "GET /bundle-html",  # the old service's offline bundles: fetching and minifying
+    "POST /bundle-prewarm",
 ]
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 

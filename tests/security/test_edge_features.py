@@ -85,7 +85,7 @@ def test_a_client_over_its_submission_rate_gets_429_with_retry_after(
     job_id = answers[0].json()["id"]
     assert httpx.get(f"{oven.url}/grabs/{job_id}", timeout=10).status_code == 200
     assert httpx.get(f"{oven.url}/health", timeout=10).status_code == 200
-    assert metric(oven, "oven_rate_limited_total", {"rule": "POST /grabs"}) == 1
+    assert metric(oven, "oven_rate_limited_total", {"rule": "POST /grab"}) == 1
 
 
 def test_a_forged_x_forwarded_for_does_not_make_a_new_client(start_oven: StartOven) -> None:
@@ -131,6 +131,15 @@ SUBMISSIONS = {
     "/app-screenshots/{preset}/{name}": {"GET", "HEAD"},
     "/app-screenshots/{name}": {"GET", "HEAD"},  # one request submits a capture per preset
     "/og/{name}": {"GET", "HEAD"},
+    # the old service's routes (oven.compat)
+    "/grab": {"POST"},
+    "/grab/{format}/{width}/{height}/{piece}": {"GET", "HEAD"},
+    "/icon/{dims}/{name}": {"GET", "HEAD"},
+    "/app-screenshots/download/{piece}": {"GET", "HEAD"},
+    "/bundle-html": {"GET", "HEAD"},
+    "/bundle-prewarm": {"POST"},
+    # need the admin token, but "POST /grab" is a prefix of theirs: limited all the same
+    "/grab-cleanup": {"POST"}, "/grab-clear": {"POST"},
 }
 # Routes that are not limited, and why. A new route must be put in one list or the other.
 NOT_LIMITED = {
@@ -144,6 +153,16 @@ NOT_LIMITED = {
     "/pty/sessions/{session_id}/ws",
     # pages and static files
     "/", "/pty", "/dashboard/events", "/pieces", "/pty/static", "/dashboard/static",
+    # the old service's reads and pages: a store read or a listing, no capture
+    "/api/frozen", "/api/app-screenshots/{piece}", "/app-screenshots", "/bundle-status",
+    "/bake-status", "/bake-complete",
+    # the old service's admin and secret-holding routes
+    "/api/frozen/{piece}", "/bake",
+    # the old OG images: each rendered once a UTC day (single-flight), then read from disk;
+    # crawlers, which come from many addresses, must never see a 429 for an og:image
+    "/kidlisp-og.png", "/kidlisp-og", "/kidlisp-og/status", "/kidlisp-og/preview",
+    "/kidlisp-og/images/{name}", "/notepat-og.png", "/kidlisp-backdrop.webp",
+    "/kidlisp-backdrop",
 }
 
 
