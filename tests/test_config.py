@@ -94,11 +94,13 @@ def test_the_old_routes_settings_they_read_per_request_reload_live() -> None:
     old = Settings()
     new = Settings.model_validate({"compat": {
         "og": {"kidlisp_pieces": ["clock"]}, "grabs": {"skip_cache_min_interval_s": 5},
-        "app_screenshots": {"force_interval_s": 5}, "bundles": {"concurrency": 1}}})
+        "app_screenshots": {"force_interval_s": 5}, "bundles": {"concurrency": 1},
+        "bakes": {"scale": 2}}})
     live, restart = diff(old, new)
     assert sorted(live) == ["compat.app_screenshots.force_interval_s",
-                            "compat.grabs.skip_cache_min_interval_s", "compat.og.kidlisp_pieces"]
-    assert restart == ["compat.bundles.concurrency"]
+                            "compat.bundles.concurrency", "compat.grabs.skip_cache_min_interval_s",
+                            "compat.og.kidlisp_pieces"]
+    assert restart == ["compat.bakes.scale"]
 
 
 def test_the_production_example_is_a_valid_config() -> None:

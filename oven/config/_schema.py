@@ -158,6 +158,7 @@ LIVE_KEYS = (
     "cluster.poll_s",
     # Read per request or per render by the old service's routes (oven.compat).
     "compat.grabs.*",
+    "compat.bundles.*",
     "compat.app_screenshots.*",
     "compat.og.*",
 )
