@@ -226,7 +226,7 @@ class Browser:
     async def page_slot(self, *, timeout_s: float | None = None) -> AsyncIterator[Slot]:
         """Hold a page slot for one job; waits (bounded) while all slots are busy.
 
-        On exit the slot is wiped before this returns (bounded by close_timeout_s): after a job
+        On exit the slot is wiped before this returns (bounded by reset_timeout_s): after a job
         that finished, its tab is reset for the next job; after one that raised or was
         cancelled, its page and context are closed (a timeout really stops the piece) and a
         fresh context is prepared in the background.
@@ -258,7 +258,7 @@ class Browser:
             self.mark_recycle(f"served {self.jobs_done} jobs (restart_after)")
         try:
             wipe = slot.reset if finished else slot.discard
-            ok = await wipe(timeout_s=self.settings.close_timeout_s)
+            ok = await wipe(timeout_s=self.settings.reset_timeout_s)
         finally:
             closed.set()
         if not ok:

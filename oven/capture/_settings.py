@@ -118,6 +118,12 @@ class BrowserSettings(BaseModel):
     close_timeout_s: float = Field(
         default=3.0, ge=0.1, le=60.0, description="Closing a page context; past it, recycle."
     )
+    reset_timeout_s: float = Field(
+        default=10.0, ge=0.1, le=60.0,
+        description="Wiping a tab between jobs; past it, the tab is retired and the browser "
+        "recycled. Generous on purpose: a wipe is a dozen CDP calls and a navigation, which "
+        "take seconds on a loaded host, and a recycle for it only adds load.",
+    )
     acquire_timeout_s: float = Field(
         default=60.0, ge=0.1, le=3600.0, description="Default wait for a free page slot."
     )

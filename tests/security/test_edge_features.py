@@ -76,7 +76,8 @@ def test_a_client_over_its_submission_rate_gets_429_with_retry_after(
     oven = start_oven({"edge": {"rate_limit_per_s": 0.01, "rate_limit_burst": 3},
                        "browser": {"pages": 1}})
     answers = [httpx.post(f"{oven.url}/grabs", json=GRAB, timeout=30) for _ in range(4)]
-    assert [a.status_code for a in answers[:3]] == [202] * 3, [a.text for a in answers]
+    # Admitted: queued or attached (202), or already done on a slow machine (200, cached).
+    assert all(a.status_code in (200, 202) for a in answers[:3]), [a.text for a in answers]
     limited = answers[3]
     assert limited.status_code == 429, limited.text
     assert limited.json()["error"]["code"] == "rate_limited"
