@@ -124,7 +124,10 @@ def old_grab(fields: Mapping[str, Any], *, piece: Any, fmt: Any, width: int,
         data["frames"] = _old_frames(fields.get("duration", OLD_DURATION_MS), data["fps"])
     if "playbackFps" in fields:  # captured at fps, played at playbackFps: a time-lapse
         data["playback_fps"] = number("playbackFps", fields["playbackFps"])
-    elif fmt not in STILL_FORMATS:
+    elif fmt not in STILL_FORMATS and "frames" not in fields:
+        # The old default, for the old clients' requests; one that counts its frames is
+        # oven's own and plays at its capture rate, as POST /grabs does (the same request
+        # there and here is one capture key, one job).
         data["playback_fps"] = OLD_PLAYBACK_FPS
     # The old service took a quality for every format and ignored it where it meant nothing;
     # oven refuses that, so it is dropped here for the lossless ones.
