@@ -355,6 +355,13 @@ class Baker(AsyncActor):
                     self._notify(doc)
                 continue
             if state_of(doc).is_final or bake_id in self.tasks:
+                if own_too and own and bake_id not in self.tasks:
+                    # A bake failed as oven stopped removes its work dir on the way out, but
+                    # a stop that runs out of time (a loaded host, thousands of frames) leaves
+                    # it half done, and nothing else would ever remove it.
+                    left = work_root(self.settings) / str(bake_id)
+                    if left.exists():
+                        await asyncio.to_thread(shutil.rmtree, left, ignore_errors=True)
                 continue
             if own:
                 if not own_too:
