@@ -17,7 +17,6 @@ also answers where a bake is, found by the caller's own names (code, mongoId, sl
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import uuid
 from typing import Any
@@ -31,7 +30,7 @@ from oven.actors.baker import BAKE_REFS_KIND, BAKES_KIND, Admit, Fetch, Release,
 from oven.actors.store import StoreClient
 from oven.bakes import OLD_REFS, CallbackStyle
 from oven.grabs import TargetRefused, url_target
-from oven.http import ApiError, bake_view, operation, validation_message
+from oven.http import ApiError, bake_view, json_object, operation, validation_message
 from oven.system import ActorSystem
 from oven.webhooks import check_callback_url
 
@@ -65,22 +64,6 @@ def _system(request: Request) -> ActorSystem:
     return system
 
 
-async def _json_object(request: Request) -> dict[str, Any]:
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != \
-            "application/json":
-        raise ApiError(415, "send the body as JSON with 'Content-Type: application/json'")
-    raw = await request.body()
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, f"body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise ApiError(400, "body is not valid JSON: nested too deeply") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "body: expected a JSON object")
-    return data
-
-
 def _old_bake(data: dict[str, Any]) -> OldBake:
     try:
         return OldBake.model_validate(data)
@@ -112,7 +95,7 @@ async def post_bake(request: Request) -> Response:
                        '"all"', code="not_served")
     if settings.compat.bakes.callback_secret is None:
         _check_secret(system, None)  # disabled: said before the body is read
-    bake = _old_bake(await _json_object(request))
+    bake = _old_bake(await json_object(request, not_object_status=400))
     _check_secret(system, bake.callbackSecret)
     try:
         # Checked now so a refused URL is the caller's 4xx; the Baker checks it again (and
@@ -181,7 +164,7 @@ async def _find(system: ActorSystem, name: str, value: str) -> dict[str, Any] | 
            tags=["compat"])
 async def post_bake_status(request: Request) -> Response:
     system = _system(request)
-    name, value = _named(await _json_object(request))
+    name, value = _named(await json_object(request, not_object_status=400))
     doc = await _find(system, name, value)
     if doc is None:
         raise ApiError(404, f"no bake with {name} {value[:80]!r}", code="unknown_bake")
@@ -193,7 +176,7 @@ async def post_bake_status(request: Request) -> Response:
 @operation("The old receiver's notice that it finished with a bake: acknowledged",
            tags=["compat"])
 async def post_bake_complete(request: Request) -> Response:
-    _named(await _json_object(request))
+    _named(await json_object(request, not_object_status=400))
     return JSONResponse({"status": "ok"})
 
 

@@ -5,10 +5,8 @@ placeholder image while it bakes, or oven's JSON when neither fits."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections import OrderedDict
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import (
@@ -171,18 +169,3 @@ async def baking(view: GrabView, accepted: Accepted, *, fmt: str, width: int,
         return response
     data, content_type = image
     return Response(data, media_type=content_type, headers=headers)
-
-
-def json_body(raw: bytes, content_type: str) -> dict[str, Any]:
-    """A JSON object body, refused as oven's own POST routes refuse one."""
-    if content_type.split(";")[0].strip() != "application/json":
-        raise ApiError(415, "send the grab as JSON with 'Content-Type: application/json'")
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, f"body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise ApiError(400, "body is not valid JSON: nested too deeply") from None
-    if not isinstance(data, dict):
-        raise ApiError(422, "body: expected a JSON object")
-    return data

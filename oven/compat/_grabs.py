@@ -18,13 +18,12 @@ from oven.compat._grab_answers import (
     accepted_json,
     baking,
     deliver,
-    json_body,
     refuse_final,
     submit,
     system_of,
 )
 from oven.compat._grab_params import old_grab, side
-from oven.http import ApiError, operation
+from oven.http import ApiError, json_object, operation
 from oven.jobs import JobState
 
 # nowait: "true" is the old service's (and only "true" was: it answered a placeholder image);
@@ -64,7 +63,7 @@ async def get_grab(request: Request) -> Response:
            "result is a 302 to its stored object, or its bytes when the request has Origin",
            responses={200: "application/octet-stream"}, tags=["compat"])
 async def post_grab(request: Request) -> Response:
-    body = json_body(await request.body(), request.headers.get("content-type", ""))
+    body = await json_object(request, what="the grab")
     width = side("width", body.get("width", 512))
     height = side("height", body.get("height", 512))
     old = old_grab(body, piece=body.get("piece"), fmt=body.get("format", "webp"),

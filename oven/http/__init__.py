@@ -5,7 +5,7 @@ from oven.http._app_screenshots import ScreenshotState, app_screenshots_zip, scr
 from oven.http._auth import holds_token, require_token
 from oven.http._bakes import bake_routes, bake_view
 from oven.http._dashboard import dashboard_routes
-from oven.http._errors import ApiError, error_response, validation_message
+from oven.http._errors import ApiError, error_response, json_object, validation_message
 from oven.http._grab_client import Accepted, GrabClient, LimitsExceeded, validated
 from oven.http._grabs import GrabAccepted, grab_routes
 from oven.http._openapi import operation
@@ -33,6 +33,7 @@ __all__ = [
     "error_response",
     "grab_routes",
     "holds_token",
+    "json_object",
     "og_renderer",
     "operation",
     "pty_page_routes",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from typing import Any
@@ -139,3 +140,21 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     CallbackRefused: _callback_refused,
     Exception: _unhandled,
 }
+
+
+async def json_object(request: Request, *, what: str = "the body",
+                      not_object_status: int = 422) -> dict[str, Any]:
+    """A JSON object body, or the 4xx that says what was wrong with it (415 without the JSON
+    content type, 400 for what is not JSON, `not_object_status` for JSON that is no object)."""
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != \
+            "application/json":
+        raise ApiError(415, f"send {what} as JSON with 'Content-Type: application/json'")
+    try:
+        data = json.loads(await request.body())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "body is not valid JSON: nested too deeply") from None
+    if not isinstance(data, dict):
+        raise ApiError(not_object_status, "body: expected a JSON object")
+    return data

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from oven.capture import pieces_dir
 from oven.encode import Format
 from oven.grabs import RESULTS_PATH, GrabRequest
 from oven.http._auth import holds_token, require_token
-from oven.http._errors import ApiError
+from oven.http._errors import ApiError, json_object
 from oven.http._grab_client import Accepted, GrabClient, validated
 from oven.http._openapi import operation
 from oven.jobs import JobState
@@ -74,17 +73,7 @@ def _accepted(view: GrabView, accepted: Accepted) -> GrabAccepted:
            tags=["grabs"])
 async def post_grab(request: Request) -> Response:
     system = _system(request)
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        raise ApiError(415, "send the grab as JSON with 'Content-Type: application/json'")
-    raw = await request.body()
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, f"body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise ApiError(400, "body is not valid JSON: nested too deeply") from None
-    if not isinstance(data, dict):
-        raise ApiError(422, "body: expected a JSON object")
+    data = await json_object(request, what="the grab")
     grab, target = await validated(system.settings, data)
     accepted = await _client(request).submit(grab, target)
     status = 200 if accepted.cached else 202
