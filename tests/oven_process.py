@@ -18,6 +18,10 @@ from typing import Any
 import httpx
 import psutil
 
+# Every serve.log a test run has written to, so that a failed test's logs can be kept
+# (tests/conftest.py copies them when OVEN_TEST_KEEP_LOGS names a directory).
+SERVE_LOGS: set[Path] = set()
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -74,6 +78,7 @@ class OvenProcess:
         config = write_config(self.workdir / "oven.toml", sections)
         env = {**os.environ, **self.env}
         env.pop("OVEN_CONFIG", None)
+        SERVE_LOGS.add(self.workdir / "serve.log")
         out = open(self.workdir / "serve.log", "ab")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "oven", "serve", "--config", str(config)],

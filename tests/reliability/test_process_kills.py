@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import signal
 import time
@@ -27,6 +28,15 @@ def browser_back(oven: OvenProcess, old_pid: int) -> bool:
     return "browser" not in reasons
 
 
+def _logged_at(log: str, text: str) -> float | None:
+    """Wall-clock time of the first log line holding `text` (oven logs local time, ms)."""
+    for line in log.splitlines():
+        if text in line:
+            stamp = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+            return stamp.timestamp()
+    return None
+
+
 def test_chromium_killed_during_a_burst_of_19_grabs_loses_none_and_is_back_promptly(
         start_oven: StartOven) -> None:
     oven = start_oven({})
@@ -41,16 +51,20 @@ def test_chromium_killed_during_a_burst_of_19_grabs_loses_none_and_is_back_promp
     # Kill while a job holds a page (a job past capture is encoding and needs no browser).
     wait_until("a job to be capturing", lambda: [
         i for i in ids if job(oven, i)["stage"] in PAGE_STAGES], timeout=60, interval=0.02)
-    killed_at = time.monotonic()
+    killed_at = time.time()
     os.kill(browser.pid, signal.SIGKILL)
     wait_until("the browser to be back", lambda: browser_back(oven, browser.pid),
-               timeout=30, interval=0.05)
-    back_s = time.monotonic() - killed_at
+               timeout=60, interval=0.05)
+    back_s = time.time() - killed_at
     print(f"browser back {back_s:.2f} s after kill -9")  # the figure, for -s runs
-    # 1.3-2.1 s on a quiet machine (README); 8 s leaves room for a loaded 2-core box (where the
-    # niced relaunch waits its turn) and still tells a relaunch on the disconnect apart from
-    # one found by the health probe (two failed probes 5 s apart: >= 10 s).
-    assert back_s < 8.0, f"the browser took {back_s:.2f} s to come back"
+    # "Promptly" is the relaunch starting on the disconnect itself, not on the health probe
+    # (two failed probes 5 s apart: >= 10 s). The launch after it is niced and waits its turn
+    # on a loaded box (8-11 s beside `stress --cpu 2`, 1.3-2.1 s quiet), so it is the
+    # detection that is bounded, from the log's own clock; 60 s above only ends the wait.
+    detected = _logged_at(oven.log, "browser needs a recycle: chromium disconnected")
+    assert detected is not None, oven.log[-3000:]
+    assert detected - killed_at < 3.0, f"the disconnect was seen {detected - killed_at:.2f} s late"
+    assert "health probe failed" not in oven.log
 
     views = [wait_for_job(oven, i, timeout=180) for i in ids]
     assert [v["state"] for v in views] == ["complete"] * GRABS, views
