@@ -5,8 +5,9 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,8 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+        item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     """With OVEN_TEST_KEEP_LOGS=<dir>, a failed test's `oven serve` logs (every serve.log
     written during the test) are copied there: pytest keeps only its last three temp dirs,
     so a long run's failures would otherwise lose them."""
