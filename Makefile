@@ -10,9 +10,10 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # the metrics of Arial/Times/Courier (liberation) and wide Latin/Greek/Cyrillic (dejavu-core); CJK,
 # Chinese with kana and Hangul, in one 5 MB font (wqy-microhei; fonts-noto-cjk is 91 MB); colour
 # emoji (noto-color-emoji; without it Chromium draws emoji in black or as empty boxes).
+# webp: webpmux assembles canvas frames into an animated WebP (oven.encode._webpmux).
 APT_FONTS := fonts-liberation fonts-dejavu-core fonts-wqy-microhei fonts-noto-color-emoji
-APT_RUN := chromium ffmpeg $(APT_FONTS)
-APT_TEST := prometheus webp time
+APT_RUN := chromium ffmpeg webp $(APT_FONTS)
+APT_TEST := prometheus time
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: run test lint typecheck pytest bench bench-mem bench-burst bench-ready soak system-deps system-test-deps clean

@@ -51,6 +51,17 @@ def _ffmpeg(settings: Settings) -> Check:
     return Check("ffmpeg", True, f"{settings.encoder.ffmpeg_path} usable for every format")
 
 
+def _webpmux(settings: Settings) -> Check:
+    encoder = settings.encoder
+    if not encoder.canvas_frames:
+        return Check("webpmux", True, "not needed: [encoder] canvas_frames = false")
+    if shutil.which(encoder.webpmux_path) is None:
+        return Check("webpmux", False, f"not found at {encoder.webpmux_path!r}: lossy WebP then "
+                     "takes JPEG screenshots and ffmpeg (~0.3 CPU-s more a grab); install "
+                     "Debian's webp (apt-get install webp) or set [encoder] canvas_frames = false")
+    return Check("webpmux", True, f"{encoder.webpmux_path}: canvas frames assembled as they are")
+
+
 def _data_dir(settings: Settings) -> Check:
     path = settings.server.data_dir
     try:
@@ -271,7 +282,7 @@ def run_checks(settings: Settings) -> list[Check]:
     if settings.cluster.role == "api":
         # An api instance runs neither Chromium nor ffmpeg: its host need not have them.
         return _api_checks(settings)
-    checks = [_data_dir(settings), _chromium(settings), _ffmpeg(settings)]
+    checks = [_data_dir(settings), _chromium(settings), _ffmpeg(settings), _webpmux(settings)]
 
     checks += asyncio.run(_remote(settings))
     if checks[1].ok:

@@ -64,8 +64,21 @@ def test_oven_grab_refuses_bad_input_before_starting_anything(tmp_path: Path) ->
 def test_oven_doctor_checks_every_part_and_exits_zero_when_all_is_well(tmp_path: Path) -> None:
     result = oven("doctor", tmp_path=tmp_path, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
-    for part in ("data_dir", "chromium", "ffmpeg", "storage", "store"):
+    for part in ("data_dir", "chromium", "ffmpeg", "webpmux", "storage", "store"):
         assert f"ok    {part}" in result.stdout
+
+
+def test_oven_doctor_says_what_to_do_when_webpmux_is_missing(tmp_path: Path) -> None:
+    result = oven("doctor", tmp_path=tmp_path, timeout=60,
+                  env={"OVEN_ENCODER__WEBPMUX_PATH": "/nonexistent/webpmux"})
+    assert result.returncode == 1
+    assert "FAIL  webpmux" in result.stdout
+    assert "apt-get install webp" in result.stdout
+    off = oven("doctor", tmp_path=tmp_path, timeout=60,
+               env={"OVEN_ENCODER__WEBPMUX_PATH": "/nonexistent/webpmux",
+                    "OVEN_ENCODER__CANVAS_FRAMES": "false"})
+    assert off.returncode == 0, off.stdout
+    assert "ok    webpmux" in off.stdout and "canvas_frames = false" in off.stdout
 
 
 def test_oven_doctor_says_what_to_do_when_chromium_is_missing(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from oven.capture._browser import Browser, Slot
+from oven.capture._canvas import CanvasFrames, same_picture
 from oven.capture._clock import PACED_FRAMES_JS, VIRTUAL_CLOCK_JS
 from oven.capture._errors import (
     BrowserGone,
@@ -52,6 +53,7 @@ MAX_FPS = 60.0
 MAX_DELAY_MS = 60_000
 MAX_EXPRESSION = 2000  # characters of a wait_for expression or a selector
 MAX_INJECT_BYTES = 256 * 1024  # scripts and styles of one request, together
+DEFAULT_WEBP_QUALITY = 80  # as the encoder's webp_quality
 
 
 class CaptureRequest(BaseModel):
@@ -71,7 +73,9 @@ class CaptureRequest(BaseModel):
     )
     ready_expression: str | None = Field(default=None, description="Overrides the setting.")
     ready_timeout_s: float | None = Field(default=None, ge=0.0, le=300.0)
-    frame_format: Literal["png", "jpeg"] | None = Field(default=None)
+    frame_format: Literal["png", "jpeg", "webp"] | None = Field(
+        default=None, description="webp: the piece's canvas as WebP when it is the whole "
+        "picture, else JPEG screenshots (see oven.capture._canvas).")
     guard: GuardMode = Field(
         default="off",
         description="Check every request the page makes (raw URLs from clients): 'public' "
@@ -80,6 +84,8 @@ class CaptureRequest(BaseModel):
     )
     jpeg_quality: int | None = Field(default=None, ge=1, le=100,
                                      description="JPEG frames' quality; else the setting's.")
+    webp_quality: int | None = Field(default=None, ge=1, le=100,
+                                     description="Canvas WebP frames' quality; else 80.")
     # What clients ask of a capture (see oven.grabs.GrabRequest for their meaning).
     wait_for: str | None = Field(default=None, min_length=1, max_length=MAX_EXPRESSION)
     wait_for_selector: str | None = Field(default=None, min_length=1, max_length=MAX_EXPRESSION)
@@ -98,7 +104,7 @@ class CaptureRequest(BaseModel):
             raise ValueError("give at most one of 'wait_for' and 'wait_for_selector'")
         if sum(len(text.encode()) for text in [*self.scripts, *self.styles]) > MAX_INJECT_BYTES:
             raise ValueError(f"scripts and styles: at most {MAX_INJECT_BYTES} bytes together")
-        if self.background == "transparent" and self.frame_format == "jpeg":
+        if self.background == "transparent" and self.frame_format in ("jpeg", "webp"):
             raise ValueError("background 'transparent' needs png frames")
         return self
 
@@ -244,12 +250,12 @@ async def _run(
     await settle(slot, request)
     timings["ready"] = time.perf_counter() - started
 
-    frame_format = request.frame_format or settings.frame_format
     on_stage("capture")
     started = time.perf_counter()
     clip = await element_clip(slot, watch, request)
-    frames, digests, size = await _grab_frames(
-        slot, request, out_dir, frame_format, request.jpeg_quality or settings.jpeg_quality, clip
+    frames, digests, size, frame_format = await _grab_frames(
+        slot, request, out_dir, request.frame_format or settings.frame_format,
+        request.jpeg_quality or settings.jpeg_quality, clip
     )
     flags = await asyncio.to_thread(flags_of, frames, digests)
     timings["capture"] = time.perf_counter() - started
@@ -298,13 +304,20 @@ async def _navigate(slot: Slot, watch: PageWatch, url: str, timeout_s: float) ->
 async def _grab_frames(
     slot: Slot, request: CaptureRequest, out_dir: Path, frame_format: str, jpeg_quality: int,
     clip: dict[str, float] | None,
-) -> tuple[list[Path], list[bytes], tuple[int, int]]:
+) -> tuple[list[Path], list[bytes], tuple[int, int], str]:
     """CDP Page.captureScreenshot, paced at 1/fps on the real clock; before each, the page's
     animation frame is run (the virtual clock's step, or the paced frame: see oven.capture._clock).
+    Asked for "webp", the frames are the piece's canvas when it is the whole picture (see
+    oven.capture._canvas), else JPEG screenshots; the format taken is returned last.
 
     Playwright's page.screenshot adds work (and ~2x the time on slower hosts); the CDP screencast
     gives frames only when the compositor produces one (none for a still) and at its own rate.
     """
+    canvas: CanvasFrames | None = None
+    if frame_format == "webp":
+        if clip is None:
+            canvas = await CanvasFrames.open(slot, request.webp_quality or DEFAULT_WEBP_QUALITY)
+        frame_format = "jpeg"  # the screenshots' format, if the canvas is not the picture
     # A still's PNG is kept as the result itself (the encoder takes it as it is): compressed
     # for keeping it costs Chromium ~5 ms more and halves the bytes. Animation frames are read
     # once by ffmpeg and deleted, so they are compressed for speed.
@@ -314,7 +327,6 @@ async def _grab_frames(
         params["quality"] = jpeg_quality
     if clip is not None:
         params["clip"] = clip
-    suffix = "png" if frame_format == "png" else "jpg"
     frame_s = 1.0 / request.fps
     if request.clock == "virtual":
         step: str | None = f"window.__ovenClock.advance({1000.0 / request.fps!r})"
@@ -333,8 +345,20 @@ async def _grab_frames(
             await asyncio.sleep(max(0.0, t0 + k * frame_s - time.monotonic()))
         if step is not None:
             await slot.page.evaluate(step)
-        shot = await slot.cdp.send("Page.captureScreenshot", params)
-        data = base64.b64decode(shot["data"])
+        data = await canvas.frame() if canvas is not None else None
+        if canvas is not None and data is None and k:
+            # The canvas stopped giving frames midway (tainted by a late cross-origin image):
+            # the rest are screenshots, and one sequence has one format.
+            paths = await asyncio.to_thread(_as_jpeg, paths, jpeg_quality)
+        if data is None:
+            canvas = None
+            data = await _screenshot(slot, params)
+        elif k == 0 and canvas is not None:
+            exact, shot = await canvas.exact_frame(), await _screenshot(slot, params)
+            if exact is None or not await asyncio.to_thread(same_picture, exact, shot):
+                log.debug("screenshots, not canvas frames: the canvas is not what is shown")
+                canvas, data = None, shot
+        suffix = "webp" if canvas is not None else ("png" if frame_format == "png" else "jpg")
         if k == 0:
             size = Image.open(io.BytesIO(data)).size  # reads the header only
         path = out_dir / f"frame-{k:05d}.{suffix}"
@@ -342,4 +366,22 @@ async def _grab_frames(
         path.write_bytes(data)
         paths.append(path)
         digests.append(hashlib.blake2b(data, digest_size=16).digest())
-    return paths, digests, size
+    taken = "webp" if canvas is not None else frame_format
+    return paths, digests, size, taken
+
+
+async def _screenshot(slot: Slot, params: dict[str, Any]) -> bytes:
+    shot = await slot.cdp.send("Page.captureScreenshot", params)
+    return base64.b64decode(shot["data"])
+
+
+def _as_jpeg(frames: list[Path], quality: int) -> list[Path]:
+    """Canvas frames re-encoded as the JPEG screenshots that follow them (a rare path)."""
+    out = []
+    for frame in frames:
+        jpeg = frame.with_suffix(".jpg")
+        with Image.open(frame) as image:
+            image.convert("RGB").save(jpeg, "JPEG", quality=quality)
+        frame.unlink()
+        out.append(jpeg)
+    return out

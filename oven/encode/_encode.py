@@ -15,9 +15,11 @@ from pathlib import Path
 from ._as_is import is_valid_as_is, may_be_taken_as_is
 from ._commands import build_command
 from ._errors import EncodeError, EncodeTimeout
+from ._format import Format
 from ._request import EncodeRequest, EncodeResult
 from ._run import INSTALL_HINT, ProcessRun, run_process
 from ._settings import EncoderSettings
+from ._webpmux import WEBP_FRAME_SUFFIX, is_webp, mux_command
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,9 @@ async def encode(request: EncodeRequest, settings: EncoderSettings) -> EncodeRes
     started = time.perf_counter()
     if may_be_taken_as_is(request) and await _copied_as_is(request, partial):
         return _done(request, out_path, partial, started, "as it is")
+    if may_be_muxed(request):
+        await _muxed(request, settings, partial)
+        return _done(request, out_path, partial, started, "by webpmux")
     argv = build_command(request, settings, partial)
     log.debug("encoding %d frame(s) to %s: %s", len(request.frames), fmt, " ".join(argv),
               extra={"format": fmt, "out_path": str(out_path)})
@@ -71,6 +76,44 @@ async def encode(request: EncodeRequest, settings: EncoderSettings) -> EncodeRes
         _remove(partial)
         raise
     return _done(request, out_path, partial, started, "by ffmpeg")
+
+
+def may_be_muxed(request: EncodeRequest) -> bool:
+    """WebP frames for an animated WebP at their own size: assembled, not encoded again."""
+    return (request.format is Format.WEBP and not request.still and request.upscale == 1
+            and request.frames[0].suffix == WEBP_FRAME_SUFFIX)
+
+
+async def _muxed(request: EncodeRequest, settings: EncoderSettings, partial: Path) -> None:
+    fmt = request.format.value
+    try:
+        argv = await asyncio.to_thread(mux_command, request, settings, partial)
+        try:
+            run = await run_process(argv, timeout_s=settings.timeout_s,
+                                    stderr_tail_bytes=settings.stderr_tail_bytes)
+        except (FileNotFoundError, PermissionError) as exc:
+            raise EncodeError(f"{fmt} encode: cannot run webpmux at {settings.webpmux_path!r} "
+                              f"({exc}): install Debian's webp (apt-get install webp)",
+                              format=fmt) from exc
+        if run.returncode and "Error writing file" in run.stderr_text:
+            _raise_if_disk_full(request, partial, fmt)
+        _raise_for_failure(run, fmt, settings, tool="webpmux")
+        if not partial.exists() or not is_webp(partial.read_bytes()):
+            raise EncodeError(f"{fmt} encode: webpmux wrote no whole WebP file"
+                              f"{_last_lines(run)}", format=fmt, stderr=run.stderr_text)
+    except BaseException:
+        _remove(partial)
+        raise
+
+
+def _raise_if_disk_full(request: EncodeRequest, partial: Path, fmt: str) -> None:
+    """webpmux says only that it could not write: the words ffmpeg's own write would give,
+    when the dir has less room than the frames it was assembling (its output's size)."""
+    needed = sum(frame.stat().st_size for frame in request.frames)
+    free = shutil.disk_usage(partial.parent).free
+    if free < needed:
+        raise EncodeError(f"{fmt} encode: cannot write {partial.name}: No space left on device "
+                          f"({free} bytes free, the animation needs ~{needed})", format=fmt)
 
 
 async def _copied_as_is(request: EncodeRequest, partial: Path) -> bool:
@@ -136,10 +179,11 @@ def _done(request: EncodeRequest, out_path: Path, partial: Path, started: float,
     )
 
 
-def _raise_for_failure(run: ProcessRun, fmt: str, settings: EncoderSettings) -> None:
+def _raise_for_failure(run: ProcessRun, fmt: str, settings: EncoderSettings,
+                       tool: str = "ffmpeg") -> None:
     if run.timed_out:
         raise EncodeTimeout(
-            f"{fmt} encode: ffmpeg ran past {settings.timeout_s:g} s and was killed"
+            f"{fmt} encode: {tool} ran past {settings.timeout_s:g} s and was killed"
             f"{_last_lines(run)}",
             format=fmt, stderr=run.stderr_text,
         )
@@ -150,11 +194,11 @@ def _raise_for_failure(run: ProcessRun, fmt: str, settings: EncoderSettings) -> 
         # Killed by a signal from outside (OOM killer, an operator): the input may be fine.
         name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
         raise EncodeError(
-            f"{fmt} encode: ffmpeg was killed by {name}{_last_lines(run)}",
+            f"{fmt} encode: {tool} was killed by {name}{_last_lines(run)}",
             format=fmt, returncode=code, stderr=run.stderr_text, transient=True,
         )
     raise EncodeError(
-        f"{fmt} encode: ffmpeg exited with code {code}{_last_lines(run)}",
+        f"{fmt} encode: {tool} exited with code {code}{_last_lines(run)}",
         format=fmt, returncode=code, stderr=run.stderr_text, transient=False,
     )
 

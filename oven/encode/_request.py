@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ._format import Format
 
-# The capture step writes frames as frame-00000.png (or .jpg), numbered without gaps, so
-# ffmpeg's image2 demuxer can read them straight from the job dir with one pattern.
-FRAME_NAME = re.compile(r"frame-(?P<index>\d{5,})\.(?P<ext>png|jpg|jpeg)")
+# The capture step writes frames as frame-00000.png (or .jpg, .webp), numbered without gaps,
+# so ffmpeg's image2 demuxer can read them straight from the job dir with one pattern.
+FRAME_NAME = re.compile(r"frame-(?P<index>\d{5,})\.(?P<ext>png|jpg|jpeg|webp)")
 
 # An art pixel at most 16x16 output pixels: past that a 1920 px output is a page of fewer than
 # 120 CSS px, and ffmpeg's scaler is exact at any integer factor, so the bound is one of use.
@@ -24,7 +24,8 @@ class EncodeRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    frames: list[Path] = Field(min_length=1, description="frame-NNNNN.png|jpg files, in order.")
+    frames: list[Path] = Field(min_length=1,
+                               description="frame-NNNNN.png|jpg|webp files, in order.")
     fps: float = Field(gt=0, le=240, description="Frames per second of the animation.")
     format: Format
     out_path: Path
@@ -57,7 +58,7 @@ def frame_index(frame: Path) -> int:
     """The number in `frame-00042.png`; ValueError for any other name."""
     match = FRAME_NAME.fullmatch(frame.name)
     if match is None:
-        raise ValueError(f"frame file {frame.name!r} is not named frame-NNNNN.png or .jpg")
+        raise ValueError(f"frame file {frame.name!r} is not named frame-NNNNN.png, .jpg or .webp")
     digits = match["index"]
     if len(digits) > 5 and digits.startswith("0"):
         raise ValueError(f"frame file {frame.name!r} has more zero padding than %05d")

@@ -21,6 +21,10 @@ class EncoderSettings(BaseModel):
     ffmpeg_path: str = Field(
         "ffmpeg", min_length=1, description="ffmpeg executable: a name looked up on PATH or a path."
     )
+    webpmux_path: str = Field(
+        "webpmux", min_length=1, description="webpmux executable (Debian's webp): assembles "
+        "canvas frames into an animated WebP (see canvas_frames)."
+    )
     ffprobe_path: str = Field(
         "ffprobe", min_length=1, description="ffprobe executable (used by `oven doctor` and tests)."
     )
@@ -58,6 +62,11 @@ class EncoderSettings(BaseModel):
         "jpeg", description="Frames captured for lossy outputs (JPEG, MP4, lossy WebP): jpeg "
         "costs Chromium less and loses little more (the browser's jpeg_quality); png frames "
         "for every output. PNG, GIF and lossless WebP always get png frames."
+    )
+    canvas_frames: bool = Field(
+        True, description="Lossy WebP of a piece drawn on one canvas that fills the page: the "
+        "frames are the canvas's own WebP pictures (quality as webp_quality), assembled by "
+        "webpmux with no second encode; any other page gets JPEG screenshots as before."
     )
     png_compression: int = Field(6, ge=0, le=9, description="zlib level for PNG output.")
     stderr_tail_bytes: int = Field(

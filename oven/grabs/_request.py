@@ -218,6 +218,8 @@ class GrabRequest(BaseModel):
                               density=self.density, frames=self.frames, fps=self.fps,
                               clock=self.clock, guard=guard, frame_format=frame_format,
                               jpeg_quality=self.quality if self.frames == 1 else None,
+                              webp_quality=(max(1, self.quality or encoder.webp_quality)
+                                            if frame_format == "webp" else None),
                               wait_for=self.wait_for, wait_for_selector=self.wait_for_selector,
                               delay_ms=self.delay_ms, selector=self.selector,
                               background=self.background, color_scheme=self.color_scheme,

@@ -108,6 +108,55 @@ PAGES = {
     </script>""",
 }
 
+# Pieces for canvas frames (oven.capture._canvas): one canvas filling the page, animated by
+# requestAnimationFrame, drawn with alpha over the body's colour; each page below adds one
+# thing that makes the canvas more, or less, than the picture.
+_CANVAS_PIECE = """<!doctype html><html><head><style>html,body{margin:0;height:100%%;
+  overflow:hidden;background:#234}canvas{display:block;width:100vw;height:100vh;%(style)s}
+  </style></head><body><canvas id="c"></canvas>%(extra)s<script>
+  %(before)s
+  let c = document.getElementById("c"), dpr = devicePixelRatio;
+  c.width = Math.round(innerWidth * dpr * %(scale)s);
+  c.height = Math.round(innerHeight * dpr * %(scale)s);
+  let g = c.getContext("2d"), n = 0;
+  const draw = (t) => {
+    n++;
+    %(each)s
+    g.clearRect(0, 0, c.width, c.height);
+    g.fillStyle = "rgba(255, 200, 40, 0.6)"; g.fillRect(20 + n * 7, 30, 120, 90);
+    g.fillStyle = "#e33"; g.beginPath(); g.arc(c.width / 2, c.height / 2, 40 + n * 2, 0, 7);
+    g.fill();
+    requestAnimationFrame(draw);
+  };
+  requestAnimationFrame(draw);
+</script>"""
+
+
+def _canvas_page(style: str = "", extra: str = "", before: str = "", each: str = "",
+                 scale: float = 1) -> str:
+    return _CANVAS_PIECE % {"style": style, "extra": extra, "before": before, "each": each,
+                            "scale": scale}
+
+
+PAGES.update({
+    "/canvas": _canvas_page(),
+    # A label over the canvas, away from every point the probe hit-tests.
+    "/canvas-label": _canvas_page(extra='<div style="position:fixed;left:40px;top:290px;'
+                                  'width:100px;height:20px;background:#fff"></div>'),
+    "/canvas-centre-label": _canvas_page(extra='<div style="position:fixed;left:45%;top:45%;'
+                                         'width:10%;height:10%;background:#fff"></div>'),
+    "/canvas-filter": _canvas_page(style="filter:invert(1)"),
+    "/canvas-half-size": _canvas_page(scale=0.5),
+    # The page replaces, in its own world, what oven's probe calls.
+    "/canvas-hostile": _canvas_page(before="""
+      HTMLCanvasElement.prototype.toDataURL = () => "data:image/webp;base64," + "A".repeat(1e7);
+      CanvasRenderingContext2D.prototype.drawImage = () => { throw new Error("no"); };
+      document.elementFromPoint = () => null;"""),
+    # Swaps its canvas for a new, green one at its fifth frame.
+    "/canvas-swapped": _canvas_page(each="""if (n === 5) { const d = c.cloneNode();
+      c.replaceWith(d); c = d; g = d.getContext("2d"); }"""),
+})
+
 
 @dataclass
 class PageServer:

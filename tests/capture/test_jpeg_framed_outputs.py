@@ -27,7 +27,7 @@ async def jpeg_frames(browser: Browser, out: Path, frames: int) -> list[Path]:
 async def test_an_animated_webp_of_jpeg_frames_has_every_frame_at_full_size(
     browser: Browser, tmp_path: Path
 ) -> None:
-    settings = EncoderSettings()
+    settings = EncoderSettings(canvas_frames=False)  # else the canvas's WebP (test_canvas_frames)
     assert frame_format_for(Format.WEBP, settings) == "jpeg"
     frames = await jpeg_frames(browser, tmp_path / "frames", 16)
     result = await encode(EncodeRequest(frames=frames, fps=20, format=Format.WEBP,

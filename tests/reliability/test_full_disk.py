@@ -43,7 +43,8 @@ def full_job_dir(tmp_path: Path) -> Iterator[Path]:
 def test_a_full_job_dir_fails_the_job_with_a_clear_error_and_the_service_stays_up(
         full_job_dir: Path, start_oven: StartOven) -> None:
     oven = start_oven({}, workdir=full_job_dir.parent.parent)
-    # 60 noisy 640x360 PNG frames are several MiB: the 1 MiB job dir fills part-way through.
+    # 60 noisy 640x360 frames (canvas WebP, ~13 KB each) and the animation they make are more
+    # than the 1 MiB job dir holds: it fills part-way through.
     accepted = submit(oven, piece="anim", format="webp", width=640, height=360, frames=60,
                       fps=20, clock="virtual")
     view = wait_for_job(oven, accepted["id"], timeout=120)

@@ -1,0 +1,152 @@
+"""Frames from the piece's own canvas: WebP pictures the page encodes, no screenshot, no ffmpeg.
+
+A piece that draws on one canvas filling the page is, pixel for pixel, that canvas over the
+page's background. For a lossy WebP output its frames can then be the canvas's own WebP
+(`toDataURL("image/webp", q)`, libwebp in the renderer), which the encoder assembles into the
+animation as they are (webpmux): measured on `anim`, 16 frames at 640x360, 0.83-0.86 CPU-s a
+grab against 1.18 for JPEG screenshots and ffmpeg's libwebp_anim, files 1-5 % smaller. What it
+saves: the compositor's read-back and the browser process's screenshot encode (~0.13 s), the
+GPU process (~0.08 s) and the whole ffmpeg run (~0.39 s, a tenth of it Debian's dynamic
+loader); the renderer's WebP encode costs ~0.3 s more than its drawing alone.
+
+It is only taken when nothing else could be in the picture. A probe in an isolated world (the
+page's scripts can neither see nor replace it, nor its toDataURL) checks that one canvas covers
+the viewport at the viewport's device pixels, on top at every probed point, with no opacity,
+filter, transform or blend on it or its ancestors, over a plain background colour; then the
+first frame is taken both ways and compared, block by block, with the screenshot (which catches
+what the probe cannot: a WebGL canvas whose drawing buffer is gone after compositing, a tainted
+canvas, an overlay between the probed points). Any doubt: screenshots, as for every other page.
+Each later frame checks that the canvas is still in the page and on top in its middle; DOM
+drawn over the canvas elsewhere after the first frame is not seen.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+from typing import Any
+
+from PIL import Image, ImageChops
+
+from oven.capture._slot import Slot
+
+log = logging.getLogger(__name__)
+
+WORLD = "oven-canvas-frames"
+# Mean difference of an 8x8 block, per channel (0..255), above which the canvas (as PNG) and
+# the screenshot (JPEG q90) are taken to show different pictures: the JPEG's blocks differ from
+# the exact ones by ~1-4; a box over the canvas moves its blocks by 30-200.
+_BLOCK = 8
+_MAX_BLOCK_DIFFERENCE = 16
+
+_PROBE_JS = r"""
+(() => {
+  const W = innerWidth, H = innerHeight, dpr = devicePixelRatio;
+  const c = document.elementFromPoint(W / 2, H / 2);
+  if (!(c instanceof HTMLCanvasElement)) return "the middle of the page is not a canvas";
+  const r = c.getBoundingClientRect();
+  if (Math.abs(r.left) > 0.5 || Math.abs(r.top) > 0.5 || Math.abs(r.width - W) > 0.5
+      || Math.abs(r.height - H) > 0.5) return "the canvas does not fill the viewport";
+  const pw = Math.round(W * dpr), ph = Math.round(H * dpr);
+  if (c.width !== pw || c.height !== ph)
+    return `the canvas is ${c.width}x${c.height} pixels, the viewport ${pw}x${ph}`;
+  const xs = [2, W / 4, W / 2, 3 * W / 4, W - 2], ys = [2, H / 4, H / 2, 3 * H / 4, H - 2];
+  for (const x of xs) for (const y of ys)
+    if (document.elementFromPoint(x, y) !== c) return "something is drawn over the canvas";
+  let background = null;
+  for (let e = c; e; e = e.parentElement) {
+    const s = getComputedStyle(e);
+    if (s.opacity !== "1" || s.filter !== "none" || s.mixBlendMode !== "normal"
+        || s.visibility !== "visible" || (e === c && s.transform !== "none"))
+      return "the canvas is drawn with an effect";
+    if (s.backgroundImage !== "none") return "a background image behind the canvas";
+    if (e !== c && background === null && !/rgba\(.*, 0\)$/.test(s.backgroundColor)
+        && s.backgroundColor !== "transparent") background = s.backgroundColor;
+  }
+  const scratch = document.createElement("canvas");
+  scratch.width = c.width; scratch.height = c.height;
+  const g = scratch.getContext("2d", { alpha: false });
+  const fill = background || "#ffffff";
+  // The page's canvas over its background, as the compositor shows it; opaque, so no alpha.
+  window.__ovenCanvasFrame = (type, quality) => {
+    // A page that swaps or covers its canvas midway: screenshots from here on.
+    if (!c.isConnected || document.elementFromPoint(W / 2, H / 2) !== c) return null;
+    g.globalCompositeOperation = "copy"; g.fillStyle = fill; g.fillRect(0, 0, pw, ph);
+    g.globalCompositeOperation = "source-over"; g.drawImage(c, 0, 0);
+    return scratch.toDataURL(type, quality);
+  };
+  return "";
+})()
+"""
+
+
+class CanvasFrames:
+    """The probe's isolated world on one page, and its frames as WebP bytes."""
+
+    def __init__(self, slot: Slot, context_id: int, quality: int) -> None:
+        self._slot = slot
+        self._context_id = context_id
+        self._quality = quality / 100
+
+    @classmethod
+    async def open(cls, slot: Slot, quality: int) -> CanvasFrames | None:
+        """Frames from the page's canvas, or None (logged why) when it is not the picture."""
+        tree = await slot.cdp.send("Page.getFrameTree")
+        world = await slot.cdp.send("Page.createIsolatedWorld", {
+            "frameId": tree["frameTree"]["frame"]["id"], "worldName": WORLD,
+        })
+        frames = cls(slot, world["executionContextId"], quality)
+        why = await frames._evaluate(_PROBE_JS)
+        if why:
+            log.debug("screenshots, not canvas frames: %s", why)
+            return None
+        return frames
+
+    async def frame(self) -> bytes | None:
+        """The canvas now, as WebP; None if it is no longer the picture (swapped, or covered in
+        the middle) or cannot be read (a canvas tainted by a cross-origin image, a size libwebp
+        refuses: toDataURL then throws or answers PNG)."""
+        return await self._picture("image/webp", self._quality)
+
+    async def exact_frame(self) -> bytes | None:
+        """The canvas now as PNG, to check it against a screenshot whatever quality is asked."""
+        return await self._picture("image/png", None)
+
+    async def _picture(self, media_type: str, quality: float | None) -> bytes | None:
+        try:
+            url = await self._evaluate(
+                f"window.__ovenCanvasFrame({media_type!r}, {quality or 'undefined'})")
+        except CanvasError as exc:
+            log.debug("screenshots, not canvas frames: %s", exc)
+            return None
+        prefix = f"data:{media_type};base64,"
+        if not isinstance(url, str) or not url.startswith(prefix):
+            return None
+        return base64.b64decode(url[len(prefix):])
+
+    async def _evaluate(self, expression: str) -> Any:
+        answer = await self._slot.cdp.send("Runtime.evaluate", {
+            "expression": expression, "contextId": self._context_id, "returnByValue": True,
+        })
+        if "exceptionDetails" in answer:
+            details = answer["exceptionDetails"]
+            raise CanvasError(details.get("exception", {}).get("description") or details["text"])
+        return answer["result"].get("value")
+
+
+class CanvasError(Exception):
+    """The probe or a frame threw in the page."""
+
+
+def same_picture(canvas: bytes, screenshot: bytes) -> bool:
+    """Whether the canvas frame shows what the screenshot of the same instant shows: the same
+    size, and no 8x8 block whose mean differs by more than lossy coding explains."""
+    with Image.open(io.BytesIO(canvas)) as a, Image.open(io.BytesIO(screenshot)) as b:
+        if a.size != b.size:
+            return False
+        size = (max(1, a.width // _BLOCK), max(1, a.height // _BLOCK))
+        a_blocks = a.convert("RGB").resize(size, Image.Resampling.BOX)
+        b_blocks = b.convert("RGB").resize(size, Image.Resampling.BOX)
+    extrema = ImageChops.difference(a_blocks, b_blocks).getextrema()
+    return all(high <= _MAX_BLOCK_DIFFERENCE for _, high in extrema)  # type: ignore[misc]

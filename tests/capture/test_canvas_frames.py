@@ -1,0 +1,120 @@
+"""Frames from the piece's own canvas (oven.capture._canvas), real Chromium: taken only where
+the canvas is the whole picture, and then the same picture a screenshot shows."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageChops, ImageStat
+
+from oven.capture import Browser, CaptureRequest, capture, piece_url
+
+from .conftest import PageServer
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+FRAMES = 8
+
+
+def psnr(a: Path, b: Path) -> float:
+    with Image.open(a) as x, Image.open(b) as y:
+        assert x.size == y.size
+        diff = ImageChops.difference(x.convert("RGB"), y.convert("RGB"))
+    mse = sum(v * v for v in ImageStat.Stat(diff).rms) / 3
+    return math.inf if mse == 0 else 10 * math.log10(255 * 255 / mse)
+
+
+async def both_ways(browser: Browser, url: str, out: Path, **extra: object) -> tuple[
+        list[Path], str, list[Path]]:
+    """The page on the virtual clock as canvas frames (if taken) and as PNG screenshots."""
+    request = CaptureRequest(url=url, width=640, height=360, frames=FRAMES, fps=20,
+                             clock="virtual", frame_format="webp", **extra)  # type: ignore[arg-type]
+    canvas = await capture(browser, request, out / "webp")
+    shots = await capture(browser, request.model_copy(update={"frame_format": "png"}),
+                          out / "png")
+    return canvas.frames, canvas.frame_format, shots.frames
+
+
+@pytest.mark.parametrize("path", ["/canvas", "/canvas-hostile"])
+async def test_a_canvas_filling_the_page_gives_webp_frames_that_match_the_screenshots(
+        browser: Browser, page_server: PageServer, tmp_path: Path, path: str) -> None:
+    # /canvas-hostile replaces toDataURL, drawImage and elementFromPoint in its own world:
+    # the probe runs in an isolated one and never calls them.
+    frames, taken, shots = await both_ways(browser, page_server.base + path, tmp_path)
+    assert taken == "webp"
+    assert [f.suffix for f in frames] == [".webp"] * FRAMES
+    # The canvas is drawn with alpha over the body's colour: the frames are composited onto it.
+    for frame, shot in zip(frames, shots, strict=True):
+        with Image.open(frame) as image:
+            assert (image.format, image.size, image.mode) == ("WEBP", (640, 360), "RGB")
+        assert psnr(frame, shot) > 30, frame.name
+
+
+@pytest.mark.parametrize(("path", "why"), [
+    ("/canvas-label", "a box over the canvas between the probed points"),
+    ("/canvas-centre-label", "a box over the middle of the canvas"),
+    ("/canvas-filter", "a CSS filter on the canvas"),
+    ("/canvas-half-size", "a canvas of half the viewport's pixels, scaled up"),
+    ("/unsignalled", "a canvas below a header"),
+])
+async def test_a_page_where_the_canvas_is_not_the_whole_picture_gets_screenshots(
+        browser: Browser, page_server: PageServer, tmp_path: Path, path: str, why: str) -> None:
+    frames, taken, shots = await both_ways(browser, page_server.base + path, tmp_path)
+    assert taken == "jpeg", why
+    assert [f.suffix for f in frames] == [".jpg"] * FRAMES
+    assert all(psnr(f, s) > 30 for f, s in zip(frames, shots, strict=True)), why
+
+
+async def test_a_canvas_swapped_midway_turns_the_capture_to_screenshots_for_every_frame(
+        browser: Browser, page_server: PageServer, tmp_path: Path) -> None:
+    frames, taken, shots = await both_ways(browser, page_server.base + "/canvas-swapped",
+                                           tmp_path)
+    assert taken == "jpeg"
+    assert [f.suffix for f in frames] == [".jpg"] * FRAMES  # the canvas frames taken first too
+    assert sorted(p.name for p in frames[0].parent.iterdir()) == [f.name for f in frames]
+    assert all(psnr(f, s) > 30 for f, s in zip(frames, shots, strict=True))
+
+
+@pytest.mark.parametrize("piece", ["anim", "clock", "webgl"])
+async def test_bundled_pieces_captured_as_canvas_frames_or_not_show_what_screenshots_show(
+        browser: Browser, tmp_path: Path, piece: str) -> None:
+    frames, taken, shots = await both_ways(browser, piece_url(piece), tmp_path)
+    if piece != "webgl":  # WebGL: whichever the first-frame check found; the pictures agree
+        assert taken == "webp"
+    assert all(psnr(f, s) > 30 for f, s in zip(frames, shots, strict=True))
+
+
+async def test_canvas_frames_on_the_virtual_clock_are_reproducible(
+        browser: Browser, tmp_path: Path) -> None:
+    request = CaptureRequest(url=piece_url("anim"), width=320, height=180, frames=FRAMES,
+                             clock="virtual", frame_format="webp")
+    first = await capture(browser, request, tmp_path / "a")
+    second = await capture(browser, request, tmp_path / "b")
+    assert first.frame_format == second.frame_format == "webp"
+    assert [p.read_bytes() for p in first.frames] == [p.read_bytes() for p in second.frames]
+
+
+async def test_canvas_frames_are_at_device_pixels_and_take_the_quality_asked(
+        browser: Browser, tmp_path: Path) -> None:
+    request = CaptureRequest(url=piece_url("anim"), width=320, height=180, density=2, frames=2,
+                             clock="virtual", frame_format="webp", webp_quality=95)
+    fine = await capture(browser, request, tmp_path / "fine")
+    coarse = await capture(browser, request.model_copy(update={"webp_quality": 20}),
+                           tmp_path / "coarse")
+    assert fine.frame_format == coarse.frame_format == "webp"
+    assert (fine.pixel_width, fine.pixel_height) == (640, 360)
+    with Image.open(fine.frames[0]) as image:
+        assert image.size == (640, 360)
+    assert fine.frames[1].stat().st_size > 2 * coarse.frames[1].stat().st_size
+
+
+async def test_an_element_clip_or_a_transparent_background_never_takes_canvas_frames(
+        browser: Browser, tmp_path: Path) -> None:
+    clipped = await capture(browser, CaptureRequest(
+        url=piece_url("anim"), width=320, height=180, frames=2, clock="virtual",
+        frame_format="webp", selector="canvas"), tmp_path / "clip")
+    assert clipped.frame_format == "jpeg"
+    with pytest.raises(ValueError, match="transparent' needs png frames"):
+        CaptureRequest(url=piece_url("anim"), frame_format="webp", background="transparent")
