@@ -20,6 +20,7 @@ Prints one JSON line: medians of the rounds, and every round.
 
     .venv/bin/python bench/side_by_side.py [--rounds 3] [--grabs 19] [--target url|piece]
                                            [--set browser.pace_frames=false ...]
+                                           [--only oven_real ...]
 """
 
 from __future__ import annotations
@@ -265,19 +266,27 @@ def oven_bodies(piece: str, tag: str, grabs: int, **extra: Any) -> list[dict[str
              **extra} for i in range(grabs)]
 
 
-def one_round(baseline: Baseline, oven: OvenProcess, pieces_url: str,
-              grabs: int) -> dict[str, dict[str, Any]]:
+CONTENDERS = ("baseline", "oven_real", "oven_virtual", "oven_stills")
+
+
+def one_round(baseline: Baseline | None, oven: OvenProcess, pieces_url: str, grabs: int,
+              only: tuple[str, ...] = CONTENDERS) -> dict[str, dict[str, Any]]:
     tag = uuid.uuid4().hex[:8]
     anim = {"format": "webp", "frames": FRAMES, "fps": FPS}
-    out = {"baseline": baseline_round(baseline, pieces_url, tag, grabs)}
+    out: dict[str, dict[str, Any]] = {}
+    if baseline is not None:
+        out["baseline"] = baseline_round(baseline, pieces_url, tag, grabs)
     for clock in ("real", "virtual"):
-        bodies = oven_bodies("anim", f"{tag}-{clock}", grabs, clock=clock, **anim)
-        out[f"oven_{clock}"] = asyncio.run(oven_phase(oven, bodies))
-    for name in ("oven_real", "oven_virtual"):
-        out[name]["speedup"] = out["baseline"]["wall_s"] / out[name]["wall_s"]
-    stills = asyncio.run(oven_phase(oven, oven_bodies("still", tag, grabs, format="png")))
-    stills["stills_per_s"] = grabs / stills["wall_s"]
-    out["oven_stills"] = stills
+        if f"oven_{clock}" in only:
+            bodies = oven_bodies("anim", f"{tag}-{clock}", grabs, clock=clock, **anim)
+            out[f"oven_{clock}"] = asyncio.run(oven_phase(oven, bodies))
+            if "baseline" in out:
+                out[f"oven_{clock}"]["speedup"] = (out["baseline"]["wall_s"]
+                                                   / out[f"oven_{clock}"]["wall_s"])
+    if "oven_stills" in only:
+        stills = asyncio.run(oven_phase(oven, oven_bodies("still", tag, grabs, format="png")))
+        stills["stills_per_s"] = grabs / stills["wall_s"]
+        out["oven_stills"] = stills
     return out
 
 
@@ -327,9 +336,13 @@ def main() -> None:
                         "the request guard) or by piece name (the guard is off)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=JSON",
                         help="an oven setting for this run, e.g. browser.pace_frames=false")
+    parser.add_argument("--only", action="append", choices=CONTENDERS, metavar="CONTENDER",
+                        help="run only this contender (repeatable; default: all of "
+                        f"{', '.join(CONTENDERS)}); speed-ups need the baseline")
     parser.add_argument("--baseline-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     TARGET["kind"] = args.target
+    only = tuple(args.only or CONTENDERS)
     if args.baseline_worker:
         asyncio.run(baseline_worker())
         return
@@ -354,15 +367,20 @@ def main() -> None:
             oven.config.setdefault(section, {})[key] = json.loads(value)
         stack.callback(oven.stop)
         oven.start()
-        baseline = Baseline()
-        stack.callback(baseline.stop)
-        if not all(r["ok"] for r in baseline.run([f"{pieces_url}/anim/?bench=warm"])):
-            raise SystemExit("the baseline's warm-up grab failed")
+        baseline = None
+        if "baseline" in only:
+            # Not started unless measured: its Chromium, alive beside oven's, shares the
+            # binary's pages with it and so lowers oven's PSS.
+            baseline = Baseline()
+            stack.callback(baseline.stop)
+            if not all(r["ok"] for r in baseline.run([f"{pieces_url}/anim/?bench=warm"])):
+                raise SystemExit("the baseline's warm-up grab failed")
         warm(oven)
-        rounds = [one_round(baseline, oven, pieces_url, args.grabs) for _ in range(args.rounds)]
+        rounds = [one_round(baseline, oven, pieces_url, args.grabs, only)
+                  for _ in range(args.rounds)]
     summary = {
         "bench": "side_by_side", "grabs": args.grabs, "rounds": args.rounds,
-        "target": args.target, "settings": args.set,
+        "target": args.target, "settings": args.set, "contenders": list(only),
         "frames": FRAMES, "fps": FPS, "size": f"{WIDTH}x{HEIGHT}", "cores": os.cpu_count(),
         "nice": {"baseline": os.nice(0), "oven_captures": BrowserSettings().nice},
         "load_avg_before": [round(x, 2) for x in load_before],
