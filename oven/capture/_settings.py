@@ -22,7 +22,11 @@ DEFAULT_ARGS: list[str] = [
     # Memory, measured on Chromium 156 headless: each window (one per context) pre-loads the
     # omnibox popup as a WebUI page in a renderer of its own (~10 MB PSS less without it), and
     # a spare renderer waits for cross-site navigations our reused tabs do not make (~20 MB).
-    "--disable-features=SpareRendererForSitePerProcess,WebUIOmniboxPopup",
+    # Each window also pre-loads the AI-mode omnibox popup (chrome://omnibox-popup.top-chrome/
+    # omnibox_popup_aim.html), another renderer per page slot: ~70 MB of the tree's PSS less
+    # with 2 slots (renderers, browser process); a new tab then brings one renderer, not two
+    # that its slot would both take as its own.
+    "--disable-features=SpareRendererForSitePerProcess,WebUIOmniboxPopup,WebUIOmniboxAimPopup",
 ]
 
 DEFAULT_BLOCKED: list[str] = [
