@@ -2,14 +2,16 @@
 
 The Browser handle (_browser) is what the pool works with; this is how one comes to exist:
 Chromium's command line (no shared workers, a V8 heap cap when pages are held by polling),
-the owner marker every process carries, the processes found by that marker, their process
-group, the throwaway profile, and their move into the browser's cgroup before any page opens.
+the driver's V8 flags, the owner marker every process carries, the processes found by that
+marker, their process group, the throwaway profile, and their move into the browser's cgroup
+before any page opens.
 A launch that fails half-way kills whatever it started.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +72,7 @@ async def start_chromium(settings: BrowserSettings, marker: str,
         # Without a cgroup the poller sees a page's growth only at its next tick; V8's own
         # cap stops the JS heap part of it at once.
         args = _with_js_flag(args, f"--max-old-space-size={watch.plan.page_ceiling >> 20}")
+    _set_driver_node_options(settings.driver_node_options)
     playwright = await async_playwright().start()
     try:
         pw_browser = await playwright.chromium.launch(
@@ -109,6 +112,25 @@ def kill_marked(marker: str) -> None:
         _processes.kill_tree(
             _processes.snapshot(pid), proc if _processes.owns_group(proc) else None
         )
+
+
+# NODE_OPTIONS as oven found it, before it added the driver's own.
+_ENV_NODE_OPTIONS = os.environ.get("NODE_OPTIONS", "")
+
+
+def _set_driver_node_options(options: str) -> None:
+    """Give Playwright's next driver `options` (ahead of the environment's own NODE_OPTIONS,
+    whose flags then win).
+
+    Playwright starts its driver with a copy of os.environ and takes no environment of its
+    own, so the variable is set for the process; the other programs oven runs (ffmpeg,
+    webpmux) ignore it.
+    """
+    merged = " ".join(part for part in (options, _ENV_NODE_OPTIONS) if part)
+    if merged:
+        os.environ["NODE_OPTIONS"] = merged
+    else:
+        os.environ.pop("NODE_OPTIONS", None)
 
 
 def _without_shared_workers(args: list[str]) -> list[str]:

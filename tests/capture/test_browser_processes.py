@@ -25,3 +25,26 @@ async def test_a_warm_browser_runs_one_renderer_per_page_slot_and_no_browser_ui_
     finally:
         await warm.close(timeout_s=5.0)
     assert marked_pids(marker) == []
+
+
+def _node_options(pid: int) -> str:
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        for entry in f.read().split(b"\0"):
+            if entry.startswith(b"NODE_OPTIONS="):
+                return entry.split(b"=", 1)[1].decode()
+    return ""
+
+
+async def test_playwrights_driver_runs_with_the_configured_node_options() -> None:
+    for options in ("--max-semi-space-size=1 --jitless", "--max-semi-space-size=2"):
+        marker = new_marker()
+        launched = await Browser.launch(make_settings(pages=1, driver_node_options=options),
+                                        marker=marker)
+        try:
+            driver = launched.pids()["driver"]
+            assert len(driver) == 1
+            assert _node_options(driver[0]).startswith(options)
+            assert await launched.health(timeout_s=5.0) is True
+        finally:
+            await launched.close(timeout_s=5.0)
+        assert marked_pids(marker) == []
