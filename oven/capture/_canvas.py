@@ -25,7 +25,8 @@ from __future__ import annotations
 import base64
 import io
 import logging
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from PIL import Image, ImageChops
 
@@ -69,16 +70,59 @@ _PROBE_JS = r"""
   const g = scratch.getContext("2d", { alpha: false });
   const fill = background || "#ffffff";
   // The page's canvas over its background, as the compositor shows it; opaque, so no alpha.
-  window.__ovenCanvasFrame = (type, quality) => {
-    // A page that swaps or covers its canvas midway: screenshots from here on.
-    if (!c.isConnected || document.elementFromPoint(W / 2, H / 2) !== c) return null;
+  const compose = () => {
     g.globalCompositeOperation = "copy"; g.fillStyle = fill; g.fillRect(0, 0, pw, ph);
     g.globalCompositeOperation = "source-over"; g.drawImage(c, 0, 0);
-    return scratch.toDataURL(type, quality);
+  };
+  const crop = document.createElement("canvas"), cg = crop.getContext("2d", { alpha: false });
+  let last = null;  // the previous delta frame's pixels
+  // The box of pixels that differ from the last frame, its corner on even pixels (WebP frame
+  // offsets are even); null when none differ.
+  const changed = (a, b) => {
+    let top = 0, bottom = ph - 1;
+    const rowSame = (y) => {
+      for (let i = y * pw, e = i + pw; i < e; i++) if (a[i] !== b[i]) return false;
+      return true;
+    };
+    while (top < ph && rowSame(top)) top++;
+    if (top === ph) return null;
+    while (rowSame(bottom)) bottom--;
+    let left = pw, right = -1;
+    for (let y = top; y <= bottom; y++) {
+      const row = y * pw;
+      for (let x = 0; x < left; x++) if (a[row + x] !== b[row + x]) { left = x; break; }
+      for (let x = pw - 1; x > right; x--) if (a[row + x] !== b[row + x]) { right = x; break; }
+    }
+    left &= ~1; top &= ~1;
+    return { x: left, y: top, w: right + 1 - left, h: bottom + 1 - top };
+  };
+  window.__ovenCanvasFrame = (type, quality, delta) => {
+    // A page that swaps or covers its canvas midway: screenshots from here on.
+    if (!c.isConnected || document.elementFromPoint(W / 2, H / 2) !== c) return null;
+    compose();
+    if (!delta) return { x: 0, y: 0, url: scratch.toDataURL(type, quality) };
+    const now = new Uint32Array(g.getImageData(0, 0, pw, ph).data.buffer);
+    const box = last === null ? { x: 0, y: 0, w: pw, h: ph } : changed(last, now);
+    last = now;
+    if (box === null) return { same: true };
+    if (box.w * box.h > 0.8 * pw * ph)
+      return { x: 0, y: 0, url: scratch.toDataURL(type, quality) };
+    crop.width = box.w; crop.height = box.h;
+    cg.drawImage(scratch, box.x, box.y, box.w, box.h, 0, 0, box.w, box.h);
+    return { x: box.x, y: box.y, url: crop.toDataURL(type, quality) };
   };
   return "";
 })()
 """
+
+
+@dataclass(frozen=True, slots=True)
+class CanvasPicture:
+    """WebP (or PNG) bytes of the canvas, or of the box of it that changed, and where it goes."""
+
+    data: bytes
+    x: int
+    y: int
 
 
 class CanvasFrames:
@@ -103,27 +147,38 @@ class CanvasFrames:
             return None
         return frames
 
-    async def frame(self) -> bytes | None:
-        """The canvas now, as WebP; None if it is no longer the picture (swapped, or covered in
-        the middle) or cannot be read (a canvas tainted by a cross-origin image, a size libwebp
-        refuses: toDataURL then throws or answers PNG)."""
-        return await self._picture("image/webp", self._quality)
+    async def frame(self) -> CanvasPicture | Literal["same"] | None:
+        """What changed on the canvas since the last frame, as WebP placed at its offset (the
+        whole canvas first, and whenever most of it changed), "same" when nothing did; None if
+        the canvas is no longer the picture (swapped, or covered in the middle) or cannot be
+        read (tainted by a cross-origin image, a size libwebp refuses: toDataURL then throws or
+        answers PNG)."""
+        return await self._picture("image/webp", self._quality, delta=True)
 
     async def exact_frame(self) -> bytes | None:
         """The canvas now as PNG, to check it against a screenshot whatever quality is asked."""
-        return await self._picture("image/png", None)
+        picture = await self._picture("image/png", None, delta=False)
+        return picture.data if isinstance(picture, CanvasPicture) else None
 
-    async def _picture(self, media_type: str, quality: float | None) -> bytes | None:
+    async def _picture(self, media_type: str, quality: float | None, *, delta: bool
+                       ) -> CanvasPicture | Literal["same"] | None:
+        args = f"{media_type!r}, {quality or 'undefined'}, {'true' if delta else 'false'}"
+        call = f"window.__ovenCanvasFrame({args})"
         try:
-            url = await self._evaluate(
-                f"window.__ovenCanvasFrame({media_type!r}, {quality or 'undefined'})")
+            answer = await self._evaluate(call)
         except CanvasError as exc:
             log.debug("screenshots, not canvas frames: %s", exc)
             return None
-        prefix = f"data:{media_type};base64,"
-        if not isinstance(url, str) or not url.startswith(prefix):
+        if not isinstance(answer, dict):
             return None
-        return base64.b64decode(url[len(prefix):])
+        if answer.get("same") is True:
+            return "same"
+        url, x, y = answer.get("url"), answer.get("x"), answer.get("y")
+        prefix = f"data:{media_type};base64,"
+        if (not isinstance(url, str) or not url.startswith(prefix) or not isinstance(x, int)
+                or not isinstance(y, int)):
+            return None
+        return CanvasPicture(base64.b64decode(url[len(prefix):]), x, y)
 
     async def _evaluate(self, expression: str) -> Any:
         answer = await self._slot.cdp.send("Runtime.evaluate", {

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
-import io
+import functools
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from PIL import Image
 from playwright.async_api import Error as PlaywrightError
@@ -21,7 +19,6 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from oven.capture._browser import Browser, Slot
-from oven.capture._canvas import CanvasFrames, same_picture
 from oven.capture._clock import PACED_FRAMES_JS, VIRTUAL_CLOCK_JS
 from oven.capture._errors import (
     BrowserGone,
@@ -30,6 +27,7 @@ from oven.capture._errors import (
     PieceError,
     RendererCrashed,
 )
+from oven.capture._frames import DEFAULT_WEBP_QUALITY, take_frames, whole_pictures
 from oven.capture._guard import GuardMode, RequestGuard
 from oven.capture._options import element_clip, emulate, inject
 from oven.capture._quality import Flag, flags_of
@@ -53,7 +51,6 @@ MAX_FPS = 60.0
 MAX_DELAY_MS = 60_000
 MAX_EXPRESSION = 2000  # characters of a wait_for expression or a selector
 MAX_INJECT_BYTES = 256 * 1024  # scripts and styles of one request, together
-DEFAULT_WEBP_QUALITY = 80  # as the encoder's webp_quality
 
 
 class CaptureRequest(BaseModel):
@@ -85,7 +82,8 @@ class CaptureRequest(BaseModel):
     jpeg_quality: int | None = Field(default=None, ge=1, le=100,
                                      description="JPEG frames' quality; else the setting's.")
     webp_quality: int | None = Field(default=None, ge=1, le=100,
-                                     description="Canvas WebP frames' quality; else 80.")
+                                     description="Canvas WebP frames' quality; else "
+                                     f"{DEFAULT_WEBP_QUALITY}.")
     # What clients ask of a capture (see oven.grabs.GrabRequest for their meaning).
     wait_for: str | None = Field(default=None, min_length=1, max_length=MAX_EXPRESSION)
     wait_for_selector: str | None = Field(default=None, min_length=1, max_length=MAX_EXPRESSION)
@@ -121,6 +119,15 @@ class CaptureResult:
     timings: dict[str, float] = field(default_factory=dict)
     page_errors: list[str] = field(default_factory=list)
     blocked_requests: list[str] = field(default_factory=list)  # "reason url", by the guard
+    # Canvas frames: where each goes in the picture (a frame after the first may be only the
+    # box that changed; see oven.capture._frames); [] for screenshots, which are whole.
+    frame_offsets: list[tuple[int, int]] = field(default_factory=list)
+
+    def pictures(self, wanted: Iterable[int]) -> dict[int, Image.Image]:
+        """The whole picture (RGB) at each wanted frame, canvas boxes laid over the frames
+        before them."""
+        return whole_pictures(self.frames, self.frame_offsets,
+                              (self.pixel_width, self.pixel_height), wanted)
 
 
 StageHook = Callable[[str], None]
@@ -253,11 +260,14 @@ async def _run(
     on_stage("capture")
     started = time.perf_counter()
     clip = await element_clip(slot, watch, request)
-    frames, digests, size, frame_format = await _grab_frames(
+    frames = await take_frames(
         slot, request, out_dir, request.frame_format or settings.frame_format,
         request.jpeg_quality or settings.jpeg_quality, clip
     )
-    flags = await asyncio.to_thread(flags_of, frames, digests)
+    flags = await asyncio.to_thread(
+        flags_of, len(frames.paths), frames.digests,
+        functools.partial(whole_pictures, frames.paths, frames.offsets, frames.size,
+                          draft=True))
     timings["capture"] = time.perf_counter() - started
 
     errors = watch.page_errors()
@@ -269,10 +279,11 @@ async def _run(
         raise NotAsAsked(f"capture rejected as {' and '.join(turned_down)} (asked to reject "
                          f"{', '.join(request.reject)}){because}")
     return CaptureResult(
-        frames=frames,
-        frame_format=frame_format,
-        pixel_width=size[0],
-        pixel_height=size[1],
+        frames=frames.paths,
+        frame_format=frames.taken,
+        frame_offsets=frames.offsets,
+        pixel_width=frames.size[0],
+        pixel_height=frames.size[1],
         ready=ready,
         frozen="frozen" in flags,
         flags=flags,
@@ -299,89 +310,3 @@ async def _navigate(slot: Slot, watch: PageWatch, url: str, timeout_s: float) ->
         raise PieceError(f"piece page failed to load ({reason}): {url}") from exc
     if response is not None and response.status >= 400:
         raise PieceError(f"piece page answered {response.status}: {url}")
-
-
-async def _grab_frames(
-    slot: Slot, request: CaptureRequest, out_dir: Path, frame_format: str, jpeg_quality: int,
-    clip: dict[str, float] | None,
-) -> tuple[list[Path], list[bytes], tuple[int, int], str]:
-    """CDP Page.captureScreenshot, paced at 1/fps on the real clock; before each, the page's
-    animation frame is run (the virtual clock's step, or the paced frame: see oven.capture._clock).
-    Asked for "webp", the frames are the piece's canvas when it is the whole picture (see
-    oven.capture._canvas), else JPEG screenshots; the format taken is returned last.
-
-    Playwright's page.screenshot adds work (and ~2x the time on slower hosts); the CDP screencast
-    gives frames only when the compositor produces one (none for a still) and at its own rate.
-    """
-    canvas: CanvasFrames | None = None
-    if frame_format == "webp":
-        if clip is None:
-            canvas = await CanvasFrames.open(slot, request.webp_quality or DEFAULT_WEBP_QUALITY)
-        frame_format = "jpeg"  # the screenshots' format, if the canvas is not the picture
-    # A still's PNG is kept as the result itself (the encoder takes it as it is): compressed
-    # for keeping it costs Chromium ~5 ms more and halves the bytes. Animation frames are read
-    # once by ffmpeg and deleted, so they are compressed for speed.
-    keep = request.frames == 1 and frame_format == "png"
-    params: dict[str, Any] = {"format": frame_format, "optimizeForSpeed": not keep}
-    if frame_format == "jpeg":
-        params["quality"] = jpeg_quality
-    if clip is not None:
-        params["clip"] = clip
-    frame_s = 1.0 / request.fps
-    if request.clock == "virtual":
-        step: str | None = f"window.__ovenClock.advance({1000.0 / request.fps!r})"
-    elif request.frames > 1 and slot.browser.settings.pace_frames:
-        step = "window.__ovenPace && window.__ovenPace.frame()"
-        await slot.page.evaluate("window.__ovenPace && window.__ovenPace.hold()")
-    else:
-        step = None
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths: list[Path] = []
-    digests: list[bytes] = []
-    size = (0, 0)
-    t0 = time.monotonic()
-    for k in range(request.frames):
-        if k and request.clock == "real":
-            await asyncio.sleep(max(0.0, t0 + k * frame_s - time.monotonic()))
-        if step is not None:
-            await slot.page.evaluate(step)
-        data = await canvas.frame() if canvas is not None else None
-        if canvas is not None and data is None and k:
-            # The canvas stopped giving frames midway (tainted by a late cross-origin image):
-            # the rest are screenshots, and one sequence has one format.
-            paths = await asyncio.to_thread(_as_jpeg, paths, jpeg_quality)
-        if data is None:
-            canvas = None
-            data = await _screenshot(slot, params)
-        elif k == 0 and canvas is not None:
-            exact, shot = await canvas.exact_frame(), await _screenshot(slot, params)
-            if exact is None or not await asyncio.to_thread(same_picture, exact, shot):
-                log.debug("screenshots, not canvas frames: the canvas is not what is shown")
-                canvas, data = None, shot
-        suffix = "webp" if canvas is not None else ("png" if frame_format == "png" else "jpg")
-        if k == 0:
-            size = Image.open(io.BytesIO(data)).size  # reads the header only
-        path = out_dir / f"frame-{k:05d}.{suffix}"
-        # A ~100 KB write on the loop costs less than a hop to a thread.
-        path.write_bytes(data)
-        paths.append(path)
-        digests.append(hashlib.blake2b(data, digest_size=16).digest())
-    taken = "webp" if canvas is not None else frame_format
-    return paths, digests, size, taken
-
-
-async def _screenshot(slot: Slot, params: dict[str, Any]) -> bytes:
-    shot = await slot.cdp.send("Page.captureScreenshot", params)
-    return base64.b64decode(shot["data"])
-
-
-def _as_jpeg(frames: list[Path], quality: int) -> list[Path]:
-    """Canvas frames re-encoded as the JPEG screenshots that follow them (a rare path)."""
-    out = []
-    for frame in frames:
-        jpeg = frame.with_suffix(".jpg")
-        with Image.open(frame) as image:
-            image.convert("RGB").save(jpeg, "JPEG", quality=quality)
-        frame.unlink()
-        out.append(jpeg)
-    return out

@@ -10,8 +10,7 @@ Sampled: the first, middle and last frames, so the cost stays ~10 ms whatever th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 from PIL import Image
@@ -27,11 +26,14 @@ _GRID = 8
 _DUD = 6
 
 
-def flags_of(frames: Sequence[Path], digests: Sequence[bytes]) -> list[Flag]:
-    """The quality flags of a capture (see the module doc); [] for a good one."""
+def flags_of(count: int, digests: Sequence[bytes],
+             pictures: Callable[[Sequence[int]], Mapping[int, Image.Image]]) -> list[Flag]:
+    """The quality flags of a capture of `count` frames (see the module doc); [] for a good
+    one. `pictures` gives the whole picture at each frame asked for."""
     flags: list[Flag] = []
-    picked = sorted({0, len(frames) // 2, len(frames) - 1})
-    kinds = [_kind(frames[i]) for i in picked]
+    picked = sorted({0, count // 2, count - 1})
+    sampled = pictures(picked)
+    kinds = [_kind(sampled[i]) for i in picked]
     if all(kind == "blank" for kind in kinds):
         flags.append("blank")
     elif all(kind in ("blank", "dud") for kind in kinds):
@@ -41,10 +43,8 @@ def flags_of(frames: Sequence[Path], digests: Sequence[bytes]) -> list[Flag]:
     return flags
 
 
-def _kind(frame: Path) -> Literal["blank", "dud", "ok"]:
-    with Image.open(frame) as image:
-        image.draft("RGB", (image.width // 8 or 1, image.height // 8 or 1))  # JPEG: decode small
-        rgba = image.convert("RGBA")
+def _kind(image: Image.Image) -> Literal["blank", "dud", "ok"]:
+    rgba = image.convert("RGBA")
     alpha = rgba.getchannel("A").getextrema()
     if alpha[1] == 0:  # int extrema for an 8-bit band
         return "blank"

@@ -32,6 +32,9 @@ class EncodeRequest(BaseModel):
     upscale: int = Field(1, ge=1, le=MAX_UPSCALE, description="Nearest-neighbour scale factor.")
     quality: int | None = Field(None, ge=1, le=100,
                                 description="1..100 for JPEG, WebP and MP4; else the settings'.")
+    offsets: list[tuple[int, int]] = Field(
+        default_factory=list, description="WebP frames only: where each frame goes in the "
+        "picture (a canvas frame may be the box that changed); [] when every frame is whole.")
 
     @model_validator(mode="after")
     def _frames_form_one_sequence(self) -> EncodeRequest:
@@ -46,6 +49,20 @@ class EncodeRequest(BaseModel):
             if frame_index(frame) != start + offset:
                 raise ValueError(f"frames must be numbered without gaps: {frame.name} "
                                  f"follows frame {start + offset - 1}")
+        return self
+
+    @model_validator(mode="after")
+    def _offsets_place_webp_frames(self) -> EncodeRequest:
+        if not self.offsets:
+            return self
+        if self.frames[0].suffix != ".webp" or len(self.offsets) != len(self.frames):
+            raise ValueError("offsets: one per frame, and only for .webp frames")
+        if self.offsets[0] != (0, 0) or any(
+                x < 0 or y < 0 or x % 2 or y % 2 for x, y in self.offsets):
+            raise ValueError("offsets: even and not negative, the first frame at (0, 0)")
+        if any(o != (0, 0) for o in self.offsets) and (
+                self.format is not Format.WEBP or self.upscale != 1):
+            raise ValueError("offsets: frames that are boxes make only a WebP at their size")
         return self
 
     @property

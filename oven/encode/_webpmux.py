@@ -1,9 +1,9 @@
 """Animated WebP from WebP frames as they are: webpmux writes the container, nothing is re-encoded.
 
-The frames are the piece's canvas pictures (see oven.capture._canvas), each a whole opaque
-picture, so every frame is placed at 0,0 and replaces the one before (no blending, no
-disposal). A run of identical frames (a piece that paused) becomes one frame that stays up
-for their summed time, which is what libwebp_anim's frame deltas would have saved.
+The frames are the piece's canvas pictures (see oven.capture._canvas): the first whole, each
+later one the box of the canvas that changed, placed at its offset, replacing the pixels of
+its box (no blending) and leaving the rest as they were (no disposal). A run of identical
+frames (a piece that paused) becomes one frame that stays up for their summed time.
 """
 
 from __future__ import annotations
@@ -40,22 +40,25 @@ def durations_ms(frames: int, fps: float) -> list[int]:
 
 def mux_command(request: EncodeRequest, settings: EncoderSettings, out_path: Path) -> list[str]:
     """webpmux's argv for the request's frames, identical neighbours merged into one."""
-    runs: list[tuple[Path, int]] = []
+    offsets = request.offsets or [(0, 0)] * len(request.frames)
+    runs: list[tuple[Path, tuple[int, int], int]] = []
     last = b""
-    for frame, ms in zip(request.frames, durations_ms(len(request.frames), request.fps),
-                         strict=True):
+    for frame, offset, ms in zip(request.frames, offsets,
+                                 durations_ms(len(request.frames), request.fps), strict=True):
         digest = hashlib.blake2b(frame.read_bytes(), digest_size=16).digest()
-        if runs and digest == last:
-            runs[-1] = (runs[-1][0], runs[-1][1] + ms)
+        if runs and digest == last and offset == runs[-1][1]:
+            runs[-1] = (runs[-1][0], offset, runs[-1][2] + ms)
         else:
-            runs.append((frame, ms))
+            runs.append((frame, offset, ms))
         last = digest
     if len(runs) == 1 and len(request.frames) > 1:
         # One picture throughout: still two frames, or webpmux writes a still WebP, and the
         # file would no longer be an animation of the length asked for.
         last_ms = durations_ms(len(request.frames), request.fps)[-1]
-        runs = [(runs[0][0], runs[0][1] - last_ms), (request.frames[-1], last_ms)]
+        first, offset, ms = runs[0]
+        runs = [(first, offset, ms - last_ms), (request.frames[-1], offsets[-1], last_ms)]
     argv = [settings.webpmux_path]
-    for frame, ms in runs:
-        argv += ["-frame", str(frame.absolute()), f"+{max(1, ms)}+0+0+0-b"]
+    for frame, (x, y), ms in runs:
+        # Dispose none, no blend: a frame replaces the pixels of its box, the rest stay.
+        argv += ["-frame", str(frame.absolute()), f"+{max(1, ms)}+{x}+{y}+0-b"]
     return [*argv, "-loop", "0", "-o", str(out_path)]

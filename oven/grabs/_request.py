@@ -226,13 +226,14 @@ class GrabRequest(BaseModel):
                               reduced_motion=self.reduced_motion, scripts=self.scripts,
                               styles=self.styles, reject=self.reject)
 
-    def encode_request(self, frames: list[Path], out_path: Path) -> EncodeRequest:
-        """The encode of this grab's captured frames: the one place a grab becomes an
-        EncodeRequest. Played at playback_fps (a time-lapse) and scaled up by nearest
-        neighbour to width x height when viewport_scale > 1."""
+    def encode_request(self, frames: list[Path], out_path: Path,
+                       offsets: list[tuple[int, int]] | None = None) -> EncodeRequest:
+        """The encode of this grab's captured frames (and, for canvas frames, where each goes):
+        the one place a grab becomes an EncodeRequest. Played at playback_fps (a time-lapse)
+        and scaled up by nearest neighbour to width x height when viewport_scale > 1."""
         return EncodeRequest(frames=frames, fps=self.playback_fps or self.fps, format=self.format,
                              out_path=out_path, quality=self.quality,
-                             upscale=self.viewport_scale)
+                             upscale=self.viewport_scale, offsets=offsets or [])
 
 
 # Fields that say how a grab is queued and delivered, not what is captured.

@@ -152,6 +152,8 @@ PAGES.update({
       HTMLCanvasElement.prototype.toDataURL = () => "data:image/webp;base64," + "A".repeat(1e7);
       CanvasRenderingContext2D.prototype.drawImage = () => { throw new Error("no"); };
       document.elementFromPoint = () => null;"""),
+    # Draws its first three frames, then nothing.
+    "/canvas-paused": _canvas_page(each="if (n > 3) return;"),
     # Swaps its canvas for a new, green one at its fifth frame.
     "/canvas-swapped": _canvas_page(each="""if (n === 5) { const d = c.cloneNode();
       c.replaceWith(d); c = d; g = d.getContext("2d"); }"""),

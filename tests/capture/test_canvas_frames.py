@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from oven.capture import Browser, CaptureRequest, capture, piece_url
+from oven.capture import Browser, CaptureRequest, CaptureResult, capture, piece_url
 
 from .conftest import PageServer
 
@@ -18,23 +18,24 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 FRAMES = 8
 
 
-def psnr(a: Path, b: Path) -> float:
-    with Image.open(a) as x, Image.open(b) as y:
-        assert x.size == y.size
-        diff = ImageChops.difference(x.convert("RGB"), y.convert("RGB"))
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    assert a.size == b.size
+    diff = ImageChops.difference(a.convert("RGB"), b.convert("RGB"))
     mse = sum(v * v for v in ImageStat.Stat(diff).rms) / 3
     return math.inf if mse == 0 else 10 * math.log10(255 * 255 / mse)
 
 
-async def both_ways(browser: Browser, url: str, out: Path, **extra: object) -> tuple[
-        list[Path], str, list[Path]]:
-    """The page on the virtual clock as canvas frames (if taken) and as PNG screenshots."""
+async def both_ways(browser: Browser, url: str, out: Path) -> tuple[
+        CaptureResult, list[Image.Image], list[Image.Image]]:
+    """The page on the virtual clock asked for canvas frames, and as PNG screenshots; the
+    whole pictures of each."""
     request = CaptureRequest(url=url, width=640, height=360, frames=FRAMES, fps=20,
-                             clock="virtual", frame_format="webp", **extra)  # type: ignore[arg-type]
+                             clock="virtual", frame_format="webp")
     canvas = await capture(browser, request, out / "webp")
     shots = await capture(browser, request.model_copy(update={"frame_format": "png"}),
                           out / "png")
-    return canvas.frames, canvas.frame_format, shots.frames
+    every = range(FRAMES)
+    return canvas, list(canvas.pictures(every).values()), list(shots.pictures(every).values())
 
 
 @pytest.mark.parametrize("path", ["/canvas", "/canvas-hostile"])
@@ -42,14 +43,14 @@ async def test_a_canvas_filling_the_page_gives_webp_frames_that_match_the_screen
         browser: Browser, page_server: PageServer, tmp_path: Path, path: str) -> None:
     # /canvas-hostile replaces toDataURL, drawImage and elementFromPoint in its own world:
     # the probe runs in an isolated one and never calls them.
-    frames, taken, shots = await both_ways(browser, page_server.base + path, tmp_path)
-    assert taken == "webp"
-    assert [f.suffix for f in frames] == [".webp"] * FRAMES
+    result, pictures, shots = await both_ways(browser, page_server.base + path, tmp_path)
+    assert result.frame_format == "webp"
+    assert [f.suffix for f in result.frames] == [".webp"] * FRAMES
+    with Image.open(result.frames[0]) as first:  # whole, opaque
+        assert (first.format, first.size, first.mode) == ("WEBP", (640, 360), "RGB")
     # The canvas is drawn with alpha over the body's colour: the frames are composited onto it.
-    for frame, shot in zip(frames, shots, strict=True):
-        with Image.open(frame) as image:
-            assert (image.format, image.size, image.mode) == ("WEBP", (640, 360), "RGB")
-        assert psnr(frame, shot) > 30, frame.name
+    for k, (picture, shot) in enumerate(zip(pictures, shots, strict=True)):
+        assert psnr(picture, shot) > 30, k
 
 
 @pytest.mark.parametrize(("path", "why"), [
@@ -61,29 +62,34 @@ async def test_a_canvas_filling_the_page_gives_webp_frames_that_match_the_screen
 ])
 async def test_a_page_where_the_canvas_is_not_the_whole_picture_gets_screenshots(
         browser: Browser, page_server: PageServer, tmp_path: Path, path: str, why: str) -> None:
-    frames, taken, shots = await both_ways(browser, page_server.base + path, tmp_path)
-    assert taken == "jpeg", why
-    assert [f.suffix for f in frames] == [".jpg"] * FRAMES
-    assert all(psnr(f, s) > 30 for f, s in zip(frames, shots, strict=True)), why
+    result, pictures, shots = await both_ways(browser, page_server.base + path, tmp_path)
+    assert result.frame_format == "jpeg", why
+    assert [f.suffix for f in result.frames] == [".jpg"] * FRAMES
+    assert all(psnr(p, s) > 30 for p, s in zip(pictures, shots, strict=True)), why
 
 
 async def test_a_canvas_swapped_midway_turns_the_capture_to_screenshots_for_every_frame(
         browser: Browser, page_server: PageServer, tmp_path: Path) -> None:
-    frames, taken, shots = await both_ways(browser, page_server.base + "/canvas-swapped",
-                                           tmp_path)
-    assert taken == "jpeg"
+    result, pictures, shots = await both_ways(browser, page_server.base + "/canvas-swapped",
+                                              tmp_path)
+    assert result.frame_format == "jpeg"
+    frames = result.frames
     assert [f.suffix for f in frames] == [".jpg"] * FRAMES  # the canvas frames taken first too
+    assert result.frame_offsets == []
     assert sorted(p.name for p in frames[0].parent.iterdir()) == [f.name for f in frames]
-    assert all(psnr(f, s) > 30 for f, s in zip(frames, shots, strict=True))
+    for frame in frames:  # whole pictures, as screenshots are
+        with Image.open(frame) as image:
+            assert image.size == (640, 360)
+    assert all(psnr(p, s) > 30 for p, s in zip(pictures, shots, strict=True))
 
 
 @pytest.mark.parametrize("piece", ["anim", "clock", "webgl"])
 async def test_bundled_pieces_captured_as_canvas_frames_or_not_show_what_screenshots_show(
         browser: Browser, tmp_path: Path, piece: str) -> None:
-    frames, taken, shots = await both_ways(browser, piece_url(piece), tmp_path)
+    result, pictures, shots = await both_ways(browser, piece_url(piece), tmp_path)
     if piece != "webgl":  # WebGL: whichever the first-frame check found; the pictures agree
-        assert taken == "webp"
-    assert all(psnr(f, s) > 30 for f, s in zip(frames, shots, strict=True))
+        assert result.frame_format == "webp"
+    assert all(psnr(p, s) > 30 for p, s in zip(pictures, shots, strict=True))
 
 
 async def test_canvas_frames_on_the_virtual_clock_are_reproducible(
@@ -107,7 +113,7 @@ async def test_canvas_frames_are_at_device_pixels_and_take_the_quality_asked(
     assert (fine.pixel_width, fine.pixel_height) == (640, 360)
     with Image.open(fine.frames[0]) as image:
         assert image.size == (640, 360)
-    assert fine.frames[1].stat().st_size > 2 * coarse.frames[1].stat().st_size
+    assert fine.frames[0].stat().st_size > 2 * coarse.frames[0].stat().st_size
 
 
 async def test_an_element_clip_or_a_transparent_background_never_takes_canvas_frames(
@@ -118,3 +124,26 @@ async def test_an_element_clip_or_a_transparent_background_never_takes_canvas_fr
     assert clipped.frame_format == "jpeg"
     with pytest.raises(ValueError, match="transparent' needs png frames"):
         CaptureRequest(url=piece_url("anim"), frame_format="webp", background="transparent")
+
+
+async def test_later_canvas_frames_are_the_box_that_changed_and_a_still_one_repeats(
+        browser: Browser, page_server: PageServer, tmp_path: Path) -> None:
+    # The clock piece moves its hands only; /canvas-paused stops drawing after 3 frames.
+    clock = await capture(browser, CaptureRequest(
+        url=piece_url("clock"), width=640, height=360, frames=FRAMES, fps=20, clock="virtual",
+        frame_format="webp"), tmp_path / "clock")
+    assert clock.frame_format == "webp" and clock.frame_offsets[0] == (0, 0)
+    sizes = []
+    for frame, (x, y) in zip(clock.frames[1:], clock.frame_offsets[1:], strict=True):
+        with Image.open(frame) as image:
+            sizes.append(image.size)
+            assert x % 2 == y % 2 == 0
+            assert x + image.width <= 640 and y + image.height <= 360
+    assert all(w * h < 640 * 360 // 2 for w, h in sizes), sizes
+    paused = await capture(browser, CaptureRequest(
+        url=page_server.base + "/canvas-paused", width=320, height=180, frames=FRAMES,
+        clock="virtual", frame_format="webp"), tmp_path / "paused")
+    assert paused.frame_format == "webp"
+    tail = [frame.read_bytes() for frame in paused.frames[4:]]
+    assert all(data == tail[0] for data in tail)
+    assert len(set(paused.frame_offsets[4:])) == 1

@@ -121,3 +121,52 @@ async def test_webp_frames_for_anything_else_go_to_ffmpeg_which_reads_them(
         with Image.open(result.path) as image:
             assert image.size == (64 * upscale, 48 * upscale)
             assert image.n_frames == 4
+
+
+async def test_boxes_at_offsets_are_laid_over_the_frame_before(tmp_path: Path) -> None:
+    # A whole grey frame, then a red 16x8 box at (10, 20), then a blue one at (40, 30).
+    frames = webp_frames(tmp_path / "f", ["#808080"])
+    for k, colour in ((1, "#ff0000"), (2, "#0000ff")):
+        Image.new("RGB", (16, 8), colour).save(tmp_path / "f" / f"frame-{k:05d}.webp", "WEBP")
+        frames.append(tmp_path / "f" / f"frame-{k:05d}.webp")
+    result = await encode(EncodeRequest(frames=frames, fps=10, format=Format.WEBP,
+                                        offsets=[(0, 0), (10, 20), (40, 30)],
+                                        out_path=tmp_path / "a.webp"), NO_FFMPEG)
+    with Image.open(result.path) as image:
+        assert image.size == (64, 48) and image.n_frames == 3
+        image.seek(2)
+        last = image.convert("RGB")
+    assert near(last.getpixel((17, 23)), (255, 0, 0))  # the first box stays
+    assert near(last.getpixel((47, 33)), (0, 0, 255))
+    assert near(last.getpixel((2, 2)), (128, 128, 128))
+
+
+async def test_the_same_box_at_another_place_is_not_merged(tmp_path: Path) -> None:
+    frames = webp_frames(tmp_path / "f", ["#808080"])
+    for k in (1, 2):
+        Image.new("RGB", (8, 8), "#fff").save(tmp_path / "f" / f"frame-{k:05d}.webp", "WEBP")
+        frames.append(tmp_path / "f" / f"frame-{k:05d}.webp")
+    moved = await encode(EncodeRequest(frames=frames, fps=10, format=Format.WEBP,
+                                       offsets=[(0, 0), (0, 0), (20, 20)],
+                                       out_path=tmp_path / "moved.webp"), NO_FFMPEG)
+    assert [ms for _, ms in shown(moved.path)] == [100, 100, 100]
+    stayed = await encode(EncodeRequest(frames=frames, fps=10, format=Format.WEBP,
+                                        offsets=[(0, 0), (20, 20), (20, 20)],
+                                        out_path=tmp_path / "stayed.webp"), NO_FFMPEG)
+    assert [ms for _, ms in shown(stayed.path)] == [100, 200]
+
+
+@pytest.mark.parametrize(("offsets", "fmt", "upscale"), [
+    ([(0, 0), (3, 0)], Format.WEBP, 1),  # odd: WebP frame offsets are even
+    ([(0, 0), (-2, 0)], Format.WEBP, 1),
+    ([(2, 2), (0, 0)], Format.WEBP, 1),  # the first frame is whole
+    ([(0, 0)], Format.WEBP, 1),  # one per frame
+    ([(0, 0), (2, 2)], Format.GIF, 1),  # boxes make only a WebP
+    ([(0, 0), (2, 2)], Format.WEBP, 2),  # at its size
+])
+async def test_offsets_that_cannot_place_frames_are_refused(
+        tmp_path: Path, offsets: list[tuple[int, int]], fmt: Format, upscale: int) -> None:
+    frames = webp_frames(tmp_path / "f", ["#f00", "#0f0"])
+    with pytest.raises(ValueError, match="offsets"):
+        EncodeRequest(frames=frames, fps=10, format=fmt, upscale=upscale, offsets=offsets,
+                      out_path=tmp_path / "a.webp")

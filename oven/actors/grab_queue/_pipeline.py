@@ -198,7 +198,7 @@ class Pipeline:
         stage("encode")
         t0 = time.monotonic()
         out = work / f"result.{grab.format.extension}"
-        encode = grab.encode_request(captured.frames, out)
+        encode = grab.encode_request(captured.frames, out, captured.frame_offsets)
         encode_timeout = self.settings.encoder.timeout_s * 3 + 30
         try:
             # The encode carries its own deadline: ffmpeg stops when we stop waiting, even if

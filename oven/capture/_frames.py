@@ -1,0 +1,184 @@
+"""The frame loop of a capture: the page stepped to each frame, and each frame taken and written.
+
+Frames are CDP screenshots (PNG or JPEG), or, asked for "webp", the piece's canvas where it is
+the whole picture (oven.capture._canvas): there each frame after the first is only the box of
+the canvas that changed since the one before, written with its offset, and a frame where
+nothing changed repeats the one before (webpmux then shows it for both frames' time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import io
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image
+
+from oven.capture._canvas import CanvasFrames, CanvasPicture, same_picture
+
+if TYPE_CHECKING:
+    from oven.capture._browser import Slot
+    from oven.capture._capture import CaptureRequest
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WEBP_QUALITY = 80  # as the encoder's webp_quality
+
+
+@dataclass
+class Frames:
+    paths: list[Path]
+    digests: list[bytes]  # of each frame's bytes: equal digests, the same picture
+    size: tuple[int, int]  # of the whole frame, in device pixels
+    taken: str  # "png", "jpeg" or "webp"
+    # Where each canvas frame goes in the picture (webp only; (0, 0) for a whole frame).
+    offsets: list[tuple[int, int]] = field(default_factory=list)
+
+
+async def take_frames(
+    slot: Slot, request: CaptureRequest, out_dir: Path, frame_format: str, jpeg_quality: int,
+    clip: dict[str, float] | None,
+) -> Frames:
+    """CDP Page.captureScreenshot, paced at 1/fps on the real clock; before each, the page's
+    animation frame is run (the virtual clock's step, or the paced frame: see oven.capture._clock).
+    Asked for "webp", the frames are the piece's canvas when it is the whole picture, else JPEG
+    screenshots.
+
+    Playwright's page.screenshot adds work (and ~2x the time on slower hosts); the CDP screencast
+    gives frames only when the compositor produces one (none for a still) and at its own rate.
+    """
+    canvas: CanvasFrames | None = None
+    if frame_format == "webp":
+        if clip is None:
+            canvas = await CanvasFrames.open(slot, request.webp_quality or DEFAULT_WEBP_QUALITY)
+        frame_format = "jpeg"  # the screenshots' format, if the canvas is not the picture
+    # A still's PNG is kept as the result itself (the encoder takes it as it is): compressed
+    # for keeping it costs Chromium ~5 ms more and halves the bytes. Animation frames are read
+    # once by ffmpeg and deleted, so they are compressed for speed.
+    keep = request.frames == 1 and frame_format == "png"
+    params: dict[str, Any] = {"format": frame_format, "optimizeForSpeed": not keep}
+    if frame_format == "jpeg":
+        params["quality"] = jpeg_quality
+    if clip is not None:
+        params["clip"] = clip
+    frame_s = 1.0 / request.fps
+    if request.clock == "virtual":
+        step: str | None = f"window.__ovenClock.advance({1000.0 / request.fps!r})"
+    elif request.frames > 1 and slot.browser.settings.pace_frames:
+        step = "window.__ovenPace && window.__ovenPace.frame()"
+        await slot.page.evaluate("window.__ovenPace && window.__ovenPace.hold()")
+    else:
+        step = None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    taken = Frames([], [], (0, 0), frame_format)
+    t0 = time.monotonic()
+    for k in range(request.frames):
+        if k and request.clock == "real":
+            await asyncio.sleep(max(0.0, t0 + k * frame_s - time.monotonic()))
+        if step is not None:
+            await slot.page.evaluate(step)
+        picture = await canvas.frame() if canvas is not None else None
+        if canvas is not None and picture is None and k:
+            # The canvas stopped giving frames midway (tainted by a late cross-origin image):
+            # the rest are screenshots, and one sequence has one format.
+            await asyncio.to_thread(_as_jpeg, taken, jpeg_quality)
+        if k == 0 and isinstance(picture, CanvasPicture):
+            assert canvas is not None
+            exact, shot = await canvas.exact_frame(), await _screenshot(slot, params)
+            if exact is None or not await asyncio.to_thread(same_picture, exact, shot):
+                log.debug("screenshots, not canvas frames: the canvas is not what is shown")
+                picture, taken.paths = None, []
+                await _write(taken, out_dir, k, shot, "jpg")
+                canvas = None
+                continue
+        if picture is None:
+            canvas = None
+            suffix = "png" if frame_format == "png" else "jpg"
+            await _write(taken, out_dir, k, await _screenshot(slot, params), suffix)
+        elif picture == "same":
+            # Nothing changed: the frame before again (the same bytes at the same place).
+            await _write(taken, out_dir, k, taken.paths[-1].read_bytes(), "webp",
+                         taken.offsets[-1])
+        else:
+            await _write(taken, out_dir, k, picture.data, "webp", (picture.x, picture.y))
+    if canvas is not None:
+        taken.taken = "webp"
+    return taken
+
+
+async def _write(frames: Frames, out_dir: Path, k: int, data: bytes, suffix: str,
+                 offset: tuple[int, int] | None = None) -> None:
+    if k == 0:
+        frames.size = Image.open(io.BytesIO(data)).size  # reads the header only
+    path = out_dir / f"frame-{k:05d}.{suffix}"
+    # A ~100 KB write on the loop costs less than a hop to a thread.
+    path.write_bytes(data)
+    frames.paths.append(path)
+    frames.digests.append(hashlib.blake2b(data, digest_size=16).digest())
+    if offset is not None:
+        frames.offsets.append(offset)
+
+
+async def _screenshot(slot: Slot, params: dict[str, Any]) -> bytes:
+    shot = await slot.cdp.send("Page.captureScreenshot", params)
+    return base64.b64decode(shot["data"])
+
+
+def whole_pictures(paths: Sequence[Path], offsets: Sequence[tuple[int, int]],
+                   size: tuple[int, int], wanted: Iterable[int], *, draft: bool = False
+                   ) -> dict[int, Image.Image]:
+    """The whole picture at each wanted frame (RGB): a canvas frame that is a changed box is
+    laid over the pictures before it, back to the last whole frame (found from the headers).
+    `draft`: a JPEG may be decoded at 1/8 of its size (enough for the quality flags)."""
+    out: dict[int, Image.Image] = {}
+    if not offsets:  # screenshots: every frame is whole
+        for k in set(wanted):
+            with Image.open(paths[k]) as image:
+                if draft:
+                    image.draft("RGB", (image.width // 8 or 1, image.height // 8 or 1))
+                out[k] = image.convert("RGB")
+        return out
+    picture: Image.Image | None = None
+    at = -1  # the frame `picture` shows
+    for k in sorted(set(wanted)):
+        start = k
+        while start > 0 and _size(paths[start]) != size:
+            start -= 1
+        if picture is None or start > at:
+            picture, at = None, start - 1
+        for j in range(at + 1, k + 1):
+            with Image.open(paths[j]) as part:
+                if picture is None or part.size == size:
+                    picture = part.convert("RGB")
+                else:
+                    picture.paste(part.convert("RGB"), offsets[j])
+        at = k
+        assert picture is not None
+        out[k] = picture.copy()
+    return out
+
+
+def _size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as image:  # the header only
+        return image.size
+
+
+def _as_jpeg(frames: Frames, quality: int) -> None:
+    """Canvas frames turned into the JPEG screenshots that follow them (a rare path): whole
+    pictures, as the screenshots are."""
+    pictures = whole_pictures(frames.paths, frames.offsets, frames.size,
+                              range(len(frames.paths)))
+    jpegs = []
+    for k, path in enumerate(frames.paths):
+        jpeg = path.with_suffix(".jpg")
+        pictures[k].save(jpeg, "JPEG", quality=quality)
+        path.unlink()
+        jpegs.append(jpeg)
+    frames.paths, frames.offsets = jpegs, []
