@@ -44,6 +44,13 @@ CAPTURE_BLOCKED = Counter(
     "Requests of raw-URL captures blocked inside the page (private address, scheme, ...)",
     ["reason"],
 )
+CANVAS_FRAMES = Counter(
+    "oven_capture_canvas_frames_total",
+    "Captures asked for canvas frames, by outcome: canvas (taken), probe (the canvas is not "
+    "the whole picture), check (its first frame differed from the screenshot), midway (it "
+    "stopped giving frames); all but canvas took screenshots",
+    ["outcome"],
+)
 RATE_LIMITED = Counter(
     "oven_rate_limited_total", "Requests refused by the per-client rate limit", ["rule"]
 )

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
+from oven import metrics
 from oven.capture._canvas import CanvasFrames, CanvasPicture, same_picture
 
 if TYPE_CHECKING:
@@ -55,9 +56,11 @@ async def take_frames(
     gives frames only when the compositor produces one (none for a still) and at its own rate.
     """
     canvas: CanvasFrames | None = None
+    outcome = ""  # of canvas frames asked for (oven_capture_canvas_frames_total)
     if frame_format == "webp":
         if clip is None:
             canvas = await CanvasFrames.open(slot, request.webp_quality or DEFAULT_WEBP_QUALITY)
+        outcome = "canvas" if canvas is not None else "probe"
         frame_format = "jpeg"  # the screenshots' format, if the canvas is not the picture
     # A still's PNG is kept as the result itself (the encoder takes it as it is): compressed
     # for keeping it costs Chromium ~5 ms more and halves the bytes. Animation frames are read
@@ -89,11 +92,13 @@ async def take_frames(
             # The canvas stopped giving frames midway (tainted by a late cross-origin image):
             # the rest are screenshots, and one sequence has one format.
             await asyncio.to_thread(_as_jpeg, taken, jpeg_quality)
+            outcome = "midway"
         if k == 0 and isinstance(picture, CanvasPicture):
             assert canvas is not None
             exact, shot = await canvas.exact_frame(), await _screenshot(slot, params)
             if exact is None or not await asyncio.to_thread(same_picture, exact, shot):
                 log.debug("screenshots, not canvas frames: the canvas is not what is shown")
+                outcome = "check"
                 picture, taken.paths = None, []
                 await _write(taken, out_dir, k, shot, "jpg")
                 canvas = None
@@ -110,6 +115,8 @@ async def take_frames(
             await _write(taken, out_dir, k, picture.data, "webp", (picture.x, picture.y))
     if canvas is not None:
         taken.taken = "webp"
+    if outcome:
+        metrics.CANVAS_FRAMES.labels(outcome=outcome).inc()
     return taken
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
+from oven import metrics
 from oven.capture import Browser, CaptureRequest, CaptureResult, capture, piece_url
 
 from .conftest import PageServer
@@ -23,6 +24,12 @@ def psnr(a: Image.Image, b: Image.Image) -> float:
     diff = ImageChops.difference(a.convert("RGB"), b.convert("RGB"))
     mse = sum(v * v for v in ImageStat.Stat(diff).rms) / 3
     return math.inf if mse == 0 else 10 * math.log10(255 * 255 / mse)
+
+
+def counted(outcome: str) -> float:
+    """oven_capture_canvas_frames_total{outcome} (captures run in this process)."""
+    value: float = metrics.CANVAS_FRAMES.labels(outcome=outcome)._value.get()
+    return value
 
 
 async def both_ways(browser: Browser, url: str, out: Path) -> tuple[
@@ -43,8 +50,10 @@ async def test_a_canvas_filling_the_page_gives_webp_frames_that_match_the_screen
         browser: Browser, page_server: PageServer, tmp_path: Path, path: str) -> None:
     # /canvas-hostile replaces toDataURL, drawImage and elementFromPoint in its own world:
     # the probe runs in an isolated one and never calls them.
+    before = counted("canvas")
     result, pictures, shots = await both_ways(browser, page_server.base + path, tmp_path)
     assert result.frame_format == "webp"
+    assert counted("canvas") == before + 1
     assert [f.suffix for f in result.frames] == [".webp"] * FRAMES
     with Image.open(result.frames[0]) as first:  # whole, opaque
         assert (first.format, first.size, first.mode) == ("WEBP", (640, 360), "RGB")
@@ -53,26 +62,31 @@ async def test_a_canvas_filling_the_page_gives_webp_frames_that_match_the_screen
         assert psnr(picture, shot) > 30, k
 
 
-@pytest.mark.parametrize(("path", "why"), [
-    ("/canvas-label", "a box over the canvas between the probed points"),
-    ("/canvas-centre-label", "a box over the middle of the canvas"),
-    ("/canvas-filter", "a CSS filter on the canvas"),
-    ("/canvas-half-size", "a canvas of half the viewport's pixels, scaled up"),
-    ("/unsignalled", "a canvas below a header"),
+@pytest.mark.parametrize(("path", "why", "outcome"), [
+    ("/canvas-label", "a box over the canvas between the probed points", "check"),
+    ("/canvas-centre-label", "a box over the middle of the canvas", "probe"),
+    ("/canvas-filter", "a CSS filter on the canvas", "probe"),
+    ("/canvas-half-size", "a canvas of half the viewport's pixels, scaled up", "probe"),
+    ("/unsignalled", "a canvas below a header", "probe"),
 ])
 async def test_a_page_where_the_canvas_is_not_the_whole_picture_gets_screenshots(
-        browser: Browser, page_server: PageServer, tmp_path: Path, path: str, why: str) -> None:
+        browser: Browser, page_server: PageServer, tmp_path: Path, path: str, why: str,
+        outcome: str) -> None:
+    before = counted(outcome)
     result, pictures, shots = await both_ways(browser, page_server.base + path, tmp_path)
     assert result.frame_format == "jpeg", why
+    assert counted(outcome) == before + 1, why
     assert [f.suffix for f in result.frames] == [".jpg"] * FRAMES
     assert all(psnr(p, s) > 30 for p, s in zip(pictures, shots, strict=True)), why
 
 
 async def test_a_canvas_swapped_midway_turns_the_capture_to_screenshots_for_every_frame(
         browser: Browser, page_server: PageServer, tmp_path: Path) -> None:
+    before = counted("midway")
     result, pictures, shots = await both_ways(browser, page_server.base + "/canvas-swapped",
                                               tmp_path)
     assert result.frame_format == "jpeg"
+    assert counted("midway") == before + 1
     frames = result.frames
     assert [f.suffix for f in frames] == [".jpg"] * FRAMES  # the canvas frames taken first too
     assert result.frame_offsets == []
