@@ -35,6 +35,10 @@ from oven.capture._slot import Slot
 log = logging.getLogger(__name__)
 
 WORLD = "oven-canvas-frames"
+# The most device pixels canvas frames are taken of: each frame holds three more copies of the
+# picture in the renderer (the composite, its pixels and the last frame's), 48 MB at this size,
+# which must stay well inside a small host's page ceiling; larger captures take screenshots.
+MAX_PIXELS = 4_200_000  # 2560x1600, or 1280x800 at density 2
 # Mean difference of an 8x8 block, per channel (0..255), above which the canvas (as PNG) and
 # the screenshot (JPEG q90) are taken to show different pictures: the JPEG's blocks differ from
 # the exact ones by ~1-4; a box over the canvas moves its blocks by 30-200.
@@ -141,7 +145,10 @@ class CanvasFrames:
             "frameId": tree["frameTree"]["frame"]["id"], "worldName": WORLD,
         })
         frames = cls(slot, world["executionContextId"], quality)
-        why = await frames._evaluate(_PROBE_JS)
+        try:
+            why = await frames._evaluate(_PROBE_JS)
+        except CanvasError as exc:  # a document the probe cannot read as a page
+            why = f"the probe failed: {exc}"
         if why:
             log.debug("screenshots, not canvas frames: %s", why)
             return None

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from oven import metrics
-from oven.capture._canvas import CanvasFrames, CanvasPicture, same_picture
+from oven.capture._canvas import MAX_PIXELS, CanvasFrames, CanvasPicture, same_picture
 
 if TYPE_CHECKING:
     from oven.capture._browser import Slot
@@ -58,7 +58,8 @@ async def take_frames(
     canvas: CanvasFrames | None = None
     outcome = ""  # of canvas frames asked for (oven_capture_canvas_frames_total)
     if frame_format == "webp":
-        if clip is None:
+        pixels = request.width * request.height * request.density ** 2
+        if clip is None and pixels <= MAX_PIXELS:
             canvas = await CanvasFrames.open(slot, request.webp_quality or DEFAULT_WEBP_QUALITY)
         outcome = "canvas" if canvas is not None else "probe"
         frame_format = "jpeg"  # the screenshots' format, if the canvas is not the picture

@@ -161,3 +161,22 @@ async def test_later_canvas_frames_are_the_box_that_changed_and_a_still_one_repe
     tail = [frame.read_bytes() for frame in paused.frames[4:]]
     assert all(data == tail[0] for data in tail)
     assert len(set(paused.frame_offsets[4:])) == 1
+
+
+async def test_past_the_canvas_pixel_bound_or_in_a_document_without_a_page_screenshots_are_taken(
+        browser: Browser, tmp_path: Path) -> None:
+    # 2600x1700 device pixels: past MAX_PIXELS (each frame holds three more copies of the
+    # picture in the renderer, which must stay inside a small host's page ceiling).
+    before = counted("probe")
+    large = await capture(browser, CaptureRequest(
+        url=piece_url("anim"), width=1300, height=850, density=2, frames=2, clock="virtual",
+        frame_format="webp"), tmp_path / "large")
+    assert large.frame_format == "jpeg"
+    assert counted("probe") == before + 1
+    # An SVG document: no HTML canvas, no body.
+    svg = ("data:image/svg+xml," + '<svg xmlns="http://www.w3.org/2000/svg" width="64" '
+           'height="64"><rect width="64" height="64" fill="red"/></svg>')
+    drawn = await capture(browser, CaptureRequest(url=svg, width=64, height=64, frames=2,
+                                                  clock="virtual", frame_format="webp"),
+                          tmp_path / "svg")
+    assert drawn.frame_format == "jpeg"
