@@ -105,6 +105,8 @@ async def take_frames(
                 canvas = None
                 continue
         if picture is None:
+            if canvas is not None and k == 0:
+                outcome = "check"  # the canvas could not be read at all (tainted)
             canvas = None
             suffix = "png" if frame_format == "png" else "jpg"
             await _write(taken, out_dir, k, await _screenshot(slot, params), suffix)

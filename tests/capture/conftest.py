@@ -132,6 +132,11 @@ _CANVAS_PIECE = """<!doctype html><html><head><style>html,body{margin:0;height:1
 </script>"""
 
 
+_PIXEL_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c4944415408d763"
+    "f8cfc0f01f0005fe02fea7d6a85a0000000049454e44ae426082")
+
+
 def _canvas_page(style: str = "", extra: str = "", before: str = "", each: str = "",
                  scale: float = 1) -> str:
     return _CANVAS_PIECE % {"style": style, "extra": extra, "before": before, "each": each,
@@ -152,6 +157,13 @@ PAGES.update({
       HTMLCanvasElement.prototype.toDataURL = () => "data:image/webp;base64," + "A".repeat(1e7);
       CanvasRenderingContext2D.prototype.drawImage = () => { throw new Error("no"); };
       document.elementFromPoint = () => null;"""),
+    # Draws an image of another origin (localhost, the page being on 127.0.0.1) from its
+    # first frame: the canvas is tainted and cannot be read.
+    "/canvas-tainted": _canvas_page(before="""window.ovenReady = false;
+      const img = new Image();
+      img.onload = () => { window.ovenReady = true; };
+      img.src = location.protocol + "//localhost:" + location.port + "/pixel.png";""",
+                                    each="if (img.complete) g.drawImage(img, 0, 0, 40, 40);"),
     # Draws its first three frames, then nothing.
     "/canvas-paused": _canvas_page(each="if (n > 3) return;"),
     # Swaps its canvas for a new, green one at its fifth frame.
@@ -175,6 +187,12 @@ def page_server() -> Iterator[PageServer]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             state.hits.append(self.path)
+            if self.path == "/pixel.png":  # a real image, for pages that draw one
+                self.send_response(200)
+                self.send_header("content-type", "image/png")
+                self.end_headers()
+                self.wfile.write(_PIXEL_PNG)
+                return
             body = PAGES.get(self.path.split("?")[0])
             self.send_response(200 if body is not None else 404)
             self.send_header("content-type", "text/html" if body else "image/gif")

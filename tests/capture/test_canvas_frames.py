@@ -64,6 +64,7 @@ async def test_a_canvas_filling_the_page_gives_webp_frames_that_match_the_screen
 
 @pytest.mark.parametrize(("path", "why", "outcome"), [
     ("/canvas-label", "a box over the canvas between the probed points", "check"),
+    ("/canvas-tainted", "a canvas tainted by an image of another origin", "check"),
     ("/canvas-centre-label", "a box over the middle of the canvas", "probe"),
     ("/canvas-filter", "a CSS filter on the canvas", "probe"),
     ("/canvas-half-size", "a canvas of half the viewport's pixels, scaled up", "probe"),
