@@ -27,6 +27,12 @@ DEFAULT_ARGS: list[str] = [
     # with 2 slots (renderers, browser process); a new tab then brings one renderer, not two
     # that its slot would both take as its own.
     "--disable-features=SpareRendererForSitePerProcess,WebUIOmniboxPopup,WebUIOmniboxAimPopup",
+    # The network service in the browser process instead of a utility process of its own:
+    # ~14 MB less PSS at the peak of a capture run, no CPU cost seen. Chromium keeps only the
+    # last --enable-features switch, so Playwright's own (CDPScreenshotNewSurface for
+    # screenshots, SkipListAccountsWithoutGaiaCookies) are repeated here.
+    "--enable-features=CDPScreenshotNewSurface,SkipListAccountsWithoutGaiaCookies,"
+    "NetworkServiceInProcess2",
 ]
 
 # Playwright's driver holds no more than the protocol messages in flight (a frame is one

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from oven.capture import Browser, marked_pids, new_marker
@@ -48,3 +50,15 @@ async def test_playwrights_driver_runs_with_the_configured_node_options() -> Non
         finally:
             await launched.close(timeout_s=5.0)
         assert marked_pids(marker) == []
+
+
+async def test_the_network_service_runs_inside_the_browser_process(browser: Browser) -> None:
+    # A utility process of its own cost ~37 MB of PSS.
+    sub_types = set()
+    for pid in browser.pids()["utility"]:
+        with contextlib.suppress(FileNotFoundError), open(f"/proc/{pid}/cmdline", "rb") as f:
+            # Zygote-forked processes rewrite their argv as one space-separated string.
+            args = f.read().decode(errors="replace").replace("\0", " ").split()
+            sub_types |= {a.split("=", 1)[1] for a in args if a.startswith("--utility-sub-type=")}
+    assert "network.mojom.NetworkService" not in sub_types
+    assert await browser.health(timeout_s=5.0) is True
