@@ -12,7 +12,6 @@ from oven._tree import children
 from oven.actors.baker import BakeStatus
 from oven.actors.grab_queue import InstancesSeen, QueueStatus, resolve_instance_id
 from oven.actors.memory_watch import MemoryStatus
-from oven.compat import compat_routes
 from oven.config import ConfigError, LoadedConfig
 from oven.http import (
     api_refusals,
@@ -69,6 +68,10 @@ class Service:
         routes = [*grab_routes(), *bake_routes(), *pty_routes(), *showcase_routes(),
                   *pty_page_routes(), *dashboard_routes()]
         if self.system.settings.compat.enabled:
+            # Imported only here: a worker, or a service with compat off, never loads the old
+            # routes' code and the bundler's parsers with it (~8 MB of PSS).
+            from oven.compat import compat_routes
+
             # The old service's routes first: where a path is both (/grab/..., /icon/...), the
             # old clients' reading of it wins, since they cannot change a line.
             routes = [*compat_routes(), *routes]
