@@ -158,10 +158,11 @@ PAGES.update({
       CanvasRenderingContext2D.prototype.drawImage = () => { throw new Error("no"); };
       document.elementFromPoint = () => null;"""),
     # Draws an image of another origin (localhost, the page being on 127.0.0.1) from its
-    # first frame: the canvas is tainted and cannot be read.
+    # first frame: the canvas is tainted and cannot be read. Its count starts at the image's
+    # load, which comes at a real-time moment, so that every capture shows the same frames.
     "/canvas-tainted": _canvas_page(before="""window.ovenReady = false;
       const img = new Image();
-      img.onload = () => { window.ovenReady = true; };
+      img.onload = () => { window.ovenReady = true; n = 0; };
       img.src = location.protocol + "//localhost:" + location.port + "/pixel.png";""",
                                     each="if (img.complete) g.drawImage(img, 0, 0, 40, 40);"),
     # Draws its first three frames, then nothing.
