@@ -36,11 +36,11 @@ DEFAULT_ARGS: list[str] = [
 ]
 
 # Playwright's driver holds no more than the protocol messages in flight (a frame is one
-# large string, kept outside the young generation), so its V8 needs neither 16 MB
-# semi-spaces nor optimised code. Measured with Playwright 1.65's driver (node 26): its PSS
-# at the peak of 19 grabs 137 -> 116 MB with 1 MB semi-spaces (no CPU cost), -> 101 MB also
-# without the JIT, which costs +6% of its CPU per frame (1.18 -> 1.25 ms): ~0.005 s a grab.
-DEFAULT_DRIVER_NODE_OPTIONS = "--max-semi-space-size=1 --jitless"
+# large string, kept outside the young generation), so its V8 needs no 16 MB semi-spaces.
+# Measured with Playwright 1.65's driver (node 26): its PSS at the peak of 19 grabs 137 ->
+# 116 MB, no CPU cost seen. Adding --jitless takes it to 101 MB but cost the driver ~0.03
+# CPU-s a grab in bench/side_by_side.py (0.073, 0.082 -> 0.117, 0.101), so it is left out.
+DEFAULT_DRIVER_NODE_OPTIONS = "--max-semi-space-size=1"
 
 DEFAULT_BLOCKED: list[str] = [
     "*google-analytics.com*",
@@ -72,8 +72,9 @@ class BrowserSettings(BaseModel):
         default=DEFAULT_DRIVER_NODE_OPTIONS, max_length=1000,
         description="NODE_OPTIONS for Playwright's node driver, before any the environment "
         "holds (node accepts only some V8 flags there). The default keeps its young generation "
-        "at 1 MB semi-spaces and runs it without a JIT: ~35 MB less PSS at the peak of a "
-        "capture run, for ~0.005 CPU-seconds a grab more. Takes effect at the next launch.",
+        "at 1 MB semi-spaces: ~20 MB less PSS at the peak of a capture run, no CPU cost seen "
+        "('--jitless' saves ~15 MB more for ~0.03 CPU-s a grab). Takes effect at the next "
+        "launch.",
     )
     pages: int = Field(
         default=2, ge=1, le=16,
