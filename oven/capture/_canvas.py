@@ -66,8 +66,11 @@ _PROBE_JS = r"""
         || s.visibility !== "visible" || (e === c && s.transform !== "none"))
       return "the canvas is drawn with an effect";
     if (s.backgroundImage !== "none") return "a background image behind the canvas";
-    if (e !== c && background === null && !/rgba\(.*, 0\)$/.test(s.backgroundColor)
-        && s.backgroundColor !== "transparent") background = s.backgroundColor;
+    if (background === null && !/rgba\(.*, 0\)$/.test(s.backgroundColor)
+        && s.backgroundColor !== "transparent") {
+      if (/^rgba\(/.test(s.backgroundColor)) return "a translucent background colour";
+      background = s.backgroundColor;
+    }
   }
   const scratch = document.createElement("canvas");
   scratch.width = c.width; scratch.height = c.height;

@@ -151,6 +151,9 @@ PAGES.update({
     "/canvas-centre-label": _canvas_page(extra='<div style="position:fixed;left:45%;top:45%;'
                                          'width:10%;height:10%;background:#fff"></div>'),
     "/canvas-filter": _canvas_page(style="filter:invert(1)"),
+    # The canvas's own CSS background shows through its translucent pixels.
+    "/canvas-own-background": _canvas_page(style="background:#c0c"),
+    "/canvas-translucent-background": _canvas_page(style="background:rgba(200, 0, 200, 0.5)"),
     "/canvas-half-size": _canvas_page(scale=0.5),
     # The page replaces, in its own world, what oven's probe calls.
     "/canvas-hostile": _canvas_page(before="""

@@ -45,7 +45,7 @@ async def both_ways(browser: Browser, url: str, out: Path) -> tuple[
     return canvas, list(canvas.pictures(every).values()), list(shots.pictures(every).values())
 
 
-@pytest.mark.parametrize("path", ["/canvas", "/canvas-hostile"])
+@pytest.mark.parametrize("path", ["/canvas", "/canvas-hostile", "/canvas-own-background"])
 async def test_a_canvas_filling_the_page_gives_webp_frames_that_match_the_screenshots(
         browser: Browser, page_server: PageServer, tmp_path: Path, path: str) -> None:
     # /canvas-hostile replaces toDataURL, drawImage and elementFromPoint in its own world:
@@ -68,6 +68,7 @@ async def test_a_canvas_filling_the_page_gives_webp_frames_that_match_the_screen
     ("/canvas-centre-label", "a box over the middle of the canvas", "probe"),
     ("/canvas-filter", "a CSS filter on the canvas", "probe"),
     ("/canvas-half-size", "a canvas of half the viewport's pixels, scaled up", "probe"),
+    ("/canvas-translucent-background", "a translucent background colour", "probe"),
     ("/unsignalled", "a canvas below a header", "probe"),
 ])
 async def test_a_page_where_the_canvas_is_not_the_whole_picture_gets_screenshots(
