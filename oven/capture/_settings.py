@@ -26,7 +26,16 @@ DEFAULT_ARGS: list[str] = [
     # omnibox_popup_aim.html), another renderer per page slot: ~70 MB of the tree's PSS less
     # with 2 slots (renderers, browser process); a new tab then brings one renderer, not two
     # that its slot would both take as its own.
-    "--disable-features=SpareRendererForSitePerProcess,WebUIOmniboxPopup,WebUIOmniboxAimPopup",
+    # Chromium keeps only the last --disable-features switch, so Playwright's own list (see its
+    # chromiumSwitches: HTTP kept on HTTP, PaintHolding off for screenshots, preflighted
+    # cross-origin redirects under Fetch interception, third-party storage partitioning, no
+    # startup requests to Google) is repeated first; without it an http:// page was first
+    # asked for as https:// and failed where that form is refused.
+    "--disable-features=AvoidUnnecessaryBeforeUnloadCheckSync,DestroyProfileOnBrowserClose,"
+    "HttpsUpgrades,HttpsFirstBalancedModeAutoEnable,LensOverlay,MediaRouter,PaintHolding,"
+    "ThirdPartyStoragePartitioning,AvoidCorsURLLoaderRestartOnRedirect,OptimizationHints,"
+    "NetworkTimeServiceQuerying,AimEnabled,PreconnectToSearch,"
+    "SpareRendererForSitePerProcess,WebUIOmniboxPopup,WebUIOmniboxAimPopup",
     # The network service in the browser process instead of a utility process of its own:
     # ~14 MB less PSS at the peak of a capture run, no CPU cost seen. Chromium keeps only the
     # last --enable-features switch, so Playwright's own (CDPScreenshotNewSurface for

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
+from playwright.async_api import Route
 
 from oven.capture import Browser, marked_pids, new_marker
 
@@ -62,3 +63,27 @@ async def test_the_network_service_runs_inside_the_browser_process(browser: Brow
             sub_types |= {a.split("=", 1)[1] for a in args if a.startswith("--utility-sub-type=")}
     assert "network.mojom.NetworkService" not in sub_types
     assert await browser.health(timeout_s=5.0) is True
+
+
+async def test_an_http_page_is_asked_for_over_http_not_upgraded_to_https(
+        browser: Browser) -> None:
+    # Playwright turns HTTPS upgrades off, but Chromium keeps only the last --disable-features
+    # switch, and oven's own came last: the http:// page was first asked for as https://, and
+    # where that form is refused (a blocked request, a host with no TLS) the navigation failed.
+    asked: list[str] = []
+    async with browser.page_slot() as slot:
+        async def answer(route: Route) -> None:
+            asked.append(route.request.url)
+            if route.request.url.startswith("https:"):
+                await route.abort("blockedbyclient")
+            else:
+                await route.fulfill(status=200, content_type="text/html", body="<p>plain</p>")
+
+        await slot.page.route("**/*", answer)
+        try:
+            response = await slot.page.goto("http://plain-http.example.com/", timeout=15_000)
+            assert response is not None and response.status == 200
+            assert await slot.page.inner_text("p") == "plain"
+        finally:
+            await slot.page.unroute("**/*", answer)
+    assert asked == ["http://plain-http.example.com/"]
