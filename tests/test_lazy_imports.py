@@ -28,3 +28,9 @@ def test_importing_the_service_loads_neither_the_old_routes_nor_the_bundlers_par
 def test_the_bundle_errors_load_without_the_parsers_and_the_bundler_brings_them() -> None:
     assert loaded_after("from oven.bundles import BundleRefused, FetchFailed, TooLarge") == []
     assert loaded_after("from oven.bundles import Bundler, BUNDLE_FORMAT") == sorted(PARSERS)
+
+
+def test_the_old_routes_load_without_the_parsers() -> None:
+    # With compat on (the default) the service imports the old routes as it builds its app;
+    # the bundle routes' bundler is made on the first bundle asked for.
+    assert loaded_after("import oven.compat, oven.compat._bundles") == []

@@ -14,18 +14,22 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from oven.bundles import Bundle, Bundler, BundleRefused
+from oven import bundles
+from oven.bundles import BundleRefused
 from oven.config import BundlesSettings
 from oven.grabs import GrabRequest, TargetRefused, UnknownPiece, piece_target
 from oven.http import ApiError, ObserverStream, closing_event, operation, validation_message
 from oven.system import ActorSystem
+
+if TYPE_CHECKING:  # the bundler's parsers load on the first bundle asked for, not at start
+    from oven.bundles import Bundle, Bundler
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +46,7 @@ def _bundler(request: Request) -> Bundler:
     """One per app, made on first use: it lives on the loop that serves the app."""
     bundler: Bundler | None = getattr(request.app.state, "bundler", None)
     if bundler is None:
-        bundler = request.app.state.bundler = Bundler()
+        bundler = request.app.state.bundler = bundles.Bundler()
     return bundler
 
 
