@@ -1,5 +1,6 @@
-"""Captures and encodes are batch work: Chromium, its driver and ffmpeg run niced, so the HTTP
-loop and the actors get the CPU first on a busy box (a probe stays fast during a burst)."""
+"""Captures and encodes are batch work: Chromium, its driver, ffmpeg and webpmux run niced, so
+the HTTP loop and the actors get the CPU first on a busy box (a probe stays fast during a
+burst)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ from tests.oven_process import StartOven
 from tests.pipeline.grab_client import submit, wait_for_job
 
 
-def _nice_shim(path: Path, record: Path) -> Path:
-    """A stand-in ffmpeg path that notes its own niceness, then runs the real ffmpeg (the
-    encode is real; ffmpeg lives too briefly to be sampled from outside reliably)."""
+def _nice_shim(path: Path, record: Path, tool: str = "ffmpeg") -> Path:
+    """A stand-in tool path that notes its own niceness, then runs the real tool (the encode
+    is real; the tool lives too briefly to be sampled from outside reliably)."""
     path.write_text(f"#!/bin/sh\ncut -d' ' -f19 /proc/$$/stat >> {record}\n"
-                    f"exec {shutil.which('ffmpeg')} \"$@\"\n")
+                    f"exec {shutil.which(tool)} \"$@\"\n")
     path.chmod(0o755)
     return path
 
@@ -24,13 +25,18 @@ def _nice_shim(path: Path, record: Path) -> Path:
 def test_chromium_its_driver_and_ffmpeg_run_at_the_configured_niceness(
         start_oven: StartOven, tmp_path: Path) -> None:
     record = tmp_path / "ffmpeg-nice.txt"
+    muxed = tmp_path / "webpmux-nice.txt"
     oven = start_oven({"browser": {"pages": 1, "nice": 7},
                        "encoder": {"nice": 5, "ffmpeg_path": str(_nice_shim(
-                           tmp_path / "ffmpeg", record))}})
-    job = submit(oven, piece="still", format="webp", width=64, height=64, frames=2)
-    assert wait_for_job(oven, job["id"])["state"] == "complete"
+                           tmp_path / "ffmpeg", record)), "webpmux_path": str(_nice_shim(
+                           tmp_path / "webpmux", muxed, "webpmux"))}})
+    # A GIF is ffmpeg's; a WebP of the canvas piece's own frames is webpmux's.
+    for fmt in ("gif", "webp"):
+        job = submit(oven, piece="still", format=fmt, width=64, height=64, frames=2)
+        assert wait_for_job(oven, job["id"])["state"] == "complete"
 
     assert record.read_text().split() == ["5"]
+    assert muxed.read_text().split() == ["5"]
     serve = psutil.Process(oven.proc.pid)  # type: ignore[union-attr]
     assert serve.nice() == 0  # oven itself (its HTTP loop) keeps its priority
     browser_tree = [p for p in serve.children(recursive=True)
