@@ -82,6 +82,7 @@ async def take_frames(
         step = None
     out_dir.mkdir(parents=True, exist_ok=True)
     taken = Frames([], [], (0, 0), frame_format)
+    last_data = b""  # the last canvas frame's bytes, which a frame where nothing changed repeats
     t0 = time.monotonic()
     for k in range(request.frames):
         if k and request.clock == "real":
@@ -112,10 +113,10 @@ async def take_frames(
             await _write(taken, out_dir, k, await _screenshot(slot, params), suffix)
         elif picture == "same":
             # Nothing changed: the frame before again (the same bytes at the same place).
-            await _write(taken, out_dir, k, taken.paths[-1].read_bytes(), "webp",
-                         taken.offsets[-1])
+            await _write(taken, out_dir, k, last_data, "webp", taken.offsets[-1])
         else:
-            await _write(taken, out_dir, k, picture.data, "webp", (picture.x, picture.y))
+            last_data = picture.data
+            await _write(taken, out_dir, k, last_data, "webp", (picture.x, picture.y))
     if canvas is not None:
         taken.taken = "webp"
     if outcome:

@@ -142,6 +142,16 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
 }
 
 
+async def json_body(request: Request) -> Any:
+    """The body parsed as JSON, whatever its content type, or a 400 that says why not."""
+    try:
+        return json.loads(await request.body())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "body is not valid JSON: nested too deeply") from None
+
+
 async def json_object(request: Request, *, what: str = "the body",
                       not_object_status: int = 422) -> dict[str, Any]:
     """A JSON object body, or the 4xx that says what was wrong with it (415 without the JSON
@@ -149,12 +159,7 @@ async def json_object(request: Request, *, what: str = "the body",
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != \
             "application/json":
         raise ApiError(415, f"send {what} as JSON with 'Content-Type: application/json'")
-    try:
-        data = json.loads(await request.body())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, f"body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise ApiError(400, "body is not valid JSON: nested too deeply") from None
+    data = await json_body(request)
     if not isinstance(data, dict):
         raise ApiError(not_object_status, "body: expected a JSON object")
     return data

@@ -6,7 +6,6 @@ oven/http/_pty_io.py).
 from __future__ import annotations
 
 import contextlib
-import json
 import uuid
 from typing import Any
 
@@ -19,7 +18,7 @@ from starlette.websockets import WebSocket
 from oven.actors.pty_session import Attach, CloseSession, PtySessionActor, SessionInfo
 from oven.actors.runtime import ask_async
 from oven.http._auth import require_token
-from oven.http._errors import ApiError
+from oven.http._errors import ApiError, json_body
 from oven.http._openapi import operation
 from oven.http._pty_io import ObserverStream, closing_event, observer_events, serve_controller
 from oven.pty import PtySettings
@@ -71,13 +70,7 @@ def _session_name(session_id: str) -> str:
 )
 async def create_session(request: Request) -> Response:
     settings = _allowed(request)
-    try:
-        data = json.loads(await request.body())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, f"body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise ApiError(400, "body is not valid JSON: nested too deeply") from None
-    body = SessionRequest.model_validate(data)
+    body = SessionRequest.model_validate(await json_body(request))
     profile = settings.profiles.get(body.profile)
     if profile is None:
         raise ApiError(
