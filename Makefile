@@ -10,9 +10,11 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # the metrics of Arial/Times/Courier (liberation) and wide Latin/Greek/Cyrillic (dejavu-core); CJK,
 # Chinese with kana and Hangul, in one 5 MB font (wqy-microhei; fonts-noto-cjk is 91 MB); colour
 # emoji (noto-color-emoji; without it Chromium draws emoji in black or as empty boxes).
+# chromium-headless-shell is what captures run in (oven.capture._settings); chromium, the full
+# browser, is kept for a config that names /usr/bin/chromium and for the tests' own pages.
 # webp: webpmux assembles canvas frames into an animated WebP (oven.encode._webpmux).
 APT_FONTS := fonts-liberation fonts-dejavu-core fonts-wqy-microhei fonts-noto-color-emoji
-APT_RUN := chromium ffmpeg webp $(APT_FONTS)
+APT_RUN := chromium-headless-shell chromium ffmpeg webp $(APT_FONTS)
 APT_TEST := prometheus time
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 

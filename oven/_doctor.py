@@ -32,8 +32,9 @@ class Check:
 def _chromium(settings: Settings) -> Check:
     path = settings.browser.executable_path
     if shutil.which(path) is None and not Path(path).is_file():
-        return Check("chromium", False, f"not found at {path!r}: install Debian's chromium "
-                     "(apt-get install chromium) or set [browser] executable_path")
+        return Check("chromium", False, f"not found at {path!r}: install Debian's "
+                     "chromium-headless-shell (apt-get install chromium-headless-shell) or "
+                     "set [browser] executable_path")
     try:
         out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired) as exc:

@@ -141,7 +141,11 @@ def test_a_neighbour_whose_browser_falls_right_after_a_memory_kill_keeps_its_att
     running = job(oven, neighbour["id"])
     if running["state"] != "running":
         pytest.skip(f"the neighbour was no longer running when the hog died: {running['state']}")
-    _chromium(oven.proc.pid).send_signal(signal.SIGSEGV)
+    # The headless shell, like the full browser, sometimes falls by itself at the memory kill
+    # (seen in a run beside the suite's other tests): then there is no Chromium to signal, and
+    # the fall under test has already happened.
+    if "chromium disconnected" not in oven.log:
+        _chromium(oven.proc.pid).send_signal(signal.SIGSEGV)
 
     done = wait_for_job(oven, neighbour["id"], timeout=600)
     assert done["state"] == "complete", done

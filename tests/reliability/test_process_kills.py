@@ -42,7 +42,11 @@ def test_chromium_killed_during_a_burst_of_19_grabs_loses_none_and_is_back_promp
     oven = start_oven({})
     crashes_before = metric(oven, "oven_browser_restarts_total", {"reason": "crash"})
     browser = chromium_main(oven)
-    ids = [submit(oven, piece="anim", format="webp", width=320 + i, height=180, frames=16,
+    # 40 frames at 20 fps: a job's capture stage lasts 2 s, so a kill seen in it lands while
+    # it still needs the browser. With 16 frames (0.8 s) a run with the headless shell killed
+    # the only capturing job after its last frame, while its stage still read "capture", and
+    # interrupted nothing.
+    ids = [submit(oven, piece="anim", format="webp", width=320 + i, height=180, frames=40,
                   fps=20)["id"] for i in range(GRABS)]
     assert len(set(ids)) == GRABS  # distinct sizes: no single-flight, 19 real captures
 
