@@ -226,10 +226,12 @@ class Browser:
     async def page_slot(self, *, timeout_s: float | None = None) -> AsyncIterator[Slot]:
         """Hold a page slot for one job; waits (bounded) while all slots are busy.
 
-        On exit the slot is wiped before this returns (bounded by reset_timeout_s): after a job
-        that finished, its tab is reset for the next job; after one that raised or was
-        cancelled, its page and context are closed (a timeout really stops the piece) and a
-        fresh context is prepared in the background.
+        On exit the slot is wiped (bounded by reset_timeout_s) and only then offered to the
+        next job. After a job that finished, its tab is reset in the background: the job goes on
+        to its encode while the wipe runs, and the next job, already claimed meanwhile, waits
+        for the slot. After one that raised or was cancelled, its page and context are closed
+        before this returns (a timeout really stops the piece) and a fresh context is prepared
+        in the background.
         """
         wait_s = self.settings.acquire_timeout_s if timeout_s is None else timeout_s
         async with asyncio.timeout(wait_s):
@@ -240,9 +242,15 @@ class Browser:
             yield slot
             finished = True
         finally:
+            # Counted here, not in the release task: the caller checks needs_recycle at once.
+            self.jobs_done += 1
+            slot.jobs += 1
+            if self.jobs_done >= self.settings.restart_after:
+                self.mark_recycle(f"served {self.jobs_done} jobs (restart_after)")
             self._spawn(self._release(slot, closed, finished))
-            # Shielded: a second cancellation must not abandon the release half-way.
-            await asyncio.shield(closed.wait())
+            if not finished:
+                # Shielded: a second cancellation must not abandon the release half-way.
+                await asyncio.shield(closed.wait())
 
     async def _acquire(self) -> Slot:
         async with self._changed:
@@ -252,10 +260,6 @@ class Browser:
             return self._idle.popleft()
 
     async def _release(self, slot: Slot, closed: asyncio.Event, finished: bool) -> None:
-        self.jobs_done += 1
-        slot.jobs += 1
-        if self.jobs_done >= self.settings.restart_after:
-            self.mark_recycle(f"served {self.jobs_done} jobs (restart_after)")
         try:
             wipe = slot.reset if finished else slot.discard
             ok = await wipe(timeout_s=self.settings.reset_timeout_s)

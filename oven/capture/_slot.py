@@ -261,13 +261,17 @@ class Slot:
         with the context: clear_permissions (Browser.resetPermissions) does not undo it, so the
         next client's page on the origin would find it denied (and one page could signal to
         the next through it)."""
-        for origin in origins:
-            for name in _PERMISSIONS:
-                # A name this Chromium does not know, or cannot set per origin, is refused.
-                with contextlib.suppress(PlaywrightError):
-                    await cdp.send("Browser.setPermission", {
-                        "permission": {"name": name}, "setting": "prompt", "origin": origin,
-                        "browserContextId": self._context_id})
+        # Sent all at once: they are independent, and one after another they were 18 round
+        # trips through the driver on the way to the next job (~25 ms).
+        answers = await asyncio.gather(*(
+            cdp.send("Browser.setPermission", {
+                "permission": {"name": name}, "setting": "prompt", "origin": origin,
+                "browserContextId": self._context_id})
+            for origin in origins for name in _PERMISSIONS), return_exceptions=True)
+        for answer in answers:
+            # A name this Chromium does not know, or cannot set per origin, is refused.
+            if isinstance(answer, BaseException) and not isinstance(answer, PlaywrightError):
+                raise answer
 
     async def reset(self, *, timeout_s: float) -> bool:
         """Wipe what the job left in the tab and its context; the tab stays for the next job.
