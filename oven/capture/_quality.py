@@ -5,7 +5,8 @@
 - `dud`: not blank, but every sampled frame is near-uniform on a coarse grid (a speck of text
   on an empty page, a loading spinner's first frame);
 - `frozen`: an animation whose frames are all identical (a static page, a stopped piece).
-Sampled: the first, middle and last frames, so the cost stays ~10 ms whatever the length.
+Sampled: the first, middle and last frames, so the cost stays ~10 ms whatever the length (the
+first alone when it is neither blank nor a dud).
 """
 
 from __future__ import annotations
@@ -32,8 +33,13 @@ def flags_of(count: int, digests: Sequence[bytes],
     one. `pictures` gives the whole picture at each frame asked for."""
     flags: list[Flag] = []
     picked = sorted({0, count // 2, count - 1})
-    sampled = pictures(picked)
-    kinds = [_kind(sampled[i]) for i in picked]
+    # Both flags need every sampled frame blank or a dud, so a first frame that is neither
+    # settles it: the later ones are not decoded (a canvas frame's picture means decoding
+    # every changed box before it).
+    kinds = [_kind(pictures(picked[:1])[0])]
+    if kinds[0] != "ok" and len(picked) > 1:
+        sampled = pictures(picked[1:])
+        kinds += [_kind(sampled[i]) for i in picked[1:]]
     if all(kind == "blank" for kind in kinds):
         flags.append("blank")
     elif all(kind in ("blank", "dud") for kind in kinds):
