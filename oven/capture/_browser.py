@@ -17,13 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from playwright.async_api import Browser as PWBrowser
-from playwright.async_api import (
-    BrowserContext,
-    CDPSession,
-    Playwright,
-    Route,
-    ViewportSize,
-)
+from playwright.async_api import BrowserContext, CDPSession, Playwright, Route, ViewportSize
 
 from oven.capture import _processes
 from oven.capture._deaths import RendererDeaths
@@ -223,15 +217,16 @@ class Browser:
             await route.abort("blockedbyclient")
 
     @asynccontextmanager
-    async def page_slot(self, *, timeout_s: float | None = None) -> AsyncIterator[Slot]:
+    async def page_slot(self, *, timeout_s: float | None = None,
+                        before_wipe: bool = False) -> AsyncIterator[Slot]:
         """Hold a page slot for one job; waits (bounded) while all slots are busy.
 
-        On exit the slot is wiped (bounded by reset_timeout_s) and only then offered to the
-        next job. After a job that finished, its tab is reset in the background: the job goes on
-        to its encode while the wipe runs, and the next job, already claimed meanwhile, waits
-        for the slot. After one that raised or was cancelled, its page and context are closed
-        before this returns (a timeout really stops the piece) and a fresh context is prepared
-        in the background.
+        On exit the slot is wiped (bounded by reset_timeout_s), and only then offered to the next
+        job: after a job that finished, its tab is reset; after one that raised or was
+        cancelled, its page and context are closed (a timeout really stops the piece) and a
+        fresh context is prepared in the background. This returns once the wipe is done, or at
+        once after a job that finished if `before_wipe` (the BrowserPool's jobs go on to their
+        encode while the next job, claimed meanwhile, waits for the wiped slot).
         """
         wait_s = self.settings.acquire_timeout_s if timeout_s is None else timeout_s
         async with asyncio.timeout(wait_s):
@@ -248,7 +243,7 @@ class Browser:
             if self.jobs_done >= self.settings.restart_after:
                 self.mark_recycle(f"served {self.jobs_done} jobs (restart_after)")
             self._spawn(self._release(slot, closed, finished))
-            if not finished:
+            if not (finished and before_wipe):
                 # Shielded: a second cancellation must not abandon the release half-way.
                 await asyncio.shield(closed.wait())
 

@@ -198,7 +198,7 @@ class BrowserPool(AsyncActor):
                 metrics.PAGES_IN_USE.set(self.in_flight)
                 try:
                     async with browser.page_slot(
-                        timeout_s=max(0.1, deadline - time.monotonic())
+                        timeout_s=max(0.1, deadline - time.monotonic()), before_wipe=True
                     ) as slot:
                         in_page, page_at = True, time.monotonic()
                         self._slot_of_job[job.job_id] = slot
