@@ -63,6 +63,18 @@ def _webpmux(settings: Settings) -> Check:
     return Check("webpmux", True, f"{encoder.webpmux_path}: canvas frames assembled as they are")
 
 
+def _img2webp(settings: Settings) -> Check:
+    encoder = settings.encoder
+    if not encoder.img2webp:
+        return Check("img2webp", True, "not needed: [encoder] img2webp = false")
+    if shutil.which(encoder.img2webp_path) is None:
+        return Check("img2webp", False, f"not found at {encoder.img2webp_path!r}: a lossy "
+                     "animated WebP from JPEG frames fails; install Debian's webp (apt-get "
+                     "install webp) or set [encoder] img2webp = false (ffmpeg encodes it)")
+    return Check("img2webp", True, f"{encoder.img2webp_path}: lossy animated WebP from JPEG "
+                 "frames")
+
+
 def _data_dir(settings: Settings) -> Check:
     path = settings.server.data_dir
     try:
@@ -283,7 +295,8 @@ def run_checks(settings: Settings) -> list[Check]:
     if settings.cluster.role == "api":
         # An api instance runs neither Chromium nor ffmpeg: its host need not have them.
         return _api_checks(settings)
-    checks = [_data_dir(settings), _chromium(settings), _ffmpeg(settings), _webpmux(settings)]
+    checks = [_data_dir(settings), _chromium(settings), _ffmpeg(settings), _webpmux(settings),
+              _img2webp(settings)]
 
     checks += asyncio.run(_remote(settings))
     if checks[1].ok:

@@ -1,4 +1,5 @@
-"""Captures and encodes are batch work: Chromium, its driver, ffmpeg and webpmux run niced, so
+"""Captures and encodes are batch work: Chromium, its driver, ffmpeg, webpmux and img2webp run
+niced, so
 the HTTP loop and the actors get the CPU first on a busy box (a probe stays fast during a
 burst)."""
 
@@ -26,17 +27,21 @@ def test_chromium_its_driver_and_ffmpeg_run_at_the_configured_niceness(
         start_oven: StartOven, tmp_path: Path) -> None:
     record = tmp_path / "ffmpeg-nice.txt"
     muxed = tmp_path / "webpmux-nice.txt"
+    encoded = tmp_path / "img2webp-nice.txt"
     oven = start_oven({"browser": {"pages": 1, "nice": 7},
                        "encoder": {"nice": 5, "ffmpeg_path": str(_nice_shim(
                            tmp_path / "ffmpeg", record)), "webpmux_path": str(_nice_shim(
-                           tmp_path / "webpmux", muxed, "webpmux"))}})
-    # A GIF is ffmpeg's; a WebP of the canvas piece's own frames is webpmux's.
-    for fmt in ("gif", "webp"):
-        job = submit(oven, piece="still", format=fmt, width=64, height=64, frames=2)
+                           tmp_path / "webpmux", muxed, "webpmux")), "img2webp_path": str(
+                           _nice_shim(tmp_path / "img2webp", encoded, "img2webp"))}})
+    # A GIF is ffmpeg's; a WebP of the canvas piece's own frames is webpmux's; a WebP of JPEG
+    # screenshots (an element's, so not the canvas's frames) is img2webp's.
+    for fmt, extra in (("gif", {}), ("webp", {}), ("webp", {"selector": "canvas"})):
+        job = submit(oven, piece="still", format=fmt, width=64, height=64, frames=2, **extra)
         assert wait_for_job(oven, job["id"])["state"] == "complete"
 
     assert record.read_text().split() == ["5"]
     assert muxed.read_text().split() == ["5"]
+    assert encoded.read_text().split() == ["5"]
     serve = psutil.Process(oven.proc.pid)  # type: ignore[union-attr]
     assert serve.nice() == 0  # oven itself (its HTTP loop) keeps its priority
     browser_tree = [p for p in serve.children(recursive=True)

@@ -16,6 +16,7 @@ from ._as_is import is_valid_as_is, may_be_taken_as_is
 from ._commands import build_command
 from ._errors import EncodeError, EncodeTimeout
 from ._format import Format
+from ._img2webp import img2webp_command, may_use_img2webp
 from ._request import EncodeRequest, EncodeResult
 from ._run import INSTALL_HINT, ProcessRun, run_process
 from ._settings import EncoderSettings
@@ -51,6 +52,10 @@ async def encode(request: EncodeRequest, settings: EncoderSettings) -> EncodeRes
     if may_be_muxed(request):
         await _muxed(request, settings, partial)
         return _done(request, out_path, partial, started, "by webpmux")
+    if may_use_img2webp(request, settings):
+        await _webp_tool(request, settings, partial, "img2webp",
+                         img2webp_command(request, settings, partial))
+        return _done(request, out_path, partial, started, "by img2webp")
     argv = build_command(request, settings, partial)
     log.debug("encoding %d frame(s) to %s: %s", len(request.frames), fmt, " ".join(argv),
               extra={"format": fmt, "out_path": str(out_path)})
@@ -85,21 +90,32 @@ def may_be_muxed(request: EncodeRequest) -> bool:
 
 
 async def _muxed(request: EncodeRequest, settings: EncoderSettings, partial: Path) -> None:
-    fmt = request.format.value
     try:
         argv = await asyncio.to_thread(mux_command, request, settings, partial)
+    except BaseException:
+        _remove(partial)
+        raise
+    await _webp_tool(request, settings, partial, "webpmux", argv)
+
+
+async def _webp_tool(request: EncodeRequest, settings: EncoderSettings, partial: Path,
+                     tool: str, argv: list[str]) -> None:
+    """Run one of libwebp's tools (webpmux, img2webp) to write `partial`, checked whole."""
+    fmt = request.format.value
+    try:
         try:
             run = await run_process(argv, timeout_s=settings.timeout_s,
                                     stderr_tail_bytes=settings.stderr_tail_bytes)
         except (FileNotFoundError, PermissionError) as exc:
-            raise EncodeError(f"{fmt} encode: cannot run webpmux at {settings.webpmux_path!r} "
-                              f"({exc}): install Debian's webp (apt-get install webp)",
+            raise EncodeError(f"{fmt} encode: cannot run {tool} at {argv[0]!r} ({exc}): "
+                              "install Debian's webp (apt-get install webp)",
                               format=fmt) from exc
-        if run.returncode and "Error writing file" in run.stderr_text:
+        if run.returncode and run.returncode > 0:
+            # webpmux says only "Error writing file", img2webp nothing at all.
             _raise_if_disk_full(request, partial, fmt)
-        _raise_for_failure(run, fmt, settings, tool="webpmux")
+        _raise_for_failure(run, fmt, settings, tool=tool)
         if not partial.exists() or not is_webp(partial.read_bytes()):
-            raise EncodeError(f"{fmt} encode: webpmux wrote no whole WebP file"
+            raise EncodeError(f"{fmt} encode: {tool} wrote no whole WebP file"
                               f"{_last_lines(run)}", format=fmt, stderr=run.stderr_text)
     except BaseException:
         _remove(partial)
@@ -107,8 +123,8 @@ async def _muxed(request: EncodeRequest, settings: EncoderSettings, partial: Pat
 
 
 def _raise_if_disk_full(request: EncodeRequest, partial: Path, fmt: str) -> None:
-    """webpmux says only that it could not write: the words ffmpeg's own write would give,
-    when the dir has less room than the frames it was assembling (its output's size)."""
+    """What ffmpeg's own write would say, when the dir has less room than the frames the tool
+    was assembling or encoding (about its output's size)."""
     needed = sum(frame.stat().st_size for frame in request.frames)
     free = shutil.disk_usage(partial.parent).free
     if free < needed:

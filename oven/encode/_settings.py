@@ -25,6 +25,14 @@ class EncoderSettings(BaseModel):
         "webpmux", min_length=1, description="webpmux executable (Debian's webp): assembles "
         "canvas frames into an animated WebP (see canvas_frames)."
     )
+    img2webp: bool = Field(
+        True, description="A lossy animated WebP from JPEG frames is encoded by img2webp "
+        "(Debian's webp; libwebp's animation encoder, as ffmpeg's libwebp_anim, without "
+        "ffmpeg's ~0.1 CPU-s start); false: by ffmpeg."
+    )
+    img2webp_path: str = Field(
+        "img2webp", min_length=1, description="img2webp executable (Debian's webp)."
+    )
     ffprobe_path: str = Field(
         "ffprobe", min_length=1, description="ffprobe executable (used by `oven doctor` and tests)."
     )
