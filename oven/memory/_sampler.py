@@ -24,6 +24,13 @@ _COMMAND_CHARS = 120
 # Between full scans only new pids and the tree's own are read from /proc/<pid>/stat (the rest of
 # the host keeps its parent); a full scan this often catches pid reuse and re-parenting.
 _FULL_SCAN_EVERY_S = 2.0
+# A full PSS sweep reads again only a process whose PSS may have moved: one it never read, one
+# whose RSS moved by more than this much since, or one read this long ago; and every process
+# when the tree's membership changed (a process that goes or comes shifts the split of the
+# pages it shares). Measured on an idle `oven serve` beside a test run: the PSS reads were 56 %
+# of oven's own CPU at rest, 2.5 CPU-s a minute in all.
+_PSS_MAX_AGE_S = 30.0
+_PSS_RSS_MOVE = 2 << 20  # bytes; or 2 % of the RSS, whichever is more
 
 
 @dataclass
@@ -163,6 +170,7 @@ class TreeSampler:
         self._known: dict[int, _Known] = {}
         self._rotation: list[int] = []
         self._rotation_started = float("-inf")
+        self._swept: set[int] = set()  # the tree at the last full PSS sweep
         self._table: dict[int, tuple[int, str, int]] = {}
         self._table_scanned = float("-inf")
 
@@ -289,13 +297,23 @@ class TreeSampler:
                 known.rule_component = self.classify(pid, cmdline)
                 known.pss = None  # read before the exec: another program's memory
 
+    def _pss_may_have_moved(self, pid: int, now: float) -> bool:
+        known = self._known[pid]
+        if known.pss is None or now - known.pss_read_at >= _PSS_MAX_AGE_S:
+            return True
+        rss = read_rss(pid) or 0
+        return abs(rss - known.rss_at_pss) > max(_PSS_RSS_MOVE, known.rss_at_pss // 50)
+
     def _pss_targets(self, live: Iterable[int], now: float, full: bool) -> list[int]:
         """Which pids get their smaps_rollup read this tick."""
         pids = sorted(live)
         if full:
             self._rotation = []
             self._rotation_started = now
-            return pids
+            members, self._swept = self._swept, set(pids)
+            if members != self._swept:
+                return pids
+            return [pid for pid in pids if self._pss_may_have_moved(pid, now)]
         per_tick = self.settings.pss_per_tick
         # Processes never read come first: until then they are counted at their RSS.
         targets = [pid for pid in pids if self._known[pid].pss is None][:per_tick]

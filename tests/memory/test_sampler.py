@@ -192,3 +192,45 @@ def test_cpu_seconds_grow_with_every_sample(spawn, token: str) -> None:
     for _ in range(50):
         sampler.sample(full_pss=True)
     assert 0 < after_one < sampler.cpu_seconds
+
+
+GROWER = """
+import signal, subprocess, sys, time
+held = []
+signal.signal(signal.SIGUSR1, lambda *_: held.append(b"x" * (24 << 20)))
+child = subprocess.Popen(["sleep", "60"])
+while True:
+    time.sleep(1)
+"""
+
+
+def test_a_full_sweep_reads_pss_again_only_where_it_may_have_moved(spawn, token: str) -> None:
+    proc = spawn([sys.executable, "-c", GROWER, token])
+    sampler = TreeSampler(proc.pid, MemorySettings())
+    _sample_until(sampler, lambda s: len(s.processes) == 2)
+    child = next(p for p in _descendants(proc.pid))
+
+    def read_at() -> dict[int, float]:
+        return {pid: known.pss_read_at for pid, known in sampler._known.items()}  # white-box
+
+    sampler.sample(full_pss=True)
+    first = read_at()
+    sampler.sample(full_pss=True)
+    assert read_at() == first  # a steady tree: no smaps_rollup read again
+
+    os.kill(proc.pid, signal.SIGUSR1)  # the root holds 24 MB more
+    _sample_until(sampler, lambda s: next(p.rss for p in s.processes if p.pid == proc.pid)
+                  > sampler._known[proc.pid].rss_at_pss + (20 << 20))
+    grown = sampler.sample(full_pss=True)
+    assert read_at()[proc.pid] > first[proc.pid] and read_at()[child] == first[child]
+    assert (next(p.pss for p in grown.processes if p.pid == proc.pid) or 0) > 24 << 20
+
+    sampler._known[child].pss_read_at -= 31  # older than the longest a PSS is kept
+    sampler.sample(full_pss=True)
+    assert read_at()[child] > first[child]
+
+    steady = read_at()
+    os.kill(child, signal.SIGKILL)  # one process goes: the split of shared pages moves
+    _sample_until(sampler, lambda s: len(s.processes) == 1)
+    sampler.sample(full_pss=True)
+    assert read_at()[proc.pid] > steady[proc.pid]
