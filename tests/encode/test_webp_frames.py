@@ -15,13 +15,19 @@ pytestmark = pytest.mark.asyncio
 NO_FFMPEG = EncoderSettings(ffmpeg_path="/nonexistent/ffmpeg")  # proves ffmpeg never ran
 
 
-def webp_frames(directory: Path, colours: list[str], size: tuple[int, int] = (64, 48)
-                ) -> list[Path]:
+# Pillow's format and quality for each frame suffix (PNG takes no quality).
+_SAVED_AS = {"webp": ("WEBP", 80), "jpg": ("JPEG", 90), "png": ("PNG", 0)}
+
+
+def colour_frames(directory: Path, colours: list[str], size: tuple[int, int] = (64, 48), *,
+                  ext: str = "webp") -> list[Path]:
+    """One flat-colour frame per colour, numbered as a capture writes them."""
     directory.mkdir(parents=True, exist_ok=True)
+    kind, quality = _SAVED_AS[ext]
     paths = []
     for k, colour in enumerate(colours):
-        path = directory / f"frame-{k:05d}.webp"
-        Image.new("RGB", size, colour).save(path, "WEBP", quality=80)
+        path = directory / f"frame-{k:05d}.{ext}"
+        Image.new("RGB", size, colour).save(path, kind, quality=quality)
         paths.append(path)
     return paths
 
@@ -39,14 +45,14 @@ def shown(path: Path) -> list[tuple[tuple[int, int, int], int]]:
     return out
 
 
-def near(a: tuple[int, int, int], b: tuple[int, int, int]) -> bool:
-    return all(abs(x - y) <= 8 for x, y in zip(a, b, strict=True))
+def near(a: tuple[int, int, int], b: tuple[int, int, int], within: int = 8) -> bool:
+    return all(abs(x - y) <= within for x, y in zip(a, b, strict=True))
 
 
 async def test_webp_frames_are_muxed_into_an_animation_with_exact_durations(
         tmp_path: Path) -> None:
     colours = ["#ff0000", "#00ff00", "#0000ff"]
-    frames = webp_frames(tmp_path / "f", colours)
+    frames = colour_frames(tmp_path / "f", colours)
     result = await encode(EncodeRequest(frames=frames, fps=30, format=Format.WEBP,
                                         out_path=tmp_path / "a.webp"), NO_FFMPEG)
     got = shown(result.path)
@@ -64,14 +70,14 @@ async def test_webp_frames_are_muxed_into_an_animation_with_exact_durations(
 
 async def test_identical_neighbours_become_one_frame_that_stays_up_for_their_time(
         tmp_path: Path) -> None:
-    frames = webp_frames(tmp_path / "f", ["#f00", "#f00", "#f00", "#0f0", "#0f0", "#00f"])
+    frames = colour_frames(tmp_path / "f", ["#f00", "#f00", "#f00", "#0f0", "#0f0", "#00f"])
     result = await encode(EncodeRequest(frames=frames, fps=10, format=Format.WEBP,
                                         out_path=tmp_path / "a.webp"), NO_FFMPEG)
     assert [ms for _, ms in shown(result.path)] == [300, 200, 100]
 
 
 async def test_an_unchanging_animation_stays_an_animation_of_its_length(tmp_path: Path) -> None:
-    frames = webp_frames(tmp_path / "f", ["#888"] * 16)
+    frames = colour_frames(tmp_path / "f", ["#888"] * 16)
     result = await encode(EncodeRequest(frames=frames, fps=15, format=Format.WEBP,
                                         out_path=tmp_path / "a.webp"), NO_FFMPEG)
     durations = [ms for _, ms in shown(result.path)]
@@ -80,7 +86,7 @@ async def test_an_unchanging_animation_stays_an_animation_of_its_length(tmp_path
 
 
 async def test_a_webp_still_of_a_webp_frame_is_that_frame_byte_for_byte(tmp_path: Path) -> None:
-    (frame,) = webp_frames(tmp_path / "f", ["#123456"])
+    (frame,) = colour_frames(tmp_path / "f", ["#123456"])
     result = await encode(EncodeRequest(frames=[frame], fps=1, format=Format.WEBP,
                                         out_path=tmp_path / "s.webp"), NO_FFMPEG)
     assert result.path.read_bytes() == frame.read_bytes()
@@ -88,7 +94,7 @@ async def test_a_webp_still_of_a_webp_frame_is_that_frame_byte_for_byte(tmp_path
 
 async def test_a_damaged_webp_frame_fails_the_encode_with_the_tools_words(tmp_path: Path
                                                                          ) -> None:
-    frames = webp_frames(tmp_path / "f", ["#f00", "#0f0"])
+    frames = colour_frames(tmp_path / "f", ["#f00", "#0f0"])
     frames[1].write_bytes(frames[1].read_bytes()[:40])
     with pytest.raises(EncodeError, match="webpmux exited with code") as caught:
         await encode(EncodeRequest(frames=frames, fps=10, format=Format.WEBP,
@@ -102,7 +108,7 @@ async def test_a_damaged_webp_frame_fails_the_encode_with_the_tools_words(tmp_pa
 
 
 async def test_a_missing_webpmux_says_what_to_install(tmp_path: Path) -> None:
-    frames = webp_frames(tmp_path / "f", ["#f00", "#0f0"])
+    frames = colour_frames(tmp_path / "f", ["#f00", "#0f0"])
     settings = EncoderSettings(webpmux_path=str(tmp_path / "no-webpmux"))
     with pytest.raises(EncodeError, match=r"cannot run webpmux .*apt-get install webp"):
         await encode(EncodeRequest(frames=frames, fps=10, format=Format.WEBP,
@@ -112,7 +118,7 @@ async def test_a_missing_webpmux_says_what_to_install(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("fmt", "upscale"), [(Format.WEBP, 2), (Format.GIF, 1), (Format.MP4, 1)])
 async def test_webp_frames_for_anything_else_go_to_ffmpeg_which_reads_them(
         tmp_path: Path, fmt: Format, upscale: int) -> None:
-    frames = webp_frames(tmp_path / "f", ["#f00", "#0f0", "#00f", "#fff"])
+    frames = colour_frames(tmp_path / "f", ["#f00", "#0f0", "#00f", "#fff"])
     result = await encode(EncodeRequest(frames=frames, fps=10, format=fmt, upscale=upscale,
                                         out_path=tmp_path / f"a.{fmt.extension}"),
                           EncoderSettings())
@@ -125,7 +131,7 @@ async def test_webp_frames_for_anything_else_go_to_ffmpeg_which_reads_them(
 
 async def test_boxes_at_offsets_are_laid_over_the_frame_before(tmp_path: Path) -> None:
     # A whole grey frame, then a red 16x8 box at (10, 20), then a blue one at (40, 30).
-    frames = webp_frames(tmp_path / "f", ["#808080"])
+    frames = colour_frames(tmp_path / "f", ["#808080"])
     for k, colour in ((1, "#ff0000"), (2, "#0000ff")):
         Image.new("RGB", (16, 8), colour).save(tmp_path / "f" / f"frame-{k:05d}.webp", "WEBP")
         frames.append(tmp_path / "f" / f"frame-{k:05d}.webp")
@@ -142,7 +148,7 @@ async def test_boxes_at_offsets_are_laid_over_the_frame_before(tmp_path: Path) -
 
 
 async def test_the_same_box_at_another_place_is_not_merged(tmp_path: Path) -> None:
-    frames = webp_frames(tmp_path / "f", ["#808080"])
+    frames = colour_frames(tmp_path / "f", ["#808080"])
     for k in (1, 2):
         Image.new("RGB", (8, 8), "#fff").save(tmp_path / "f" / f"frame-{k:05d}.webp", "WEBP")
         frames.append(tmp_path / "f" / f"frame-{k:05d}.webp")
@@ -166,7 +172,7 @@ async def test_the_same_box_at_another_place_is_not_merged(tmp_path: Path) -> No
 ])
 async def test_offsets_that_cannot_place_frames_are_refused(
         tmp_path: Path, offsets: list[tuple[int, int]], fmt: Format, upscale: int) -> None:
-    frames = webp_frames(tmp_path / "f", ["#f00", "#0f0"])
+    frames = colour_frames(tmp_path / "f", ["#f00", "#0f0"])
     with pytest.raises(ValueError, match="offsets"):
         EncodeRequest(frames=frames, fps=10, format=fmt, upscale=upscale, offsets=offsets,
                       out_path=tmp_path / "a.webp")
