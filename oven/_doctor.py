@@ -52,27 +52,27 @@ def _ffmpeg(settings: Settings) -> Check:
     return Check("ffmpeg", True, f"{settings.encoder.ffmpeg_path} usable for every format")
 
 
-def _webpmux(settings: Settings) -> Check:
+def _webp_tools(settings: Settings) -> list[Check]:
+    """Debian's webp tools, each needed while the setting that has oven use it is on."""
     encoder = settings.encoder
-    if not encoder.canvas_frames:
-        return Check("webpmux", True, "not needed: [encoder] canvas_frames = false")
-    if shutil.which(encoder.webpmux_path) is None:
-        return Check("webpmux", False, f"not found at {encoder.webpmux_path!r}: lossy WebP then "
-                     "takes JPEG screenshots and ffmpeg (~0.3 CPU-s more a grab); install "
-                     "Debian's webp (apt-get install webp) or set [encoder] canvas_frames = false")
-    return Check("webpmux", True, f"{encoder.webpmux_path}: canvas frames assembled as they are")
+    return [
+        _webp_tool("webpmux", encoder.webpmux_path, "canvas_frames", encoder.canvas_frames,
+                   without="lossy WebP then takes JPEG screenshots and ffmpeg (~0.3 CPU-s more "
+                   "a grab)", does="canvas frames assembled as they are"),
+        _webp_tool("img2webp", encoder.img2webp_path, "img2webp", encoder.img2webp,
+                   without="a lossy animated WebP from JPEG frames fails (with the setting "
+                   "off, ffmpeg encodes it)", does="lossy animated WebP from JPEG frames"),
+    ]
 
 
-def _img2webp(settings: Settings) -> Check:
-    encoder = settings.encoder
-    if not encoder.img2webp:
-        return Check("img2webp", True, "not needed: [encoder] img2webp = false")
-    if shutil.which(encoder.img2webp_path) is None:
-        return Check("img2webp", False, f"not found at {encoder.img2webp_path!r}: a lossy "
-                     "animated WebP from JPEG frames fails; install Debian's webp (apt-get "
-                     "install webp) or set [encoder] img2webp = false (ffmpeg encodes it)")
-    return Check("img2webp", True, f"{encoder.img2webp_path}: lossy animated WebP from JPEG "
-                 "frames")
+def _webp_tool(name: str, path: str, setting: str, used: bool, *, without: str,
+               does: str) -> Check:
+    if not used:
+        return Check(name, True, f"not needed: [encoder] {setting} = false")
+    if shutil.which(path) is None:
+        return Check(name, False, f"not found at {path!r}: {without}; install Debian's webp "
+                     f"(apt-get install webp) or set [encoder] {setting} = false")
+    return Check(name, True, f"{path}: {does}")
 
 
 def _data_dir(settings: Settings) -> Check:
@@ -295,8 +295,8 @@ def run_checks(settings: Settings) -> list[Check]:
     if settings.cluster.role == "api":
         # An api instance runs neither Chromium nor ffmpeg: its host need not have them.
         return _api_checks(settings)
-    checks = [_data_dir(settings), _chromium(settings), _ffmpeg(settings), _webpmux(settings),
-              _img2webp(settings)]
+    checks = [_data_dir(settings), _chromium(settings), _ffmpeg(settings),
+              *_webp_tools(settings)]
 
     checks += asyncio.run(_remote(settings))
     if checks[1].ok:
