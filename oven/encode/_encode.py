@@ -110,7 +110,7 @@ async def _webp_tool(request: EncodeRequest, settings: EncoderSettings, partial:
             raise EncodeError(f"{fmt} encode: cannot run {tool} at {argv[0]!r} ({exc}): "
                               "install Debian's webp (apt-get install webp)",
                               format=fmt) from exc
-        if run.returncode and run.returncode > 0:
+        if (run.returncode or 0) > 0:
             # webpmux says only "Error writing file", img2webp nothing at all.
             _raise_if_disk_full(request, partial, fmt)
         _raise_for_failure(run, fmt, settings, tool=tool)
