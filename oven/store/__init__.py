@@ -6,6 +6,7 @@ Two backends behind one async `Store` protocol: SQLite (default, one file) and M
 
 from oven.store._base import Store, StoreOperations, store_operations
 from oven.store._errors import (
+    CaptureCached,
     CaptureKeyBusy,
     JobExists,
     JobNotFound,
@@ -24,6 +25,7 @@ from oven.store._records import (
 from oven.store._settings import StoreSettings
 
 __all__ = [
+    "CaptureCached",
     "CaptureKeyBusy",
     "FrozenPiece",
     "HistoryEntry",

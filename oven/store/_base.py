@@ -34,7 +34,8 @@ class StoreOperations(Protocol):
 
     # Inserting a job also takes its capture key: while the job is active (queued, running,
     # upload_pending) no other job with the key can be inserted (CaptureKeyBusy names the
-    # holder); a transition to a final state releases the key.
+    # holder); a transition to a final state releases the key. A key whose result is cached
+    # once the insert owns it is not taken: CaptureCached carries the result.
     async def insert_job(self, job: JobRecord) -> None: ...
     async def get_job(self, job_id: str) -> JobRecord | None: ...
     async def transition(

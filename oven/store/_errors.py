@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from oven.jobs import JobState
 from oven.store._records import JobRecord
 
@@ -33,6 +35,17 @@ class CaptureKeyBusy(StoreError):
         super().__init__(f"capture key {capture_key}: held by job {holder.id} ({holder.state})")
         self.capture_key = capture_key
         self.holder = holder
+
+
+class CaptureCached(StoreError):
+    """The capture key has a live cached result by the time the insert owns it: the job that
+    held the key completed between the caller's cache look-up and the insert. Nothing was
+    written; the result answers the request."""
+
+    def __init__(self, capture_key: str, result: dict[str, Any]) -> None:
+        super().__init__(f"capture key {capture_key}: already captured (cached)")
+        self.capture_key = capture_key
+        self.result = result
 
 
 class StaleState(StoreError):

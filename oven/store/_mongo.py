@@ -19,6 +19,7 @@ from pymongo.errors import (
 from oven.jobs import JobState
 from oven.store._base import ACTIVE_STATES, SideTables, plan_transition, validate_fields
 from oven.store._errors import (
+    CaptureCached,
     CaptureKeyBusy,
     JobExists,
     JobNotFound,
@@ -27,7 +28,13 @@ from oven.store._errors import (
 )
 from oven.store._leases import LEASED_STATE_VALUES, already_settled, claim, lease_expiry
 from oven.store._mongo_db import Doc, MongoDatabase
-from oven.store._mongo_side import MongoCache, MongoDocs, MongoFreezes, MongoInstances
+from oven.store._mongo_side import (
+    MongoCache,
+    MongoDocs,
+    MongoFreezes,
+    MongoInstances,
+    live_result,
+)
 from oven.store._records import JobRecord, QueuedJobs
 
 log = logging.getLogger(__name__)
@@ -122,6 +129,13 @@ class MongoStore(SideTables):
     async def insert_job(self, job: JobRecord) -> None:
         async with self._mongo.guard():
             await self._take_flight(job)
+            # A completing holder caches its result before it releases the key, so owning the
+            # key now means any result of the capture it held is visible here.
+            cached = await live_result(self._mongo, job.capture_key)
+            if cached is not None:
+                await self._mongo.col("flights").delete_one(
+                    {"_id": job.capture_key, "job_id": job.id})
+                raise CaptureCached(job.capture_key, cached)
             try:
                 await self._mongo.col("grabs").insert_one(_to_doc(job))
             except DuplicateKeyError as exc:

@@ -19,6 +19,12 @@ from oven.store._mongo_db import MongoDatabase
 from oven.store._records import FrozenPiece, InstanceRecord
 
 
+async def live_result(mongo: MongoDatabase, key: str) -> dict[str, Any] | None:
+    """The key's cached result unless it has expired (the caller holds the guard)."""
+    doc = await mongo.col("cache").find_one({"_id": key, "expires_at": {"$gt": time.time()}})
+    return None if doc is None else dict(doc["result"])
+
+
 class MongoCache:
     """Finished results by capture key, each until its expiry."""
 
@@ -27,10 +33,7 @@ class MongoCache:
 
     async def get(self, key: str) -> dict[str, Any] | None:
         async with self._mongo.guard():
-            doc = await self._mongo.col("cache").find_one(
-                {"_id": key, "expires_at": {"$gt": time.time()}}
-            )
-        return None if doc is None else dict(doc["result"])
+            return await live_result(self._mongo, key)
 
     async def put(self, key: str, result: dict[str, Any], ttl_s: float) -> None:
         expires_at = time.time() + ttl_s

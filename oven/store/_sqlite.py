@@ -11,6 +11,7 @@ from typing import Any
 from oven.jobs import JobState
 from oven.store._base import ACTIVE_STATES, SideTables, plan_transition, validate_fields
 from oven.store._errors import (
+    CaptureCached,
     CaptureKeyBusy,
     JobExists,
     JobNotFound,
@@ -25,7 +26,13 @@ from oven.store._sqlite_schema import (
     to_job,
     to_row,
 )
-from oven.store._sqlite_side import SqliteCache, SqliteDocs, SqliteFreezes, SqliteInstances
+from oven.store._sqlite_side import (
+    SqliteCache,
+    SqliteDocs,
+    SqliteFreezes,
+    SqliteInstances,
+    live_result,
+)
 
 _LEASED_MARKS = ", ".join("?" * len(LEASED_STATE_VALUES))
 
@@ -72,6 +79,9 @@ class SqliteStore(SideTables):
             ).fetchone()
             if held is not None and JobState(held["state"]) in ACTIVE_STATES:
                 raise CaptureKeyBusy(job.capture_key, to_job(held))
+            cached = live_result(conn, job.capture_key)
+            if cached is not None:  # its holder completed after the caller looked
+                raise CaptureCached(job.capture_key, cached)
             try:
                 conn.execute(f"INSERT INTO grabs ({names}) VALUES ({marks})", row)
             except sqlite3.IntegrityError as exc:

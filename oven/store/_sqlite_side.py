@@ -6,12 +6,22 @@ Each is an object SqliteStore (oven/store/_sqlite.py) holds, on the store's one 
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from typing import Any
 
 from oven.store._base import check_doc_kind
 from oven.store._records import FrozenPiece, InstanceRecord
 from oven.store._sqlite_file import SqliteFile
+
+
+def live_result(conn: sqlite3.Connection, key: str) -> dict[str, Any] | None:
+    """The key's cached result unless it has expired (also read inside an insert's
+    transaction, which must not admit a key that was just captured)."""
+    row = conn.execute(
+        "SELECT result FROM cache WHERE key = ? AND expires_at > ?", (key, time.time())
+    ).fetchone()
+    return None if row is None else dict(json.loads(row["result"]))
 
 
 class SqliteCache:
@@ -24,10 +34,7 @@ class SqliteCache:
         return await self._file.call(self._get, key)
 
     def _get(self, key: str) -> dict[str, Any] | None:
-        row = self._file.db.execute(
-            "SELECT result FROM cache WHERE key = ? AND expires_at > ?", (key, time.time())
-        ).fetchone()
-        return None if row is None else dict(json.loads(row["result"]))
+        return live_result(self._file.db, key)
 
     async def put(self, key: str, result: dict[str, Any], ttl_s: float) -> None:
         await self._file.call(self._put, key, json.dumps(result), ttl_s)

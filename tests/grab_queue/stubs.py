@@ -125,7 +125,7 @@ class StubBrowser(_Stub):
         frame = Path(job.out_dir) / "frame-00000.png"
         frame.write_bytes(b"\x89PNG stub frame")
         return CaptureResult(frames=[frame], frame_format="png", pixel_width=4, pixel_height=4,
-                             ready="ok", frozen=False)
+                             ready="contract", frozen=False)
 
 
 class StubEncoder(_Stub):

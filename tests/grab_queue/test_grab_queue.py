@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from oven.actors.grab_queue import Cancel, PieceFrozen
+from oven.store._base import SideTables  # patched below: a race window held open
 from tests.grab_queue.conftest import Scripts, StartQueue
 from tests.grab_queue.stubs import Outcome, Script
 from tests.waiting import wait_until
@@ -35,6 +38,31 @@ def test_a_completed_grab_answers_the_same_request_from_the_cache(
     hit = q.submit()
     assert hit.cached and hit.job["result"]["storage_key"] == done["result"]["storage_key"]
     assert len(q.browser.calls) == 1
+
+
+def test_a_key_completed_between_the_cache_look_up_and_the_insert_is_answered_from_the_cache(
+        start_queue: StartQueue, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The window the cluster test met under load (two jobs for one key): another instance's
+    job completes after admission looked in the cache and before it inserts. The timing cannot
+    be caused on demand, so the look-up is made to miss once, as it does when it runs just
+    before the holder's result lands; the store, the insert and the queue are real."""
+    q = start_queue()
+    done = q.final(q.submit().job["id"])
+    looked: list[str] = []
+    real = SideTables.cache_get
+
+    async def look_up_too_early(self: SideTables, key: str) -> dict[str, Any] | None:
+        if not looked:
+            looked.append(key)
+            return None
+        return await real(self, key)
+
+    monkeypatch.setattr(SideTables, "cache_get", look_up_too_early)
+    late = q.submit()
+    assert looked, "the look-up did not run through the store's side tables"
+    assert late.cached and not late.attached and late.job["id"] is None
+    assert late.job["result"]["storage_key"] == done["result"]["storage_key"]
+    assert len(q.browser.calls) == 1  # no second capture
 
 
 def test_a_transient_failure_is_retried_and_the_retry_completes(start_queue: StartQueue) -> None:

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from oven.jobs import JobState
-from oven.store import CaptureKeyBusy, StaleState, Store
+from oven.store import CaptureCached, CaptureKeyBusy, StaleState, Store
 
 from .conftest import MakeJob, OpenStore
 
@@ -206,3 +206,28 @@ async def test_a_transition_cannot_leave_a_lease_on_a_job_that_holds_none(
     with pytest.raises(ValueError, match="lease"):
         await store.transition(job.id, to, expect_claim=claimed.claim, **fields)
     assert await store.get_job(job.id) == claimed  # nothing written
+
+
+async def test_an_insert_after_the_key_holder_completed_is_answered_by_its_cached_result(
+    open_store: OpenStore, make_job: MakeJob
+) -> None:
+    """The window between an admission's cache look-up and its insert: the holder completes
+    (result cached, key released) in between, and the insert must not start a second capture."""
+    one, two = await open_store(), await open_store()
+    first = make_job(capture_key="done")
+    await one.insert_job(first)
+    await one.claim_next("a", ["interactive"], lease_s=30)
+    await one.cache_put("done", {"url": "https://cdn.example/done.png"}, 60)
+    await one.transition(first.id, JobState.COMPLETE, result={"url": "x"})
+
+    late = make_job(capture_key="done")
+    with pytest.raises(CaptureCached) as cached:
+        await two.insert_job(late)
+    assert cached.value.result == {"url": "https://cdn.example/done.png"}
+    assert cached.value.capture_key == "done"
+    assert await two.get_job(late.id) is None  # nothing was written
+    assert await two.find_active("done") is None
+
+    await two.cache_put("done", {"url": "gone"}, -1)  # an expired result does not answer
+    await two.insert_job(late)
+    assert (await two.get_job(late.id)) is not None

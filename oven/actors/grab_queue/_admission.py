@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from oven import metrics
 from oven.actors.grab_queue._book import Book
@@ -33,7 +34,7 @@ from oven.config import Settings
 from oven.errors import Refusal
 from oven.grabs import capture_key
 from oven.jobs import JobState
-from oven.store import CaptureKeyBusy, JobRecord
+from oven.store import CaptureCached, CaptureKeyBusy, JobRecord
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +84,7 @@ class Admission:
         grab, settings, book = msg.request, self.settings, self.book
         cached = await self.store.cache_get(key)
         if cached is not None:
-            metrics.CACHE.labels(outcome="hit").inc()
-            view = {"id": None, "state": JobState.COMPLETE.value, "capture_key": key,
-                    "result": cached, "cached": True}
-            if grab.callback_url is not None:
-                self.callbacks.send(grab.callback_url, None, JobState.COMPLETE, cached, None)
-            return Submitted(view, cached=True, attached=False)
+            return self._answer_from_cache(msg, key, cached)
         metrics.CACHE.labels(outcome="miss").inc()
         queued = len(book.queued)
         if queued >= settings.queue.max_queued:
@@ -107,6 +103,9 @@ class Admission:
                                   piece=grab.piece, target_url=msg.target_url)
         try:
             await self.store.insert_job(record)  # persisted before anyone hears of the job
+        except CaptureCached as done:
+            # The key's holder completed (here or elsewhere) between the look-up and the insert.
+            return self._answer_from_cache(msg, key, done.result)
         except CaptureKeyBusy as busy:
             # Single-flight: the key is queued or running (here or in another instance).
             holder = busy.holder
@@ -119,3 +118,11 @@ class Admission:
         self.kick()
         return Submitted(book.view_record(record), cached=False, attached=False,
                          cancel_token=cancel_token)
+
+    def _answer_from_cache(self, msg: Submit, key: str, cached: dict[str, Any]) -> Submitted:
+        metrics.CACHE.labels(outcome="hit").inc()
+        view = {"id": None, "state": JobState.COMPLETE.value, "capture_key": key,
+                "result": cached, "cached": True}
+        if msg.request.callback_url is not None:
+            self.callbacks.send(msg.request.callback_url, None, JobState.COMPLETE, cached, None)
+        return Submitted(view, cached=True, attached=False)
