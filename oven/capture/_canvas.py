@@ -1,4 +1,4 @@
-"""Frames from the piece's own canvas: WebP pictures the page encodes, no screenshot, no ffmpeg.
+"""Frames from the piece's own canvas: WebP (or JPEG) pictures the page encodes, no screenshot.
 
 A piece that draws on one canvas filling the page is, pixel for pixel, that canvas over the
 page's background. For a lossy WebP output its frames can then be the canvas's own WebP
@@ -8,6 +8,10 @@ grab against 1.18 for JPEG screenshots and ffmpeg's libwebp_anim, files 1-5 % sm
 saves: the compositor's read-back and the browser process's screenshot encode (~0.13 s), the
 GPU process (~0.08 s) and the whole ffmpeg run (~0.39 s, a tenth of it Debian's dynamic
 loader); the renderer's WebP encode costs ~0.3 s more than its drawing alone.
+
+For an MP4 the frames are the canvas's JPEG, whole (`toDataURL("image/jpeg", q)`): byte for
+byte the JPEG screenshots of the same instants on the pieces measured, without the compositor's
+read-back and the browser process's encode (see oven.encode.frame_format_for).
 
 It is only taken when nothing else could be in the picture. A probe in an isolated world (the
 page's scripts can neither see nor replace it, nor its toDataURL) checks that one canvas covers
@@ -133,21 +137,25 @@ class CanvasPicture:
 
 
 class CanvasFrames:
-    """The probe's isolated world on one page, and its frames as WebP bytes."""
+    """The probe's isolated world on one page, and its frames as WebP (each the box that
+    changed) or JPEG (whole) bytes."""
 
-    def __init__(self, slot: Slot, context_id: int, quality: int) -> None:
+    def __init__(self, slot: Slot, context_id: int, media: Literal["webp", "jpeg"],
+                 quality: int) -> None:
         self._slot = slot
         self._context_id = context_id
+        self._type = f"image/{media}"
         self._quality = quality / 100
 
     @classmethod
-    async def open(cls, slot: Slot, quality: int) -> CanvasFrames | None:
+    async def open(cls, slot: Slot, media: Literal["webp", "jpeg"], quality: int
+                   ) -> CanvasFrames | None:
         """Frames from the page's canvas, or None (logged why) when it is not the picture."""
         tree = await slot.cdp.send("Page.getFrameTree")
         world = await slot.cdp.send("Page.createIsolatedWorld", {
             "frameId": tree["frameTree"]["frame"]["id"], "worldName": WORLD,
         })
-        frames = cls(slot, world["executionContextId"], quality)
+        frames = cls(slot, world["executionContextId"], media, quality)
         try:
             why = await frames._evaluate(_PROBE_JS)
         except CanvasError as exc:  # a document the probe cannot read as a page
@@ -158,12 +166,14 @@ class CanvasFrames:
         return frames
 
     async def frame(self) -> CanvasPicture | Literal["same"] | None:
-        """What changed on the canvas since the last frame, as WebP placed at its offset (the
-        whole canvas first, and whenever most of it changed), "same" when nothing did; None if
-        the canvas is no longer the picture (swapped, or covered in the middle) or cannot be
-        read (tainted by a cross-origin image, a size libwebp refuses: toDataURL then throws or
-        answers PNG)."""
-        return await self._picture("image/webp", self._quality, delta=True)
+        """As WebP: what changed on the canvas since the last frame, placed at its offset (the
+        whole canvas first, and whenever most of it changed), "same" when nothing did. As JPEG:
+        the whole canvas (the encoder finds what changed). None if the canvas is no longer the
+        picture (swapped, or covered in the middle) or cannot be read (tainted by a
+        cross-origin image, a size the encoder refuses: toDataURL then throws or answers
+        PNG)."""
+        return await self._picture(self._type, self._quality,
+                                   delta=self._type == "image/webp")
 
     async def exact_frame(self) -> bytes | None:
         """The canvas now as PNG, to check it against a screenshot whatever quality is asked."""

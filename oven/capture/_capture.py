@@ -70,9 +70,9 @@ class CaptureRequest(BaseModel):
     )
     ready_expression: str | None = Field(default=None, description="Overrides the setting.")
     ready_timeout_s: float | None = Field(default=None, ge=0.0, le=300.0)
-    frame_format: Literal["png", "jpeg", "webp"] | None = Field(
-        default=None, description="webp: the piece's canvas as WebP when it is the whole "
-        "picture, else JPEG screenshots (see oven.capture._canvas).")
+    frame_format: Literal["png", "jpeg", "webp", "canvas-jpeg"] | None = Field(
+        default=None, description="webp / canvas-jpeg: the piece's canvas as WebP / JPEG when "
+        "it is the whole picture, else JPEG screenshots (see oven.capture._canvas).")
     guard: GuardMode = Field(
         default="off",
         description="Check every request the page makes (raw URLs from clients): 'public' "
@@ -102,7 +102,7 @@ class CaptureRequest(BaseModel):
             raise ValueError("give at most one of 'wait_for' and 'wait_for_selector'")
         if sum(len(text.encode()) for text in [*self.scripts, *self.styles]) > MAX_INJECT_BYTES:
             raise ValueError(f"scripts and styles: at most {MAX_INJECT_BYTES} bytes together")
-        if self.background == "transparent" and self.frame_format in ("jpeg", "webp"):
+        if self.background == "transparent" and self.frame_format not in (None, "png"):
             raise ValueError("background 'transparent' needs png frames")
         return self
 
@@ -122,6 +122,7 @@ class CaptureResult:
     # Canvas frames: where each goes in the picture (a frame after the first may be only the
     # box that changed; see oven.capture._frames); [] for screenshots, which are whole.
     frame_offsets: list[tuple[int, int]] = field(default_factory=list)
+    from_canvas: bool = False  # the frames are the piece's canvas, not screenshots
 
     def pictures(self, wanted: Iterable[int]) -> dict[int, Image.Image]:
         """The whole picture (RGB) at each wanted frame, canvas boxes laid over the frames
@@ -281,6 +282,7 @@ async def _run(
     return CaptureResult(
         frames=frames.paths,
         frame_format=frames.taken,
+        from_canvas=frames.from_canvas,
         frame_offsets=frames.offsets,
         pixel_width=frames.size[0],
         pixel_height=frames.size[1],

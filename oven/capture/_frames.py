@@ -1,9 +1,11 @@
 """The frame loop of a capture: the page stepped to each frame, and each frame taken and written.
 
-Frames are CDP screenshots (PNG or JPEG), or, asked for "webp", the piece's canvas where it is
-the whole picture (oven.capture._canvas): there each frame after the first is only the box of
-the canvas that changed since the one before, written with its offset, and a frame where
-nothing changed repeats the one before (webpmux then shows it for both frames' time).
+Frames are CDP screenshots (PNG or JPEG), or, asked for "webp" or "canvas-jpeg", the piece's
+canvas where it is the whole picture (oven.capture._canvas). As WebP each frame after the first
+is only the box of the canvas that changed since the one before, written with its offset, and a
+frame where nothing changed repeats the one before (webpmux then shows it for both frames'
+time). As JPEG each frame is whole, as a JPEG screenshot is, and nothing after the capture can
+tell them apart.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_WEBP_QUALITY = 80  # as the encoder's webp_quality
+CHECK_JPEG_QUALITY = 90  # of the screenshot the first canvas frame is checked against
 
 
 @dataclass
@@ -41,6 +44,7 @@ class Frames:
     taken: str  # "png", "jpeg" or "webp"
     # Where each canvas frame goes in the picture (webp only; (0, 0) for a whole frame).
     offsets: list[tuple[int, int]] = field(default_factory=list)
+    from_canvas: bool = False  # every frame is the piece's canvas (WebP or JPEG)
 
 
 async def take_frames(
@@ -49,18 +53,21 @@ async def take_frames(
 ) -> Frames:
     """CDP Page.captureScreenshot, paced at 1/fps on the real clock; before each, the page's
     animation frame is run (the virtual clock's step, or the paced frame: see oven.capture._clock).
-    Asked for "webp", the frames are the piece's canvas when it is the whole picture, else JPEG
-    screenshots.
+    Asked for "webp" or "canvas-jpeg", the frames are the piece's canvas when it is the whole
+    picture, else JPEG screenshots.
 
     Playwright's page.screenshot adds work (and ~2x the time on slower hosts); the CDP screencast
     gives frames only when the compositor produces one (none for a still) and at its own rate.
     """
     canvas: CanvasFrames | None = None
     outcome = ""  # of canvas frames asked for (oven_capture_canvas_frames_total)
-    if frame_format == "webp":
+    canvas_webp = frame_format == "webp"
+    if frame_format in ("webp", "canvas-jpeg"):
         pixels = request.width * request.height * request.density ** 2
         if clip is None and pixels <= MAX_PIXELS:
-            canvas = await CanvasFrames.open(slot, request.webp_quality or DEFAULT_WEBP_QUALITY)
+            canvas = await (
+                CanvasFrames.open(slot, "webp", request.webp_quality or DEFAULT_WEBP_QUALITY)
+                if canvas_webp else CanvasFrames.open(slot, "jpeg", jpeg_quality))
         outcome = "canvas" if canvas is not None else "probe"
         frame_format = "jpeg"  # the screenshots' format, if the canvas is not the picture
     # A still's PNG is kept as the result itself (the encoder takes it as it is): compressed
@@ -93,15 +100,20 @@ async def take_frames(
         if canvas is not None and picture is None and k:
             # The canvas stopped giving frames midway (tainted by a late cross-origin image):
             # the rest are screenshots, and one sequence has one format.
-            await asyncio.to_thread(_as_jpeg, taken, jpeg_quality)
+            if canvas_webp:
+                await asyncio.to_thread(_as_jpeg, taken, jpeg_quality)
             outcome = "midway"
         if k == 0 and isinstance(picture, CanvasPicture):
             assert canvas is not None
-            exact, shot = await canvas.exact_frame(), await _screenshot(slot, params)
+            # Compared at no less than q90, whose blocks stay inside the check's tolerance.
+            check = {**params, "quality": max(CHECK_JPEG_QUALITY, jpeg_quality)}
+            exact, shot = await canvas.exact_frame(), await _screenshot(slot, check)
             if exact is None or not await asyncio.to_thread(same_picture, exact, shot):
                 log.debug("screenshots, not canvas frames: the canvas is not what is shown")
                 outcome = "check"
                 picture, taken.paths = None, []
+                if check != params:
+                    shot = await _screenshot(slot, params)
                 await _write(taken, out_dir, k, shot, "jpg")
                 canvas = None
                 continue
@@ -114,10 +126,13 @@ async def take_frames(
         elif picture == "same":
             # Nothing changed: the frame before again (the same bytes at the same place).
             await _write(taken, out_dir, k, last_data, "webp", taken.offsets[-1])
+        elif not canvas_webp:
+            await _write(taken, out_dir, k, picture.data, "jpg")  # whole, as a screenshot is
         else:
             last_data = picture.data
             await _write(taken, out_dir, k, last_data, "webp", (picture.x, picture.y))
-    if canvas is not None:
+    taken.from_canvas = canvas is not None
+    if canvas is not None and canvas_webp:
         taken.taken = "webp"
     if outcome:
         metrics.CANVAS_FRAMES.labels(outcome=outcome).inc()

@@ -72,9 +72,11 @@ class EncoderSettings(BaseModel):
         "for every output. PNG, GIF and lossless WebP always get png frames."
     )
     canvas_frames: bool = Field(
-        True, description="Lossy WebP of a piece drawn on one canvas that fills the page: the "
-        "frames are the canvas's own WebP pictures (quality as webp_quality), assembled by "
-        "webpmux with no second encode; any other page gets JPEG screenshots as before."
+        True, description="A piece drawn on one canvas that fills the page: lossy WebP frames "
+        "are the canvas's own WebP pictures (quality as webp_quality), assembled by webpmux "
+        "with no second encode; an MP4's (or, without webpmux, a lossy WebP's) are the "
+        "canvas's JPEG (as the screenshots, without the compositor). Any other page gets "
+        "JPEG screenshots as before."
     )
     png_compression: int = Field(6, ge=0, le=9, description="zlib level for PNG output.")
     stderr_tail_bytes: int = Field(

@@ -211,7 +211,7 @@ class GrabRequest(BaseModel):
         # Scaled frames are PNG too: a JPEG frame smears art pixels before the upscale would
         # repeat them (and a frame 1/scale^2 the size costs Chromium little to compress).
         frame_format = ("png" if self.background == "transparent" or self.viewport_scale > 1
-                        else frame_format_for(self.format, encoder))
+                        else frame_format_for(self.format, encoder, still=self.frames == 1))
         scale = self.viewport_scale
         return CaptureRequest(url=target_url, width=self.width // scale,
                               height=self.height // scale,

@@ -17,6 +17,11 @@ from .conftest import PageServer
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 FRAMES = 8
+# The canvas's own WebP (each frame the box that changed, for webpmux), or whole JPEG frames
+# (for img2webp): frame format asked, file suffix, PIL format.
+CANVAS = [("webp", ".webp", "WEBP"), ("canvas-jpeg", ".jpg", "JPEG")]
+AS = pytest.mark.parametrize(("asked", "suffix", "kind"), CANVAS, ids=["webp", "jpeg"])
+TAKEN = {"webp": "webp", "canvas-jpeg": "jpeg"}  # CaptureResult.frame_format of canvas frames
 
 
 def psnr(a: Image.Image, b: Image.Image) -> float:
@@ -32,31 +37,34 @@ def counted(outcome: str) -> float:
     return value
 
 
-async def both_ways(browser: Browser, url: str, out: Path) -> tuple[
+async def both_ways(browser: Browser, url: str, out: Path, asked: str = "webp") -> tuple[
         CaptureResult, list[Image.Image], list[Image.Image]]:
     """The page on the virtual clock asked for canvas frames, and as PNG screenshots; the
     whole pictures of each."""
-    request = CaptureRequest(url=url, width=640, height=360, frames=FRAMES, fps=20,
-                             clock="virtual", frame_format="webp")
-    canvas = await capture(browser, request, out / "webp")
+    request = CaptureRequest.model_validate({
+        "url": url, "width": 640, "height": 360, "frames": FRAMES, "fps": 20,
+        "clock": "virtual", "frame_format": asked})
+    canvas = await capture(browser, request, out / "canvas")
     shots = await capture(browser, request.model_copy(update={"frame_format": "png"}),
                           out / "png")
     every = range(FRAMES)
     return canvas, list(canvas.pictures(every).values()), list(shots.pictures(every).values())
 
 
+@AS
 @pytest.mark.parametrize("path", ["/canvas", "/canvas-hostile", "/canvas-own-background"])
-async def test_a_canvas_filling_the_page_gives_webp_frames_that_match_the_screenshots(
-        browser: Browser, page_server: PageServer, tmp_path: Path, path: str) -> None:
+async def test_a_canvas_filling_the_page_gives_frames_of_it_that_match_the_screenshots(
+        browser: Browser, page_server: PageServer, tmp_path: Path, path: str, asked: str,
+        suffix: str, kind: str) -> None:
     # /canvas-hostile replaces toDataURL, drawImage and elementFromPoint in its own world:
     # the probe runs in an isolated one and never calls them.
     before = counted("canvas")
-    result, pictures, shots = await both_ways(browser, page_server.base + path, tmp_path)
-    assert result.frame_format == "webp"
+    result, pictures, shots = await both_ways(browser, page_server.base + path, tmp_path, asked)
+    assert result.from_canvas and result.frame_format == TAKEN[asked]
     assert counted("canvas") == before + 1
-    assert [f.suffix for f in result.frames] == [".webp"] * FRAMES
+    assert [f.suffix for f in result.frames] == [suffix] * FRAMES
     with Image.open(result.frames[0]) as first:  # whole, opaque
-        assert (first.format, first.size, first.mode) == ("WEBP", (640, 360), "RGB")
+        assert (first.format, first.size, first.mode) == (kind, (640, 360), "RGB")
     # The canvas is drawn with alpha over the body's colour: the frames are composited onto it.
     for k, (picture, shot) in enumerate(zip(pictures, shots, strict=True)):
         assert psnr(picture, shot) > 30, k
@@ -71,23 +79,25 @@ async def test_a_canvas_filling_the_page_gives_webp_frames_that_match_the_screen
     ("/canvas-translucent-background", "a translucent background colour", "probe"),
     ("/unsignalled", "a canvas below a header", "probe"),
 ])
+@pytest.mark.parametrize("asked", ["webp", "canvas-jpeg"])
 async def test_a_page_where_the_canvas_is_not_the_whole_picture_gets_screenshots(
         browser: Browser, page_server: PageServer, tmp_path: Path, path: str, why: str,
-        outcome: str) -> None:
+        outcome: str, asked: str) -> None:
     before = counted(outcome)
-    result, pictures, shots = await both_ways(browser, page_server.base + path, tmp_path)
-    assert result.frame_format == "jpeg", why
+    result, pictures, shots = await both_ways(browser, page_server.base + path, tmp_path, asked)
+    assert result.frame_format == "jpeg" and not result.from_canvas, why
     assert counted(outcome) == before + 1, why
     assert [f.suffix for f in result.frames] == [".jpg"] * FRAMES
     assert all(psnr(p, s) > 30 for p, s in zip(pictures, shots, strict=True)), why
 
 
+@pytest.mark.parametrize("asked", ["webp", "canvas-jpeg"])
 async def test_a_canvas_swapped_midway_turns_the_capture_to_screenshots_for_every_frame(
-        browser: Browser, page_server: PageServer, tmp_path: Path) -> None:
+        browser: Browser, page_server: PageServer, tmp_path: Path, asked: str) -> None:
     before = counted("midway")
     result, pictures, shots = await both_ways(browser, page_server.base + "/canvas-swapped",
-                                              tmp_path)
-    assert result.frame_format == "jpeg"
+                                              tmp_path, asked)
+    assert result.frame_format == "jpeg" and not result.from_canvas
     assert counted("midway") == before + 1
     frames = result.frames
     assert [f.suffix for f in frames] == [".jpg"] * FRAMES  # the canvas frames taken first too
@@ -99,22 +109,26 @@ async def test_a_canvas_swapped_midway_turns_the_capture_to_screenshots_for_ever
     assert all(psnr(p, s) > 30 for p, s in zip(pictures, shots, strict=True))
 
 
+@pytest.mark.parametrize("asked", ["webp", "canvas-jpeg"])
 @pytest.mark.parametrize("piece", ["anim", "clock", "webgl"])
 async def test_bundled_pieces_captured_as_canvas_frames_or_not_show_what_screenshots_show(
-        browser: Browser, tmp_path: Path, piece: str) -> None:
-    result, pictures, shots = await both_ways(browser, piece_url(piece), tmp_path)
+        browser: Browser, tmp_path: Path, piece: str, asked: str) -> None:
+    result, pictures, shots = await both_ways(browser, piece_url(piece), tmp_path, asked)
     if piece != "webgl":  # WebGL: whichever the first-frame check found; the pictures agree
-        assert result.frame_format == "webp"
+        assert result.from_canvas and result.frame_format == TAKEN[asked]
     assert all(psnr(p, s) > 30 for p, s in zip(pictures, shots, strict=True))
 
 
+@pytest.mark.parametrize("asked", ["webp", "canvas-jpeg"])
 async def test_canvas_frames_on_the_virtual_clock_are_reproducible(
-        browser: Browser, tmp_path: Path) -> None:
-    request = CaptureRequest(url=piece_url("anim"), width=320, height=180, frames=FRAMES,
-                             clock="virtual", frame_format="webp")
+        browser: Browser, tmp_path: Path, asked: str) -> None:
+    request = CaptureRequest.model_validate({
+        "url": piece_url("anim"), "width": 320, "height": 180, "frames": FRAMES,
+        "clock": "virtual", "frame_format": asked})
     first = await capture(browser, request, tmp_path / "a")
     second = await capture(browser, request, tmp_path / "b")
-    assert first.frame_format == second.frame_format == "webp"
+    assert first.from_canvas and second.from_canvas
+    assert first.frame_format == second.frame_format == TAKEN[asked]
     assert [p.read_bytes() for p in first.frames] == [p.read_bytes() for p in second.frames]
 
 
@@ -132,14 +146,29 @@ async def test_canvas_frames_are_at_device_pixels_and_take_the_quality_asked(
     assert fine.frames[0].stat().st_size > 2 * coarse.frames[0].stat().st_size
 
 
-async def test_an_element_clip_or_a_transparent_background_never_takes_canvas_frames(
+async def test_canvas_jpeg_frames_take_the_jpeg_quality_asked(
         browser: Browser, tmp_path: Path) -> None:
-    clipped = await capture(browser, CaptureRequest(
-        url=piece_url("anim"), width=320, height=180, frames=2, clock="virtual",
-        frame_format="webp", selector="canvas"), tmp_path / "clip")
-    assert clipped.frame_format == "jpeg"
+    request = CaptureRequest(url=piece_url("anim"), width=320, height=180, density=2, frames=2,
+                             clock="virtual", frame_format="canvas-jpeg", jpeg_quality=95)
+    fine = await capture(browser, request, tmp_path / "fine")
+    coarse = await capture(browser, request.model_copy(update={"jpeg_quality": 20}),
+                           tmp_path / "coarse")
+    assert fine.from_canvas and coarse.from_canvas
+    with Image.open(fine.frames[0]) as image:
+        assert (image.format, image.size) == ("JPEG", (640, 360))
+    assert fine.frames[0].stat().st_size > 2 * coarse.frames[0].stat().st_size
+
+
+@pytest.mark.parametrize("asked", ["webp", "canvas-jpeg"])
+async def test_an_element_clip_or_a_transparent_background_never_takes_canvas_frames(
+        browser: Browser, tmp_path: Path, asked: str) -> None:
+    clipped = await capture(browser, CaptureRequest.model_validate({
+        "url": piece_url("anim"), "width": 320, "height": 180, "frames": 2,
+        "clock": "virtual", "frame_format": asked, "selector": "canvas"}), tmp_path / "clip")
+    assert clipped.frame_format == "jpeg" and not clipped.from_canvas
     with pytest.raises(ValueError, match="transparent' needs png frames"):
-        CaptureRequest(url=piece_url("anim"), frame_format="webp", background="transparent")
+        CaptureRequest.model_validate({"url": piece_url("anim"), "frame_format": asked,
+                                       "background": "transparent"})
 
 
 async def test_later_canvas_frames_are_the_box_that_changed_and_a_still_one_repeats(

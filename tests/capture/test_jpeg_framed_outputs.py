@@ -41,7 +41,11 @@ async def test_an_animated_webp_of_jpeg_frames_has_every_frame_at_full_size(
 async def test_an_mp4_of_jpeg_frames_has_the_frame_count(browser: Browser, tmp_path: Path
                                                          ) -> None:
     settings = EncoderSettings()
-    assert frame_format_for(Format.MP4, settings) == "jpeg"
+    # An animation asks for the canvas as JPEG where it is the whole picture (the same bytes
+    # as the screenshots, test_canvas_frames), a still for a screenshot.
+    assert frame_format_for(Format.MP4, settings) == "canvas-jpeg"
+    assert frame_format_for(Format.MP4, settings, still=True) == "jpeg"
+    assert frame_format_for(Format.MP4, EncoderSettings(canvas_frames=False)) == "jpeg"
     frames = await jpeg_frames(browser, tmp_path / "frames", 10)
     result = await encode(EncodeRequest(frames=frames, fps=20, format=Format.MP4,
                                         out_path=tmp_path / "a.mp4"), settings)

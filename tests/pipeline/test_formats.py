@@ -13,7 +13,7 @@ from PIL import Image
 
 from tests.oven_process import OvenProcess
 
-from .grab_client import grab_bytes
+from .grab_client import grab_bytes, metric
 
 
 def frames_and_size(data: bytes) -> tuple[int, tuple[int, int]]:
@@ -42,8 +42,12 @@ def test_gif_has_exactly_the_requested_frames_at_the_requested_size(
 def test_mp4_has_the_requested_frame_count_and_duration_in_yuv420p(
         shared_oven: OvenProcess, tmp_path: Path) -> None:
     frames, fps = 16, 20
+    canvas = {"outcome": "canvas"}
+    before = metric(shared_oven, "oven_capture_canvas_frames_total", canvas)
     _, data = grab_bytes(shared_oven, piece="anim", format="mp4", width=324, height=184,
                          frames=frames, fps=fps)
+    # anim is one canvas filling the page: its frames are the canvas's JPEG, not screenshots.
+    assert metric(shared_oven, "oven_capture_canvas_frames_total", canvas) == before + 1
     path = tmp_path / "grab.mp4"
     path.write_bytes(data)
     probe = subprocess.run(
