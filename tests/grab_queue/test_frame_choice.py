@@ -31,7 +31,9 @@ def recording(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(("fmt", "frames", "config", "expected"), [
     ("webp", 4, {}, "webp"),  # lossy: the piece's canvas, where it is the whole picture
     ("webp", 4, {"encoder": {"canvas_frames": False}}, "jpeg"),  # cheaper than PNG frames
-    ("mp4", 4, {}, "jpeg"),
+    ("mp4", 4, {}, "canvas-jpeg"),  # the canvas as JPEG, where it is the whole picture
+    ("mp4", 4, {"encoder": {"canvas_frames": False}}, "jpeg"),
+    ("mp4", 1, {}, "jpeg"),  # a still: one screenshot costs less than the canvas's probe
     ("jpeg", 1, {}, "jpeg"),  # Chromium's JPEG is the still itself
     ("png", 1, {}, "png"),
     ("gif", 4, {}, "png"),  # a palette of exact colours
