@@ -74,7 +74,7 @@ def test_jobs_queued_when_oven_is_killed_complete_exactly_once_after_a_restart(
 
     second = start_oven(config, workdir=first.workdir)
     # The new service swept the orphaned Chromium of the first at boot.
-    first.assert_no_leftovers(timeout=15)
+    first.assert_no_leftovers(timeout=30)
 
     views = [wait_for_job(second, i, timeout=120) for i in ids]
     assert [v["state"] for v in views] == ["complete"] * 6, views

@@ -60,7 +60,7 @@ def test_fifty_jobs_in_flight_when_oven_is_killed_all_complete_once_after_a_rest
     second = start_oven(CONFIG, workdir=first.workdir)
     # The orphans of the dead service were swept at boot: none of its processes is alive, and
     # no process anywhere still carries its marker.
-    first.assert_no_leftovers(timeout=15)
+    first.assert_no_leftovers(timeout=30)
     assert marked_by(dead_pid) == []
 
     views = [wait_for_job(second, i, timeout=300) for i in ids]

@@ -43,7 +43,7 @@ def test_a_restart_on_the_same_port_requeues_its_own_running_job_without_waiting
         assert left.owner == f"{socket.gethostname()}:{port}", left.owner
 
         second.start()
-        first.assert_no_leftovers(timeout=15)  # the dead run's Chromium was swept at boot
+        first.assert_no_leftovers(timeout=30)  # the dead run's Chromium was swept at boot
         # Well inside the hour-long lease: only the resume at start can have requeued it.
         view = wait_for_job(second, accepted["id"], timeout=120)
         assert view["state"] == "complete", view
@@ -106,7 +106,7 @@ def test_a_restart_on_the_same_port_uploads_its_own_parked_job_once_storage_is_b
         assert len(kept) == 1, kept
 
         second.start()  # storage is still down
-        first.assert_no_leftovers(timeout=15)
+        first.assert_no_leftovers(timeout=30)
         assert "resumed 1 of its jobs from the store" in second.log
         assert job(second, accepted["id"])["state"] == "upload_pending"
         assert metric(second, "oven_upload_pending") == 1
