@@ -4,8 +4,8 @@ Frames are CDP screenshots (PNG or JPEG), or, asked for "webp" or "canvas-jpeg",
 canvas where it is the whole picture (oven.capture._canvas). As WebP each frame after the first
 is only the box of the canvas that changed since the one before, written with its offset, and a
 frame where nothing changed repeats the one before (webpmux then shows it for both frames'
-time). As JPEG each frame is whole, as a JPEG screenshot is, and nothing after the capture can
-tell them apart.
+time). As JPEG each frame is whole, as a JPEG screenshot is, and the encoder treats them
+alike (CaptureResult.from_canvas says which they were).
 """
 
 from __future__ import annotations

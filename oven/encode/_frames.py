@@ -33,13 +33,13 @@ def frame_format_for(fmt: Format, settings: EncoderSettings, *, still: bool = Fa
     the pieces measured, without the compositor's read-back and the browser process's encode:
     an MP4 of `anim` (16 frames, 640x360, virtual clock) cost 0.87 CPU-s a grab against 0.99
     with screenshots (browser process -0.09, GPU -0.08, renderer +0.03; medians of 3 x 8
-    grabs beside a loaded machine). A still keeps screenshots: the canvas's probe and
+    grabs beside a loaded machine). A still never takes canvas JPEG: the canvas's probe and
     first-frame check cost more than the one screenshot they would save.
 
-    Canvas JPEG frames into img2webp were measured for lossy WebP too, and not taken: on
-    `anim` they saved 0.02-0.07 CPU-s a grab (img2webp's ~0.28 CPU-s against the renderer's
-    WebP encode) and lost 2 dB PSNR (35.1 against 37.3 dB; 0.6 dB with q100 frames, 10 %
-    larger), the frames being coded twice.
+    Canvas JPEG frames into img2webp were measured for lossy WebP too, and are taken only
+    where webpmux is missing: on `anim` they saved 0.02-0.07 CPU-s a grab against the canvas's
+    WebP (img2webp's ~0.28 CPU-s against the renderer's WebP encode) and lost 2 dB PSNR (35.1
+    against 37.3 dB; 0.6 dB with q100 frames, 10 % larger), the frames being coded twice.
     """
     if settings.lossy_frames == "png":
         return "png"

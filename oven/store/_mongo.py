@@ -7,6 +7,7 @@ the places where a quirk could change the outcome say so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -131,7 +132,15 @@ class MongoStore(SideTables):
             await self._take_flight(job)
             # A completing holder caches its result before it releases the key, so owning the
             # key now means any result of the capture it held is visible here.
-            cached = await live_result(self._mongo, job.capture_key)
+            try:
+                cached = await live_result(self._mongo, job.capture_key)
+            except BaseException:
+                # No job was written: give the key back rather than leave others to wait out
+                # the flight's insert grace.
+                with contextlib.suppress(Exception):
+                    await self._mongo.col("flights").delete_one(
+                        {"_id": job.capture_key, "job_id": job.id})
+                raise
             if cached is not None:
                 await self._mongo.col("flights").delete_one(
                     {"_id": job.capture_key, "job_id": job.id})

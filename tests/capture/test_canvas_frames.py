@@ -159,6 +159,30 @@ async def test_canvas_jpeg_frames_take_the_jpeg_quality_asked(
     assert fine.frames[0].stat().st_size > 2 * coarse.frames[0].stat().st_size
 
 
+async def test_a_canvas_failing_the_first_frame_check_gets_screenshots_at_the_quality_asked(
+        browser: Browser, page_server: PageServer, tmp_path: Path) -> None:
+    # The check's own screenshot is taken at q90 at least; the frame kept must be at the
+    # quality asked, as every screenshot after it is.
+    tables = {}
+    for quality in (95, 20):
+        result = await capture(browser, CaptureRequest(
+            url=page_server.base + "/canvas-label", width=640, height=360, frames=2,
+            clock="virtual", frame_format="canvas-jpeg", jpeg_quality=quality),
+            tmp_path / str(quality))
+        assert not result.from_canvas and result.frame_format == "jpeg"
+        first, second = (_quantization(frame) for frame in result.frames)
+        assert first == second, quality  # one quality for the whole sequence
+        tables[quality] = first
+    assert tables[95] != tables[20]
+
+
+def _quantization(path: Path) -> dict[int, list[int]]:
+    """A JPEG's quantization tables: what its encoder's quality setting leaves in the file."""
+    with Image.open(path) as image:
+        assert image.format == "JPEG"
+        return {k: list(v) for k, v in image.quantization.items()}  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize("asked", ["webp", "canvas-jpeg"])
 async def test_an_element_clip_or_a_transparent_background_never_takes_canvas_frames(
         browser: Browser, tmp_path: Path, asked: str) -> None:
