@@ -7,6 +7,7 @@ from typing import Any
 from oven.actors.grab_queue import Cancel, GrabStatus, QueueStatus
 from oven.http import grab_routes
 from oven.http._openapi import build_openapi
+from oven.lanes import Lane
 from tests.grab_queue.conftest import Scripts, StartQueue
 from tests.grab_queue.stubs import Outcome, Script
 
@@ -24,8 +25,8 @@ def test_the_grab_status_answer_is_exactly_a_grab_status_with_every_kind_of_job(
     status = GrabStatus.model_validate(answer)  # every key known: extra keys are refused
     assert status.as_json() == answer
     assert [v.id for v in status.running] == [running]
-    assert [v.id for v in status.queued["background"]] == [queued]
-    assert status.queued["interactive"] == []
+    assert [v.id for v in status.queued[Lane.BACKGROUND]] == [queued]
+    assert status.queued[Lane.INTERACTIVE] == []
     assert done in [v.id for v in status.recent]
     for job_id in (running, queued):
         q.system.ask("grab_queue", Cancel(job_id), timeout=30)
