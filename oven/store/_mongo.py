@@ -134,23 +134,23 @@ class MongoStore(SideTables):
             # key now means any result of the capture it held is visible here.
             try:
                 cached = await live_result(self._mongo, job.capture_key)
+                if cached is not None:
+                    raise CaptureCached(job.capture_key, cached)
             except BaseException:
                 # No job was written: give the key back rather than leave others to wait out
                 # the flight's insert grace.
                 with contextlib.suppress(Exception):
-                    await self._mongo.col("flights").delete_one(
-                        {"_id": job.capture_key, "job_id": job.id})
+                    await self._give_back_flight(job)
                 raise
-            if cached is not None:
-                await self._mongo.col("flights").delete_one(
-                    {"_id": job.capture_key, "job_id": job.id})
-                raise CaptureCached(job.capture_key, cached)
             try:
                 await self._mongo.col("grabs").insert_one(_to_doc(job))
             except DuplicateKeyError as exc:
-                await self._mongo.col("flights").delete_one(
-                    {"_id": job.capture_key, "job_id": job.id})
+                await self._give_back_flight(job)
                 raise JobExists(job.id) from exc
+
+    async def _give_back_flight(self, job: JobRecord) -> None:
+        """Release the capture key this insert took, if it still holds it."""
+        await self._mongo.col("flights").delete_one({"_id": job.capture_key, "job_id": job.id})
 
     async def _take_flight(self, job: JobRecord) -> None:
         """Own the capture key: the `flights` document whose `_id` is the key (unique by nature).

@@ -84,7 +84,8 @@ class Admission:
         grab, settings, book = msg.request, self.settings, self.book
         cached = await self.store.cache_get(key)
         if cached is not None:
-            return self._answer_from_cache(msg, key, cached, count=True)
+            metrics.CACHE.labels(outcome="hit").inc()
+            return self._answer_from_cache(msg, key, cached)
         metrics.CACHE.labels(outcome="miss").inc()
         queued = len(book.queued)
         if queued >= settings.queue.max_queued:
@@ -106,7 +107,7 @@ class Admission:
         except CaptureCached as done:
             # The key's holder completed (here or elsewhere) between the look-up and the insert.
             # Counted once, as the miss it was at the look-up.
-            return self._answer_from_cache(msg, key, done.result, count=False)
+            return self._answer_from_cache(msg, key, done.result)
         except CaptureKeyBusy as busy:
             # Single-flight: the key is queued or running (here or in another instance).
             holder = busy.holder
@@ -120,10 +121,7 @@ class Admission:
         return Submitted(book.view_record(record), cached=False, attached=False,
                          cancel_token=cancel_token)
 
-    def _answer_from_cache(self, msg: Submit, key: str, cached: dict[str, Any], *,
-                           count: bool) -> Submitted:
-        if count:
-            metrics.CACHE.labels(outcome="hit").inc()
+    def _answer_from_cache(self, msg: Submit, key: str, cached: dict[str, Any]) -> Submitted:
         view = {"id": None, "state": JobState.COMPLETE.value, "capture_key": key,
                 "result": cached, "cached": True}
         if msg.request.callback_url is not None:
