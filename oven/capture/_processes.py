@@ -51,9 +51,10 @@ def _alive(proc: psutil.Process) -> bool:
         return False
 
 
-def marked_pids(marker: str) -> list[int]:
-    """Live processes whose command line carries exactly this marker."""
-    flag = marker_flag(marker)
+def marked_pids(marker: str, *, prefix: str = MARKER_PREFIX) -> list[int]:
+    """Live processes whose command line carries exactly this marker (after `prefix`, as
+    sweep_orphans takes it)."""
+    flag = prefix + marker
     return [p.pid for p in psutil.process_iter() if flag in _cmdline(p) and _alive(p)]
 
 

@@ -154,27 +154,23 @@ async def test_sweep_orphans_kills_chromium_whose_owner_is_dead(tmp_path: Path) 
     prefix = "--oven-sweep-test-owner="
     dead_owner = subprocess.Popen(["true"])
     dead_owner.wait()
-    flag = f"{prefix}{dead_owner.pid}-orphan"
+    marker = f"{dead_owner.pid}-orphan"
     orphan = subprocess.Popen(
         ["/usr/bin/chromium", "--headless=new", "--no-sandbox", "--disable-gpu",
-         f"--user-data-dir={tmp_path}", flag, "about:blank"],
+         f"--user-data-dir={tmp_path}", prefix + marker, "about:blank"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
-
-    def flagged() -> list[int]:
-        return [p.pid for p in psutil.process_iter()
-                if _alive(p.pid) and flag in _cmdline(p)]
-
     try:
         # Chromium (and Debian's wrapper script) briefly fork children that still carry the
         # browser's command line, so the main pid is looked for, not an exact list.
         deadline = time.monotonic() + 10
-        while orphan.pid not in flagged() and time.monotonic() < deadline:
+        while (orphan.pid not in marked_pids(marker, prefix=prefix)
+               and time.monotonic() < deadline):
             await asyncio.sleep(0.05)
         assert psutil.Process(orphan.pid).name() == "chromium"
         assert orphan.pid in sweep_orphans(prefix)
         orphan.wait(timeout=5)  # reap it: we are its parent here
-        assert flagged() == []
+        assert marked_pids(marker, prefix=prefix) == []
         assert [p for p in psutil.process_iter() if _in_group(p, orphan.pid)] == []
     finally:
         if orphan.poll() is None:
@@ -192,13 +188,6 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
-
-
-def _cmdline(proc: psutil.Process) -> list[str]:
-    try:
-        return list(proc.cmdline())
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return []
 
 
 def _in_group(proc: psutil.Process, pgid: int) -> bool:
