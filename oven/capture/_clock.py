@@ -23,20 +23,28 @@ PACED_FRAMES_JS = r"""
   const realRaf = window.requestAnimationFrame.bind(window);
   const realCancel = window.cancelAnimationFrame.bind(window);
   let held = false, seq = 0, queue = new Map();
-  const live = new Map();  // our id -> Chromium's, for callbacks requested before the hold
+  // Callbacks requested before the hold: our id -> Chromium's id and the callback. The hold
+  // takes them back from Chromium, or the next frame Chromium makes (a screenshot's) would run
+  // them and draw a frame the capturer did not ask for, between its step and its screenshot.
+  const live = new Map();
   const report = (e) => {
     if (typeof reportError === "function") reportError(e); else console.error(e);
   };
   window.requestAnimationFrame = (cb) => {
     const id = ++seq;
     if (held) queue.set(id, cb);
-    else live.set(id, realRaf((t) => { live.delete(id); cb(t); }));
+    else live.set(id, { real: realRaf((t) => { live.delete(id); cb(t); }), cb });
     return id;
   };
   window.cancelAnimationFrame = (id) => {
     queue.delete(id);
-    const real = live.get(id);
-    if (real !== undefined) { live.delete(id); realCancel(real); }
+    const pending = live.get(id);
+    if (pending !== undefined) { live.delete(id); realCancel(pending.real); }
+  };
+  const hold = () => {
+    held = true;
+    for (const [id, pending] of live) { realCancel(pending.real); queue.set(id, pending.cb); }
+    live.clear();
   };
   const frame = () => {
     const due = queue;
@@ -47,7 +55,7 @@ PACED_FRAMES_JS = r"""
     }
   };
   Object.defineProperty(window, "__ovenPace", {
-    value: Object.freeze({ hold: () => { held = true; }, frame }),
+    value: Object.freeze({ hold, frame }),
   });
 })();
 """

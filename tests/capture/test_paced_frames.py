@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from oven.capture import Browser, BrowserSettings, CaptureRequest, capture, marked_pids, new_marker
+from oven.capture._clock import PACED_FRAMES_JS
 
 from .conftest import PageServer, make_settings
 
@@ -45,3 +46,20 @@ async def test_without_pacing_the_page_runs_at_the_displays_rate(
     counts = [red(f) for f in result.frames]
     steps = [(b - a) % 256 for a, b in itertools.pairwise(counts)]
     assert sum(steps) > 3 * 2, counts  # more than one page frame per frame taken
+
+
+async def test_a_frame_the_page_asked_for_before_the_hold_waits_for_the_capturer(
+        browser: Browser, page_server: PageServer) -> None:
+    # The page's next frame is already requested from Chromium when the capture holds it; the
+    # frames a screenshot makes Chromium draw must not run it (it ran there, and the first
+    # frame taken showed the page one step on from its canvas: the canvas check then failed).
+    async with browser.page_slot() as slot:
+        await slot.add_init_script(PACED_FRAMES_JS)  # as a real-clock capture does
+        await slot.page.goto(f"{page_server.base}/rafcount")
+        await slot.page.wait_for_function("window.ovenReady")
+        held = await slot.page.evaluate("(() => { window.__ovenPace.hold(); return count; })()")
+        for _ in range(3):
+            await slot.cdp.send("Page.captureScreenshot", {"format": "png"})
+        assert await slot.page.evaluate("count") == held
+        await slot.page.evaluate("window.__ovenPace.frame()")
+        assert await slot.page.evaluate("count") == held + 1
