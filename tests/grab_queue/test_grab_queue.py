@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from oven.actors.grab_queue import Cancel, PieceFrozen
+from oven.actors.grab_queue import Cancel, PieceFrozen, QueueStatus
 from oven.store._base import SideTables  # patched below: a race window held open
 from tests.grab_queue.conftest import Scripts, StartQueue
 from tests.grab_queue.stubs import Outcome, Script
@@ -150,6 +150,21 @@ def test_a_queued_job_cancelled_never_runs(start_queue: StartQueue) -> None:
     q.system.ask("grab_queue", Cancel(running), timeout=30)
     assert q.final(running)["state"] == "cancelled"
     assert q.browser.calls == [running]  # the cancelled one never reached the browser
+
+
+def test_a_queued_job_cancelled_reads_cancelled_at_once_not_at_the_next_poll(
+        start_queue: StartQueue) -> None:
+    # A poll far away: the view of the job right after its cancel is the book's, not a poll's.
+    q = start_queue({"cluster": {"poll_s": 60}},
+                    scripts=Scripts(browser=Script().then(Outcome.HANG)))
+    running = q.submit(width=100).job["id"]
+    q.browser.wait_calls(1)
+    queued = q.submit(width=101).job["id"]
+    assert q.system.ask("grab_queue", Cancel(queued), timeout=30)["state"] == "cancelled"
+    assert q.job(queued)["state"] == "cancelled"
+    status = q.system.ask("grab_queue", QueueStatus(), timeout=10)
+    assert all(jobs == [] for jobs in status["queued"].values()), status
+    q.system.ask("grab_queue", Cancel(running), timeout=30)
 
 
 @pytest.mark.parametrize("hop", ["browser", "encoder"])

@@ -201,6 +201,7 @@ class GrabQueue(AsyncActor):
                 stage=None)
         except StaleState:
             return await self._cancel(job_id)  # claimed meanwhile: here or elsewhere
+        self.book.left_queue(job_id)
         self.settler.finished(record)
         return self.book.view_record(record)
 
@@ -247,9 +248,9 @@ class GrabQueue(AsyncActor):
     async def _refresh_queued(self) -> None:
         # Only jobs new or written since the last poll come back as records: rebuilding up to
         # max_queued records every poll_s held the GIL the HTTP loop waits for.
-        held, known = self.book.held_queue()
+        held, known, began = self.book.held_queue()
         read = await self.store.queued_jobs(limit=self.settings.queue.max_queued, known=known)
-        self.book.read_queue(held, read)
+        self.book.read_queue(held, read, began)
 
     async def _heartbeat(self) -> None:
         while True:

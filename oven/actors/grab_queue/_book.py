@@ -78,6 +78,9 @@ class Book:
         # take positions from it and admission its depth.
         self.queued: list[JobRecord] = []
         self._queued_revisions: dict[str, int] = {}  # of self.queued's records, as last read
+        # Jobs that left the queue through this instance (claimed, cancelled), with when: a
+        # read of the queue begun before that still lists them, and must not bring them back.
+        self._left: dict[str, float] = {}
         self.recent: collections.deque[dict[str, Any]] = collections.deque(
             maxlen=settings.queue.recent_limit)
         self.service_times: collections.deque[float] = collections.deque(maxlen=20)
@@ -91,20 +94,29 @@ class Book:
         self.queued.sort(key=_queue_order)
         self.gauge()
 
-    def claimed(self, record: JobRecord) -> None:
-        self.queued = [r for r in self.queued if r.id != record.id]
+    def left_queue(self, job_id: str) -> None:
+        """A job this instance took out of the queue (claimed it, cancelled it): out of the
+        views at once, not at the next poll, and kept out by a read begun before."""
+        self.queued = [r for r in self.queued if r.id != job_id]
+        self._queued_revisions.pop(job_id, None)
+        self._left[job_id] = time.monotonic()
+        self.gauge()
 
-    def held_queue(self) -> tuple[dict[str, JobRecord], dict[str, int]]:
+    def held_queue(self) -> tuple[dict[str, JobRecord], dict[str, int], float]:
         """The queued records held and their revisions, taken before a read of the queue
-        (which returns only the records new or changed since)."""
+        (which returns only the records new or changed since), and when the read began."""
         held = {r.id: r for r in self.queued if r.id in self._queued_revisions}
-        return held, {i: self._queued_revisions[i] for i in held}
+        return held, {i: self._queued_revisions[i] for i in held}, time.monotonic()
 
-    def read_queue(self, held: dict[str, JobRecord], read: QueuedJobs) -> None:
-        """Take a read of the shared queue: the ids still queued, with the records changed."""
+    def read_queue(self, held: dict[str, JobRecord], read: QueuedJobs, began: float) -> None:
+        """Take a read of the shared queue begun at `began`: the ids still queued, with the
+        records changed, less the jobs that left it here since the read began."""
+        # A job that left before the read began is as the read says (requeued, if it lists it).
+        self._left = {i: at for i, at in self._left.items() if at >= began}
         held = {**held, **read.records}
-        self.queued = [held[i] for i in read.revisions]
-        self._queued_revisions = read.revisions
+        revisions = {i: rev for i, rev in read.revisions.items() if i not in self._left}
+        self.queued = [held[i] for i in revisions]
+        self._queued_revisions = revisions
         self.queued.sort(key=_queue_order)
         self.gauge()
 

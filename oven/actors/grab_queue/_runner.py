@@ -112,7 +112,7 @@ class JobRunner:
         book.gauge()
 
     def _start(self, record: JobRecord) -> None:
-        self.book.claimed(record)
+        self.book.left_queue(record.id)
         try:
             grab, target = parse_request(record)
         except Exception as exc:  # a record this version cannot read: fail it, not the actor
