@@ -239,6 +239,7 @@ async def oven_phase(oven: OvenProcess, bodies: list[dict[str, Any]]) -> dict[st
         # A refused submission (e.g. 429 when the estimated wait passes the deadline) fails.
         errors = [f"{a.status_code} {a.text[:120]}" for a in answers if a.status_code >= 400]
         pending = {a.json()["id"] for a in answers if a.status_code < 400}
+        timings: list[dict[str, float]] = []
         while pending:
             # Long polls, as a client waiting for its grabs would: a poll every 0.1 s per job
             # would cost oven's HTTP loop more CPU than the grabs' own Python work.
@@ -249,8 +250,16 @@ async def oven_phase(oven: OvenProcess, bodies: list[dict[str, Any]]) -> dict[st
                     pending.discard(view["id"])
                     if view["state"] != "complete":
                         errors.append(f"{view['state']}: {str(view.get('error'))[:120]}")
+                    else:
+                        timings.append(view.get("timings") or {})
         wall = time.monotonic() - t0
-    return figures(sampler.stop(), wall, len(bodies), errors)
+    out = figures(sampler.stop(), wall, len(bodies), errors)
+    # Where a grab's wall goes, stage by stage (the job's own timings): what bounds a contender
+    # that is not CPU-bound.
+    stages = sorted({k for t in timings for k in t})
+    out["stage_s_median"] = {k: round(statistics.median(t[k] for t in timings if k in t), 3)
+                             for k in stages}
+    return out
 
 
 TARGET = {"kind": "url"}  # --target: how oven is told what to grab
