@@ -75,7 +75,10 @@ def test_chromium_killed_during_a_burst_of_19_grabs_loses_none_and_is_back_promp
     detected = _logged_at(oven.log, "browser needs a recycle: chromium disconnected")
     assert detected is not None, oven.log[-3000:]
     assert detected - killed_at < 3.0, f"the disconnect was seen {detected - killed_at:.2f} s late"
-    assert "health probe failed" not in oven.log
+    # The recycle is the disconnect's; a probe that was under way when the kill landed
+    # may fail with it (one run at load 12 logged "failed (1 in a row)" in the same ms).
+    assert "recycling the browser (chromium disconnected)" in oven.log
+    assert "health probe failed twice" not in oven.log
 
     views = [wait_for_job(oven, i, timeout=180) for i in ids]
     assert [v["state"] for v in views] == ["complete"] * GRABS, views

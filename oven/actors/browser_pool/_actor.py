@@ -319,6 +319,11 @@ class BrowserPool(AsyncActor):
             if await browser.health(self.settings.health_timeout_s):
                 failures = 0
                 continue
+            if browser is not self.browser or not browser.is_connected:
+                # It went away while the probe ran: its disconnect recycles it, and a probe
+                # failure counted now would be a false warning, held against the next one.
+                failures = 0
+                continue
             failures += 1
             log.warning("browser health probe failed (%d in a row)", failures)
             if failures >= 2:
