@@ -7,8 +7,11 @@ import contextlib
 import errno
 import logging
 import os
+import re
 import shutil
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 from oven.storage._base import (
@@ -24,6 +27,11 @@ logger = logging.getLogger(__name__)
 # Errors a person must fix (permissions, read-only mount); everything else may clear by itself.
 _PERMANENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR}
 _TEMP_PREFIX = ".oven-tmp-"
+# A temp file names the process writing it (.oven-tmp-<pid>-...): one whose writer is gone is
+# a write a kill cut short, and is removed at the next start. One without a pid (written
+# before names carried it) is removed once an hour old.
+_TEMP_PID = re.compile(re.escape(_TEMP_PREFIX) + r"(\d+)-")
+_UNNAMED_TEMP_AGE_S = 3600.0
 
 
 class LocalStorage:
@@ -32,6 +40,9 @@ class LocalStorage:
     def __init__(self, root: Path) -> None:
         self._root = root
         self._lifecycle = Lifecycle("LocalStorage")
+        self._closing = threading.Event()
+        self._sweeper: threading.Thread | None = None
+        self.swept_temps = 0  # temp files of writes cut short, removed at start
 
     @property
     def root(self) -> Path:
@@ -43,6 +54,10 @@ class LocalStorage:
         await asyncio.to_thread(self._root.mkdir, parents=True, exist_ok=True)
         self._root = self._root.resolve()
         logger.info("local storage started", extra={"root": str(self._root)})
+        # A walk of a large result tree takes a while: in the background, stopped by close().
+        self._sweeper = threading.Thread(target=self._sweep_stale_temps, name="local-temp-sweep",
+                                         daemon=True)
+        self._sweeper.start()
 
     async def put(self, key: str, path: Path, content_type: str) -> StoredObject:
         target = self._target(key)
@@ -84,6 +99,31 @@ class LocalStorage:
 
     async def close(self) -> None:
         self._lifecycle.closed()
+        self._closing.set()
+        if self._sweeper is not None:
+            await asyncio.to_thread(self._sweeper.join, 5.0)
+
+    def _sweep_stale_temps(self) -> None:
+        """Remove the temp files of writes a kill cut short (their writer is gone)."""
+        for folder, _, names in os.walk(self._root):
+            if self._closing.is_set():
+                return
+            for name in names:
+                if name.startswith(_TEMP_PREFIX) and self._is_stale_temp(Path(folder, name)):
+                    with contextlib.suppress(OSError):
+                        os.unlink(Path(folder, name))
+                        self.swept_temps += 1
+                        logger.info("removed %s, a write cut short", Path(folder, name))
+
+    @staticmethod
+    def _is_stale_temp(path: Path) -> bool:
+        found = _TEMP_PID.match(path.name)
+        if found is None:
+            try:
+                return time.time() - path.stat().st_mtime > _UNNAMED_TEMP_AGE_S
+            except OSError:
+                return False
+        return not Path(f"/proc/{found.group(1)}").exists()
 
     def _target(self, key: str) -> Path:
         validate_key(key)
@@ -98,7 +138,8 @@ class LocalStorage:
             target.parent.mkdir(parents=True, exist_ok=True)
             with open(source, "rb") as src:
                 # Same directory as the target so os.replace is a rename on one filesystem.
-                fd, tmp_name = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=target.parent)
+                fd, tmp_name = tempfile.mkstemp(prefix=f"{_TEMP_PREFIX}{os.getpid()}-",
+                                                dir=target.parent)
                 try:
                     with os.fdopen(fd, "wb") as dst:
                         shutil.copyfileobj(src, dst, length=1024 * 1024)
@@ -132,7 +173,8 @@ class LocalStorage:
 
     def _probe_writable(self) -> None:
         self._root.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(prefix=_TEMP_PREFIX, dir=self._root) as probe:
+        with tempfile.NamedTemporaryFile(prefix=f"{_TEMP_PREFIX}{os.getpid()}-",
+                                         dir=self._root) as probe:
             probe.write(b"ok")
             probe.flush()
 

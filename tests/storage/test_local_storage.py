@@ -190,3 +190,30 @@ async def test_calls_before_start_are_loud_errors(tmp_path: Path, sample_file: P
     storage = LocalStorage(tmp_path / "r")
     with pytest.raises(RuntimeError, match="before start"):
         await storage.put("x.png", sample_file, "image/png")
+
+
+async def test_temp_files_of_writes_a_kill_cut_short_are_removed_at_the_next_start(
+        tmp_path: Path) -> None:
+    # A `kill -9` during a put left a .oven-tmp- file beside the results for good (one run of
+    # tests/reliability/test_restart.py found 51 files for 50 jobs).
+    root = tmp_path / "results"
+    (root / "grabs" / "ab").mkdir(parents=True)
+    writer = subprocess.Popen(["true"])
+    writer.wait()  # a writer that has exited and been reaped: its pid names no process
+    cut_short = root / "grabs" / "ab" / f".oven-tmp-{writer.pid}-x1y2z3"
+    writing = root / "grabs" / "ab" / f".oven-tmp-{os.getpid()}-a1b2c3"  # a live writer's
+    unnamed_old = root / "grabs" / ".oven-tmp-oldname"
+    unnamed_new = root / ".oven-tmp-newname"
+    for path in (cut_short, writing, unnamed_old, unnamed_new):
+        path.write_bytes(b"partial")
+    os.utime(unnamed_old, (0, 2 * 3600))
+
+    storage = LocalStorage(root)
+    await storage.start()
+    try:
+        assert storage._sweeper is not None
+        storage._sweeper.join(timeout=30)
+        assert sorted(leftovers(root)) == sorted([writing, unnamed_new])
+        assert storage.swept_temps == 2
+    finally:
+        await storage.close()
