@@ -97,7 +97,10 @@ def test_pss_is_read_in_rotation_and_estimated_from_rss_until_then(spawn, token:
     proc = spawn(["sh", "-c", "for i in 1 2 3 4 5 6 7; do sleep 30 & done; wait", token])
     settings = MemorySettings(pss_per_tick=2, pss_interval_s=60)
     sampler = TreeSampler(proc.pid, settings)
-    _sample_until(TreeSampler(proc.pid, settings), lambda s: len(s.processes) == 8)
+    # Every child must have exec'd `sleep` first: one still a forked shell when `first` is read
+    # is read again as a new program after its exec, and stays estimated (1 run of 3 at load 12).
+    _sample_until(TreeSampler(proc.pid, settings), lambda s: len(s.processes) == 8 and sum(
+        p.command.startswith("sleep") for p in s.processes) == 7)
     first = sampler.sample()
     assert len(first.processes) == 8
     assert len([p for p in first.processes if p.pss is not None]) == 2
