@@ -18,8 +18,11 @@ def test_bakes_cut_short_by_a_stop_leave_no_ffmpeg_and_are_failed_on_the_next_st
     oven = OvenProcess(tmp_path, config=config).start()
     try:
         archive = zip_bytes(frames(60, (320, 240), noisy=True))
+        # Upscaled 4x (1280x960 to libx264): seconds of encoding each, so the stop lands on
+        # one running. At 320x240 all three finished between the poll that saw one running
+        # and the stop (1 run of 3 at load 12), and none was left to cut short.
         ids = [httpx.post(f"{oven.url}/bakes", files={"archive": ("t.zip", archive)},
-                          timeout=60).json()["id"] for _ in range(3)]
+                          data={"scale": "4"}, timeout=60).json()["id"] for _ in range(3)]
 
         def running() -> bool:
             states = [httpx.get(f"{oven.url}/bakes/{i}", timeout=10).json()["state"]
@@ -38,6 +41,7 @@ def test_bakes_cut_short_by_a_stop_leave_no_ffmpeg_and_are_failed_on_the_next_st
         views = wait_until("the interrupted bakes to be settled", settled, timeout=30)
         failed = [v for v in views if v["state"] == "failed"]
         assert failed, views
+        assert all(v["scale"] == 4 for v in views), views
         assert all("interrupted" in str(v["error"]) for v in failed), failed
         work = tmp_path / "data" / "bakes"
         assert wait_until("work dirs of interrupted bakes to be removed",
