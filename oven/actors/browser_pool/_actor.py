@@ -320,9 +320,10 @@ class BrowserPool(AsyncActor):
                 failures = 0
                 continue
             if browser is not self.browser or not browser.is_connected:
-                # It went away while the probe ran: its disconnect recycles it, and a probe
-                # failure counted now would be a false warning, held against the next one.
+                # It went away (before or while the probe ran): a crash, not a probe failure.
+                # A capture that loses it starts the recycle; with none running, this does.
                 failures = 0
+                self._recycle_if_needed(browser, fallback="chromium disconnected")
                 continue
             failures += 1
             log.warning("browser health probe failed (%d in a row)", failures)
