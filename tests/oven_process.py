@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -23,11 +24,31 @@ import psutil
 SERVE_LOGS: set[Path] = set()
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A port nothing is bound to, picked at random below the kernel's ephemeral range.
+
+    `oven serve` binds it seconds after the pick. A port from bind(("127.0.0.1", 0)) comes
+    from the ephemeral range, which every other bind(0) and outgoing connection on the
+    machine draws from too: beside two more suites one was taken in between ("address
+    already in use", 1 run of 3). Below the range only another test's pick can take it.
+    """
+    low = _ephemeral_low()
+    for _ in range(500):
+        port = random.randrange(max(1024, low - 12000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port found below the ephemeral range ({low})")
 
 
 def toml_value(value: Any) -> str:

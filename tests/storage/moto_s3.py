@@ -15,6 +15,7 @@ import httpx
 from pydantic import SecretStr
 
 from oven.storage import S3Settings
+from tests.oven_process import free_port
 
 BUCKET = "oven-test"
 
@@ -42,12 +43,6 @@ class MotoServer:
                 self.process.wait(timeout=5)
         assert self.process.poll() is not None
         assert not port_accepts(self.port), f"something still listens on {self.port}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def port_accepts(port: int) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,13 +15,9 @@ from pathlib import Path
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
+from tests.oven_process import free_port
+
 NX_27017 = Path(sys.executable).parent / "nx-27017"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -57,7 +52,7 @@ class NxServer:
 def start_nx(workdir: Path, *, ready_timeout_s: float = 20.0) -> NxServer:
     """Start nx-27017 with its own pid file and data dir; return once pymongo can ping it."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     argv = [
         str(NX_27017),
         "--host", "127.0.0.1",
