@@ -14,6 +14,8 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
+
 from oven.storage._base import (
     Lifecycle,
     StorageError,
@@ -32,6 +34,10 @@ _TEMP_PREFIX = ".oven-tmp-"
 # before names carried it) is removed once an hour old.
 _TEMP_PID = re.compile(re.escape(_TEMP_PREFIX) + r"(\d+)-")
 _UNNAMED_TEMP_AGE_S = 3600.0
+
+
+def _temp_prefix() -> str:
+    return f"{_TEMP_PREFIX}{os.getpid()}-"
 
 
 class LocalStorage:
@@ -123,7 +129,7 @@ class LocalStorage:
                 return time.time() - path.stat().st_mtime > _UNNAMED_TEMP_AGE_S
             except OSError:
                 return False
-        return not Path(f"/proc/{found.group(1)}").exists()
+        return not psutil.pid_exists(int(found.group(1)))
 
     def _target(self, key: str) -> Path:
         validate_key(key)
@@ -138,8 +144,7 @@ class LocalStorage:
             target.parent.mkdir(parents=True, exist_ok=True)
             with open(source, "rb") as src:
                 # Same directory as the target so os.replace is a rename on one filesystem.
-                fd, tmp_name = tempfile.mkstemp(prefix=f"{_TEMP_PREFIX}{os.getpid()}-",
-                                                dir=target.parent)
+                fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(), dir=target.parent)
                 try:
                     with os.fdopen(fd, "wb") as dst:
                         shutil.copyfileobj(src, dst, length=1024 * 1024)
@@ -173,8 +178,7 @@ class LocalStorage:
 
     def _probe_writable(self) -> None:
         self._root.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(prefix=f"{_TEMP_PREFIX}{os.getpid()}-",
-                                         dir=self._root) as probe:
+        with tempfile.NamedTemporaryFile(prefix=_temp_prefix(), dir=self._root) as probe:
             probe.write(b"ok")
             probe.flush()
 
