@@ -18,6 +18,7 @@ from typing import Any
 
 from playwright.async_api import Browser as PWBrowser
 from playwright.async_api import BrowserContext, CDPSession, Playwright, Route, ViewportSize
+from playwright.async_api import Error as PlaywrightError
 
 from oven.capture import _processes
 from oven.capture._deaths import RendererDeaths
@@ -196,12 +197,23 @@ class Browser:
         answer = await self._cdp.send("Target.getTargets")
         return list(answer["targetInfos"])
 
+    async def close_target(self, target_id: str) -> None:
+        """Close one target (a page) by its CDP id; one already gone is no error."""
+        if self._cdp is None:
+            raise BrowserGone("browser has no CDP session")
+        try:
+            await self._cdp.send("Target.closeTarget", {"targetId": target_id})
+        except PlaywrightError as exc:
+            log.debug("closing target %s failed: %s", target_id, exc)
+
     # --- contexts and slots -------------------------------------------------------------------
 
-    async def new_context(self, density: float) -> BrowserContext:
-        """A fresh context with oven's routes; service workers blocked (they outlive pages)."""
+    async def new_context(self, density: float, *, proxy: str) -> BrowserContext:
+        """A fresh context with oven's routes, its requests sent through `proxy` (its slot's
+        egress proxy); service workers blocked (they outlive pages)."""
         context = await self._browser.new_context(
-            viewport=PARKED_VIEWPORT, device_scale_factor=density, service_workers="block"
+            viewport=PARKED_VIEWPORT, device_scale_factor=density, service_workers="block",
+            proxy={"server": proxy},
         )
         if self._request_filter is not None:
             # Registered first: later routes win, so bundled pieces skip the filter.
@@ -291,11 +303,17 @@ class Browser:
             if slot in self._idle:
                 self._idle.remove(slot)
             self._changed.notify_all()
+        await slot.close_egress()
 
     async def _grow(self, n: int) -> None:
         new = [Slot(self, self._next_index + i) for i in range(n)]
         self._next_index += n
-        await asyncio.gather(*(s.prepare(1.0) for s in new))
+        try:
+            await asyncio.gather(*(s.prepare(1.0) for s in new))
+        except BaseException:
+            for slot in new:
+                await slot.close_egress()
+            raise
         async with self._changed:
             self._slots.extend(new)
             self._idle.extend(new)
@@ -321,6 +339,7 @@ class Browser:
                         self._slots.remove(surplus)
                 if surplus is not None:
                     await surplus.discard(timeout_s=self.settings.close_timeout_s)
+                    await surplus.close_egress()
 
     # --- stopping -----------------------------------------------------------------------------
 
@@ -361,6 +380,8 @@ class Browser:
         self.procs.kill(tree)
         for task in list(self._tasks):
             task.cancel()
+        for slot in self._slots:
+            await slot.close_egress()
         try:
             async with asyncio.timeout(timeout_s):
                 await self._playwright.stop()

@@ -234,6 +234,7 @@ async def _run(
     if request.guard != "off":
         guard = RequestGuard(request.guard)
         await slot.guard_requests(guard)
+    slot.start_job(guard)
 
     started = time.perf_counter()
     try:

@@ -19,15 +19,13 @@ Hooks (measured on Chromium 156, Playwright 1.65; the Slot installs them):
 - a context WebSocket route sees WebSocket handshakes, which neither of the others intercepts;
 - shared workers are disabled in oven's Chromium (Playwright detaches from them, so nothing
   sees their requests) and service workers are blocked by the context.
-At the end of a job the guard stays until nothing of the job runs: extra tabs closed, scripts
-stopped, the tab on about:blank and its workers gone.
+At the end of a job the guard stays until nothing of the job runs: scripts stopped, the tab
+on about:blank, every other target of the context gone.
 
-Not covered: a redirect hop of a sub-resource inside a cross-site iframe (each hook misses it).
-DNS rebinding is covered only as far as our own lookups go: the guard resolves a host once per
-job and Chromium resolves it again to connect, so a host that answers our lookup with a public
-address and Chromium's, a moment later, with a private one gets through. Chromium offers no
-per-context way to pin an answer (`--host-resolver-rules` is one rule set for the whole browser,
-shared by every job), so oven does not pin.
+Below the hooks, the context's egress proxy (see _egress.py) checks every request that leaves
+against the same guard, with the addresses of the guard's own lookup (`host`): it catches what
+the hooks let go (a request held paused when its session detaches, a redirect hop of a
+sub-resource inside a cross-site iframe) and DNS rebinding (it connects to no other address).
 """
 
 from __future__ import annotations
@@ -48,6 +46,7 @@ log = logging.getLogger(__name__)
 
 GuardMode = Literal["off", "public", "schemes"]
 Resolver = Callable[[str], Awaitable[list[str]]]
+HostVerdict = tuple[str | None, list[str]]  # (reason it may not go, or None; its addresses)
 
 # data: and blob: never reach the network; ws(s) handshakes are checked like http(s).
 _LOCAL_SCHEMES = frozenset({"data", "blob", "about"})
@@ -105,7 +104,7 @@ class RequestGuard:
         self.blocked_count = 0
         self._resolver = resolver
         # Per job, so one lookup serves all of a host's requests and a job's answer is stable.
-        self._hosts: dict[str, asyncio.Task[str | None]] = {}
+        self._hosts: dict[str, asyncio.Task[HostVerdict]] = {}
 
     async def verdict(self, url: str) -> str | None:
         """None when the request may go, else the reason it may not."""
@@ -125,13 +124,23 @@ class RequestGuard:
             return "bad_url"
         if host == _PIECES_HOST or self.mode == "schemes":
             return None  # bundled pieces are answered by a route and never reach the network
+        reason, _ = await self.host(host)
+        return reason
+
+    async def host(self, host: str) -> HostVerdict:
+        """The job's verdict on `host` (a name or an IP literal, IPv6 without brackets) and the
+        addresses its one lookup gave: the egress proxy connects to those and no others, so a
+        host cannot answer the check with a public address and the connection with a private
+        one. In mode `schemes` every host may go, as the system resolves it."""
+        if self.mode == "schemes":
+            return None, []
         task = self._hosts.get(host)
         if task is None:
             task = asyncio.get_running_loop().create_task(self._host_verdict(host))
             self._hosts[host] = task
         return await asyncio.shield(task)
 
-    async def _host_verdict(self, host: str) -> str | None:
+    async def _host_verdict(self, host: str) -> HostVerdict:
         try:
             addresses = [str(ipaddress.ip_address(host))]
         except ValueError:
@@ -139,12 +148,12 @@ class RequestGuard:
                 async with asyncio.timeout(LOOKUP_TIMEOUT_S):
                     addresses = await self._resolver(host)
             except (OSError, TimeoutError):
-                return "unresolvable"
+                return "unresolvable", []
         if not addresses:
-            return "unresolvable"
+            return "unresolvable", []
         if any(is_private(a) for a in addresses):
-            return "private_address"
-        return None
+            return "private_address", []
+        return None, addresses
 
     def record(self, url: str, reason: str) -> None:
         self.blocked_count += 1

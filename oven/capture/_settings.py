@@ -166,6 +166,13 @@ class BrowserSettings(BaseModel):
         "recycled. Generous on purpose: a wipe is a dozen CDP calls and a navigation, which "
         "take seconds on a loaded host, and a recycle for it only adds load.",
     )
+    upstream_proxy: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$",
+        description="host:port of an HTTP proxy that pages' requests go out through. Every "
+        "request first passes oven's own egress proxy, which checks it against a raw-URL job's "
+        "guard; those that pass are handed to this proxy as they came. Chromium's own "
+        "--proxy-server switch is overridden by the egress proxy.",
+    )
     acquire_timeout_s: float = Field(
         default=60.0, ge=0.1, le=3600.0, description="Default wait for a free page slot."
     )

@@ -11,6 +11,7 @@ from ada_url import URL
 from playwright.async_api import BrowserContext, CDPSession, Page, Route, WebSocketRoute
 from playwright.async_api import Error as PlaywrightError
 
+from oven.capture._egress import EgressProxy
 from oven.capture._errors import BrowserGone
 from oven.capture._guard import RequestGuard
 
@@ -52,6 +53,11 @@ class Slot:
         self.target_id: str | None = None  # the tab's CDP target (crash reports name it)
         self.crashed = False  # the tab's renderer died: nothing of it can be reset
         self._emulated: set[str] = set()  # per-job emulation overrides to take back
+        self.egress: EgressProxy | None = None  # the context's proxy (see EgressProxy)
+        # What the egress proxy checks requests against: the last job's guard, kept past its
+        # wipe until the next job starts (a worker of the job's document can still send a
+        # request a few ms after Chromium stopped listing it).
+        self.egress_guard: RequestGuard | None = None
 
     @property
     def page(self) -> Page:
@@ -79,7 +85,14 @@ class Slot:
             return
         if self._context is None or self.density != density:
             await self.discard(timeout_s=self.browser.settings.close_timeout_s)
-            self._context = await self.browser.new_context(density)
+            # One egress proxy per context: a closed context's last requests (its renderer
+            # can outlive it by a few ms) find its proxy gone.
+            await self.close_egress()
+            egress = EgressProxy(lambda: self.egress_guard,
+                                 upstream=self.browser.settings.upstream_proxy)
+            await egress.start()
+            self.egress = egress
+            self._context = await self.browser.new_context(density, proxy=egress.server)
             self.density = density
         await self._new_page()
 
@@ -145,6 +158,10 @@ class Slot:
         if "media" in emulated:
             # A context's defaults (Playwright creates contexts with these).
             await page.emulate_media(color_scheme="light", reduced_motion="no-preference")
+
+    def start_job(self, guard: RequestGuard | None) -> None:
+        """A job begins in this slot: its requests leave under `guard` (None: unchecked)."""
+        self.egress_guard = guard
 
     async def guard_requests(self, guard: RequestGuard) -> None:
         """Check every request of the job about to run against `guard` until `reset`.
@@ -287,11 +304,8 @@ class Slot:
             return await self.discard(timeout_s=timeout_s)
         try:
             async with asyncio.timeout(timeout_s):
-                # The guard stays until nothing of the job runs any more: extra tabs closed,
-                # scripts stopped, the tab on about:blank and its workers gone.
-                for extra in self._context.pages:
-                    if extra is not page:
-                        await self._close_quietly(extra)
+                # The guard stays until nothing of the job runs any more: scripts stopped, the
+                # tab on about:blank, and every other target of the context gone.
                 for identifier in scripts:
                     await cdp.send("Page.removeScriptToEvaluateOnNewDocument",
                                    {"identifier": identifier})
@@ -313,7 +327,7 @@ class Slot:
                 await cdp.send("HeapProfiler.collectGarbage")
                 await cdp.send("Emulation.setScriptExecutionDisabled", {"value": False})
                 await self._take_back_emulation(page, cdp)
-                await _workers_gone(page)
+                await self._only_the_tab_left(tab=self.target_id)
                 await self._unguard(cdp)
                 for origin in origins:
                     await cdp.send("Storage.clearDataForOrigin",
@@ -334,31 +348,67 @@ class Slot:
             return await self.discard(timeout_s=timeout_s)
         return True
 
+    async def _only_the_tab_left(self, *, tab: str | None = None) -> None:
+        """Close every page of the slot's context but the tab `tab` (none: every page), and
+        return once no page, frame or worker of the context is left but the tab.
+
+        From Chromium's own list of targets, not from the pages Playwright has reported: a
+        popup opened during the wipe (by another popup, or reported late) would be missed
+        (seen beside a CPU hog: a target=_blank popup outlived its job). Workers end with
+        their documents; their requests stay guarded until then. Unbounded: the caller's
+        timeout bounds it, and a wipe that hangs retires the slot.
+        """
+        while True:
+            left = [t for t in await self.browser.targets()
+                    if t.get("browserContextId") == self._context_id
+                    and t["targetId"] != tab and _runs_content(t["type"])]
+            if not left:
+                return
+            await asyncio.gather(*(self.browser.close_target(t["targetId"])
+                                   for t in left if t["type"] == "page"))
+            await asyncio.sleep(0.02)  # Chromium has no event for "all of a context's targets gone"
+
+    async def close_egress(self) -> None:
+        """Stop the slot's egress proxy (its context is closed, or its browser gone)."""
+        egress, self.egress = self.egress, None
+        if egress is not None:
+            await egress.close()
+
     async def discard(self, *, timeout_s: float) -> bool:
-        """Close the slot's context; False when closing hung past the timeout."""
+        """Close the slot's context; False when closing hung past the timeout.
+
+        Closing detaches the DevTools sessions that hold the context's requests paused, and
+        Chromium lets those go unchecked; its renderer can send more for a few ms after. The
+        context's egress proxy refuses them under the job's guard, and closes with it (see
+        EgressProxy; measured before it: a worker of a raw-URL job that failed reached a
+        private address in ~1 of 10 such jobs).
+        """
         context, self._context, self._page, self._cdp = self._context, None, None, None
-        self.guard, self._ws_routed = None, False
+        self._ws_routed = False
         self.renderer_pids, self.target_id, self.crashed = set(), None, False
         self._origins, self.init_scripts, self.tab_jobs = set(), [], 0
         self._emulated = set()
         if context is None:
+            self.guard = None
             return True
         try:
             # Bounded: a wedged renderer can keep close() pending forever.
             async with asyncio.timeout(timeout_s):
                 await context.close()
         except TimeoutError:
-            return False
+            return False  # the guard stays: the owner retires the slot and recycles
         except Exception as exc:  # closing a context of a dead browser is already done
             log.debug("context close of slot %d failed: %s", self.index, exc)
+        self.guard, self._context_id = None, None
+        await self.close_egress()
         return True
 
 
-async def _workers_gone(page: Page) -> None:
-    """Wait until the workers of the tab's last document have stopped (Chromium ends them
-    shortly after the document goes; a worker's requests are guarded until then)."""
-    while page.workers:
-        await asyncio.sleep(0.02)  # Playwright offers no event for "all workers closed"
+def _runs_content(target_type: str) -> bool:
+    """A target that runs a job's content: a page, a frame, a worker or a worklet (Chromium's
+    own `browser_ui` targets, e.g. the omnibox popup, are listed under every context)."""
+    return (target_type in ("page", "iframe", "worker", "shared_worker", "service_worker")
+            or target_type.endswith("worklet"))
 
 
 _NO_LOCK = contextlib.nullcontext()

@@ -3,9 +3,9 @@ frames, fetch and WebSockets are checked inside Chromium, not just the first URL
 
 How the setup works (no internet here, and an allowed origin must resolve to a public address):
 the piece lives at http://93.184.216.34/ (a public IP literal, so the edge's DNS check passes
-without DNS), and Chromium runs with `--proxy-server` pointing at a recording server on
-loopback that answers for that "public" host. Chromium never sends loopback requests to a
-proxy, so requests to 127.0.0.1/localhost go straight to a second recording server, the
+without DNS), and oven's egress proxy hands what passes on to a recording server on loopback
+(`upstream_proxy`) that answers for that "public" host. Loopback is never handed on, so
+requests to 127.0.0.1/localhost that pass go straight to a second recording server, the
 private one; a request for any other host (169.254.169.254) would arrive at the proxy. The
 page points at the private server in every way it can; afterwards the private server must
 have seen nothing. The control runs the same page with `allow_private = true` and shows that
@@ -77,8 +77,8 @@ def public_proxy(private_server: RecordingServer) -> Iterator[RecordingServer]:
 
 def _oven(start_oven: StartOven, proxy: RecordingServer, *, allow_private: bool) -> OvenProcess:
     return start_oven({
-        "browser": {"pages": 1, "args": chromium_args(
-            f"--proxy-server=http://127.0.0.1:{proxy.port}", disable=NO_LNA)},
+        "browser": {"pages": 1, "args": chromium_args(disable=NO_LNA),
+                    "upstream_proxy": f"127.0.0.1:{proxy.port}"},
         "pieces": {"allowed_origins": [f"http://{PUBLIC}"], "allow_private": allow_private},
     })
 

@@ -2,10 +2,10 @@
 and handed to Chromium re-serialised: no form of a URL can name one host to the check and
 another to the browser.
 
-Against a real `oven serve`: Chromium runs with `--proxy-server` pointing at a recording server,
-so every request it makes arrives there with the host and path it was meant for, and the names
-in the allow-list need no DNS (`allow_private = true` skips the edge's lookup; the address rules
-have their own tests below and in test_page_guard.py).
+Against a real `oven serve`: its egress proxy hands every request on to a recording server
+(`upstream_proxy`), so every request Chromium makes arrives there with the host and path it was
+meant for, and the names in the allow-list need no DNS (`allow_private = true` skips the edge's
+lookup; the address rules have their own tests below and in test_page_guard.py).
 
 Decisions (see oven.grabs.url_target): userinfo is refused outright (a capture never needs
 credentials in its URL, and `evil@allowed` is the classic confusion); a URL whose host an
@@ -26,7 +26,6 @@ from oven.grabs import PiecesSettings, TargetRefused, origin_of, url_target
 from tests.oven_process import OvenProcess
 from tests.pipeline.grab_client import post_grab, wait_for_job
 
-from .conftest import chromium_args
 from .servers import RecordingServer, Reply
 
 PUBLIC = "93.184.216.34"
@@ -137,8 +136,7 @@ def proxy() -> Iterator[RecordingServer]:
 def allow_list_oven(tmp_path_factory: pytest.TempPathFactory,
                     proxy: RecordingServer) -> Iterator[OvenProcess]:
     oven = OvenProcess(Path(tmp_path_factory.mktemp("url-targets-oven")), config={
-        "browser": {"pages": 1,
-                    "args": chromium_args(f"--proxy-server=http://127.0.0.1:{proxy.port}")},
+        "browser": {"pages": 1, "upstream_proxy": f"127.0.0.1:{proxy.port}"},
         "pieces": {"allowed_origins": ALLOWED, "allow_private": True},
         "edge": {"rate_limit_per_s": 10_000, "rate_limit_burst": 100_000},
     })
