@@ -4,6 +4,8 @@ never pause anything, fall off the ring (Resync) or are dropped when stalled."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 
 import psutil
 import pytest
@@ -82,8 +84,9 @@ async def test_controller_that_never_acks_pauses_the_session_and_bounds_memory(
 
 
 async def test_slow_observer_resyncs_and_a_silent_one_is_dropped_without_pausing(
-    spawn: SessionFactory,
+    spawn: SessionFactory, caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger="oven.pty._session")
     total = 4 * MIB
     session = await spawn(
         printer(total, then_wait=True),
@@ -115,7 +118,15 @@ async def test_slow_observer_resyncs_and_a_silent_one_is_dropped_without_pausing
     assert slow.attached  # it made progress, so it stays
 
     stats = session.stats
-    assert stats["pauses"] == 0 and not session.paused
+    # Observers never pause the session: only the controller's own lag does. On a loaded
+    # machine the controller's reader can fall behind by itself (one pause, beside three
+    # suites and `stress --cpu 2`), so every pause must be the controller's, as the session
+    # logs it, not none at all.
+    lags = [int(found.group(1)) for record in caplog.records
+            if (found := re.search(r"paused: controller (\d+) bytes behind", record.getMessage()))]
+    assert len(lags) == stats["pauses"]
+    assert all(lag > 128 * KIB for lag in lags), lags
+    assert not session.paused
     assert stats["stalled_disconnects"] == 1
     assert stats["resyncs"] == 1
     assert stats["clients"] == 2
