@@ -94,7 +94,8 @@ class EgressProxy:
             method, target, lines = _parse(head)
             if method == b"CONNECT":
                 host, port = _host_port(target.decode("latin-1"), 443)
-                url = f"https://{_bracket(host)}:{port}/"
+                # A tunnel for https:// or a WebSocket (ws:// too): the path is inside it.
+                url = f"CONNECT {_bracket(host)}:{port} (https or WebSocket)"
             else:
                 parts = urlsplit(target.decode("latin-1"))
                 if parts.scheme != "http" or not parts.hostname:

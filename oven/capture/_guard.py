@@ -16,7 +16,8 @@ Hooks (measured on Chromium 156, Playwright 1.65; the Slot installs them):
   popups from their first request (a tab route misses popups). A popup is useless to a capture
   and its redirect hops would pass unseen, so every request of another tab is refused and the
   tab closed at once;
-- a context WebSocket route sees WebSocket handshakes, which neither of the others intercepts;
+- WebSocket handshakes, which neither of these intercepts, are checked by the egress proxy
+  below (Chromium opens them as CONNECT tunnels through it);
 - shared workers are disabled in oven's Chromium (Playwright detaches from them, so nothing
   sees their requests) and service workers are blocked by the context.
 At the end of a job the guard stays until nothing of the job runs: scripts stopped, the tab

@@ -8,7 +8,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ada_url import URL
-from playwright.async_api import BrowserContext, CDPSession, Page, Route, WebSocketRoute
+from playwright.async_api import BrowserContext, CDPSession, Page, Route
 from playwright.async_api import Error as PlaywrightError
 
 from oven.capture._egress import EgressProxy
@@ -47,7 +47,7 @@ class Slot:
         self.init_scripts: list[str] = []  # Page.addScriptToEvaluateOnNewDocument ids of a job
         self.tab_jobs = 0  # jobs served by the current tab
         self.guard: RequestGuard | None = None  # the running raw-URL job's request guard
-        self._ws_routed = False  # the context's WebSocket route and page hook (see _new_page)
+        self._hooked = False  # the context's page hook (see _new_page)
         self._guard_tasks: set[asyncio.Task[None]] = set()
         self.renderer_pids: set[int] = set()  # the tab's renderers, when a watch could tell
         self.target_id: str | None = None  # the tab's CDP target (crash reports name it)
@@ -98,13 +98,9 @@ class Slot:
 
     async def _new_page(self) -> None:
         assert self._context is not None
-        if not self._ws_routed:
-            # Context-wide, so popups' WebSockets are checked too. Playwright has no way to
-            # remove a WebSocket route: it stays with the context and lets everything through
-            # while no guard is set.
-            await self._context.route_web_socket(lambda url: True, self._guard_websocket)
+        if not self._hooked:
             self._context.on("page", self._on_extra_page)
-            self._ws_routed = True
+            self._hooked = True
         watched = self.browser.watch is not None
         async with self.browser.tab_lock if watched else _NO_LOCK:
             before = await asyncio.to_thread(self.browser.renderer_pids) if watched else set()
@@ -241,16 +237,6 @@ class Slot:
         guard.record(url, reason)
         await route.abort("blockedbyclient")
 
-    async def _guard_websocket(self, ws: WebSocketRoute) -> None:
-        guard = self.guard
-        reason = await guard.verdict(ws.url) if guard is not None else None
-        if reason is None:
-            ws.connect_to_server()
-            return
-        assert guard is not None
-        guard.record(ws.url, reason)
-        await ws.close(code=1008, reason="blocked by oven")
-
     def _from_extra_page(self, route: Route) -> bool:
         """A request of another tab than the job's: a popup. Its navigation's redirect hops
         would pass unchecked (routes never see them), so all of its requests are refused."""
@@ -384,7 +370,7 @@ class Slot:
         private address in ~1 of 10 such jobs).
         """
         context, self._context, self._page, self._cdp = self._context, None, None, None
-        self._ws_routed = False
+        self._hooked = False
         self.renderer_pids, self.target_id, self.crashed = set(), None, False
         self._origins, self.init_scripts, self.tab_jobs = set(), [], 0
         self._emulated = set()

@@ -36,9 +36,9 @@ JS = "text/javascript"
 
 
 def _answer(private: str) -> Answer:
-    # 32 fetches in flight at all times, from each worker: a teardown that lifts the guard
+    # 16 fetches in flight at all times, from each worker: a teardown that lifts the guard
     # a few ms early is caught (every 20 ms, one in ~10 failing jobs escaped beside a CPU hog).
-    forever = (f"for (let i = 0; i < 32; i++) (async () => {{ for (;;) "
+    forever = (f"for (let i = 0; i < 16; i++) (async () => {{ for (;;) "
                f"await fetch('{private}/' + NAME).catch(() => {{}}); }})();")
     scripts = {
         "/worker.js": "const NAME = 'worker'; " + forever
@@ -93,6 +93,8 @@ def _answer(private: str) -> Answer:
             return Reply(status=404, body=page)
         if path == "/escape-throwing":
             return Reply(body=throwing)
+        if path == "/escape-slow":  # for the control: time for every popup's redirect to land
+            return Reply(body=page.replace(b"}, 800);", b"}, 2500);"))
         if path in scripts:
             return Reply(body=scripts[path].encode(), content_type=JS)
         if path.startswith("/to-private-"):
@@ -195,7 +197,8 @@ async def test_control_an_unguarded_page_reaches_the_private_server_but_its_popu
     # The operator's own pages are not guarded: this shows the page really does all it tries
     # (the tests above are not vacuous), and that its popups still do not outlive the job.
     before = len(private_server.hits)
-    request = CaptureRequest(url=f"http://{PUBLIC}/escape", width=64, height=64, guard="off")
+    request = CaptureRequest(url=f"http://{PUBLIC}/escape-slow", width=64, height=64,
+                             guard="off")
     await capture(browser, request, tmp_path)
     reached = {path for _, path in private_server.hits[before:]}
     assert reached >= {"/popup", "/redirected-popup", "/blank-link", "/worker", "/nested-worker",
