@@ -12,8 +12,8 @@ a private one (DNS rebinding), and it sees every redirect hop as a request of it
 
 Chromium sends a context's requests through its proxy loopback included (Playwright adds
 `<-loopback>` to a context's bypass list). WebSockets and https:// go through CONNECT; plain
-http:// comes in absolute form, one request per connection (the proxy asks the origin to close
-after it and closes the client's side then, so every request is checked on its own).
+http:// comes in absolute form, one request per connection (both the origin and the client are
+told the connection closes after the answer, so every request is checked on its own).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ HEAD_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 10.0
 CHUNK = 64 * 1024
 LINGER_S = 30.0  # how long an answer may go on after the client has finished sending
+ANSWER_TIMEOUT_S = 300.0  # an origin's answer must start within this (Chromium gives up sooner)
 # Hop-by-hop headers of the client's request: the origin gets `Connection: close` instead.
 _HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection",
                          b"proxy-authorization", b"te", b"trailer", b"upgrade"})
@@ -110,9 +111,10 @@ class EgressProxy:
                     upstream.write(head)  # the upstream proxy answers the CONNECT itself
                 else:
                     writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                await _splice(reader, writer, up_reader, upstream)
             else:
                 upstream.write(_request_head(method, target, lines, absolute=via is not None))
-            await _splice(reader, writer, up_reader, upstream)
+                await _answer(reader, writer, up_reader, upstream)
         except Refused as refused:
             log.debug("egress proxy refused: %s", refused)
             body = f"oven egress proxy: {refused}\n".encode()
@@ -192,11 +194,29 @@ def _bracket(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+async def _answer(client_reader: asyncio.StreamReader, client: asyncio.StreamWriter,
+                  origin_reader: asyncio.StreamReader, origin: asyncio.StreamWriter) -> None:
+    """An http:// request's body on to the origin, and its answer back, told to close: the
+    client never sends a next request on this connection (an origin that ignored our
+    `Connection: close` would otherwise get a request meant for another host)."""
+    body = asyncio.ensure_future(_pipe(client_reader, origin))
+    try:
+        async with asyncio.timeout(ANSWER_TIMEOUT_S):
+            head = await origin_reader.readuntil(b"\r\n\r\n")
+        lines = head[:-4].split(b"\r\n")
+        kept = [line for line in lines[1:]
+                if line.split(b":", 1)[0].strip().lower() not in _HOP_BY_HOP]
+        client.write(b"\r\n".join([lines[0], *kept, b"Connection: close", b"", b""]))
+        await _pipe(origin_reader, client)
+    finally:
+        body.cancel()
+        await asyncio.gather(body, return_exceptions=True)
+
+
 async def _splice(client_reader: asyncio.StreamReader, client: asyncio.StreamWriter,
                   origin_reader: asyncio.StreamReader, origin: asyncio.StreamWriter) -> None:
-    """Both ways until the origin's side ends (it closes after an http:// answer; a client
-    may keep its side open for a next request, which it must make on a new connection), or
-    the client's side and then, within LINGER_S, the origin's."""
+    """A tunnel, both ways: until the origin's side ends, or the client's and then, within
+    LINGER_S, the origin's."""
     up = asyncio.ensure_future(_pipe(client_reader, origin))
     down = asyncio.ensure_future(_pipe(origin_reader, client))
     try:

@@ -151,3 +151,30 @@ async def test_a_closed_proxy_lets_nothing_through(
     with pytest.raises((httpx.ConnectError, httpx.ProxyError)):
         await _get(egress, f"http://127.0.0.1:{origin.port}/late")
     assert origin.paths() == []
+
+
+async def test_an_origin_that_keeps_the_connection_open_gets_no_request_meant_for_another(
+        proxy: tuple[EgressProxy, Holder], origin: RecordingServer) -> None:
+    # The sticky origin ignores `Connection: close` and says keep-alive: had the client been
+    # told so, it would send its next request, for another host, down the same connection.
+    seen: list[bytes] = []
+
+    async def sticky(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while head := await reader.readuntil(b"\r\n\r\n"):
+            seen.append(head.split(b"\r\n")[0])
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n"
+                         b"Connection: keep-alive\r\n\r\nsticky")
+            await writer.drain()
+
+    server = await asyncio.start_server(sticky, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    egress, _ = proxy
+    try:
+        async with httpx.AsyncClient(proxy=egress.server, timeout=20) as client:
+            first = await client.get(f"http://127.0.0.1:{port}/first")
+            second = await client.get(f"http://127.0.0.1:{origin.port}/second")
+    finally:
+        server.close()
+    assert first.text == "sticky" and first.headers["connection"] == "close"
+    assert second.text == "origin /second"
+    assert seen == [b"GET /first HTTP/1.1"]
