@@ -37,7 +37,7 @@ from ._input import InputPump
 from ._record import CastRecorder
 from ._ring import OutputRing
 from ._settings import PtyProfile, PtySettings
-from ._spawn import kill_session, running, set_window_size, spawn_on_pty
+from ._spawn import hang_up, kill_session, running, set_window_size, spawn_on_pty
 from ._state import SessionState
 
 log = logging.getLogger(__name__)
@@ -177,25 +177,15 @@ class PtySession:
         log.info("pty session %s closed (exit status %s)", self.id, self.exit_status)
 
     async def _terminate(self, pid: int) -> None:
-        # The child leads its own process group (setsid), so signalling -pid reaches the
-        # pipelines it started and never us. SIGHUP is what a terminal closing sends (bash
-        # ignores SIGTERM when interactive); SIGCONT wakes stopped jobs so they see it.
-        for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGCONT):
-            with contextlib.suppress(ProcessLookupError):
-                # The pid too: just after spawn `setsid` may not have made the group yet.
-                os.kill(pid, sig)
-                os.killpg(pid, sig)
-        try:
-            async with asyncio.timeout(self.settings.close_timeout_s):
-                await self._exited.wait()
-        except TimeoutError:
+        grace_s = self.settings.close_timeout_s
+        if not await hang_up(pid, self._exited, grace_s=grace_s):
             log.warning("pty session %s: pid %d ignored SIGHUP/SIGTERM, killing", self.id, pid)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)  # not yet reaped, so the pid is still ours
             kill_session(pid)
             # SIGKILL cannot be ignored; the bound only guards against a D-state child.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.settings.close_timeout_s):
+                async with asyncio.timeout(grace_s):
                     await self._exited.wait()
 
     async def _wait_leftovers_gone(self) -> None:
