@@ -18,7 +18,6 @@ from typing import Any
 
 from playwright.async_api import Browser as PWBrowser
 from playwright.async_api import BrowserContext, CDPSession, Playwright, Route, ViewportSize
-from playwright.async_api import Error as PlaywrightError
 
 from oven.capture import _processes
 from oven.capture._deaths import RendererDeaths
@@ -27,6 +26,7 @@ from oven.capture._launch import ChromiumProcesses, find_processes, start_chromi
 from oven.capture._pieces import PIECES_ROUTE, serve_piece
 from oven.capture._settings import BrowserSettings
 from oven.capture._slot import Slot
+from oven.capture._targets import Targets
 from oven.memory import RendererWatch, Verdict
 
 log = logging.getLogger(__name__)
@@ -183,28 +183,14 @@ class Browser:
         return self.deaths.lost_to_memory_kill(detail, connected=self.is_connected)
 
     def _renderers_besides(self, slot: Slot) -> set[int]:
-        others: set[int] = set()
-        for other in self._slots:
-            if other is not slot:
-                others |= other.renderer_pids
-        return others
+        return set().union(*(other.renderer_pids for other in self._slots if other is not slot))
 
-    async def targets(self) -> list[dict[str, Any]]:
-        """What Chromium runs now: pages, workers and the rest, as CDP `Target.getTargets` lists
-        them (type, url, browserContextId); for checks that nothing outlives its job."""
+    @property
+    def targets(self) -> Targets:
+        """Chromium's own list of what runs (see Targets)."""
         if self._cdp is None:
             raise BrowserGone("browser has no CDP session")
-        answer = await self._cdp.send("Target.getTargets")
-        return list(answer["targetInfos"])
-
-    async def close_target(self, target_id: str) -> None:
-        """Close one target (a page) by its CDP id; one already gone is no error."""
-        if self._cdp is None:
-            raise BrowserGone("browser has no CDP session")
-        try:
-            await self._cdp.send("Target.closeTarget", {"targetId": target_id})
-        except PlaywrightError as exc:
-            log.debug("closing target %s failed: %s", target_id, exc)
+        return Targets(self._cdp)
 
     # --- contexts and slots -------------------------------------------------------------------
 
@@ -405,12 +391,7 @@ class Browser:
         Does not touch the event loop, so it works when the loop running the browser is hung.
         """
         self.state = BrowserState.CLOSING
-        tree = self.procs.snapshot()
-        self.procs.kill(tree)
-        self.procs.kill_driver()
-        # Bounded: the profile can only go once nothing writes to it any more.
-        if not _processes.wait_gone(tree, timeout_s=self.settings.close_timeout_s):
-            _processes.remove_profile(self.profile_dir)
+        self.procs.kill_all(self.profile_dir, timeout_s=self.settings.close_timeout_s)
 
     def leftover_pids(self) -> list[int]:
         """Live processes still in Chromium's process group or carrying this marker."""

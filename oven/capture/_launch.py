@@ -47,6 +47,15 @@ class ChromiumProcesses:
         _processes.kill_tree(tree, self.browser if self.owns_group else None)
         kill_marked(self.marker)
 
+    def kill_all(self, profile_dir: Path | None, *, timeout_s: float) -> None:
+        """SIGKILL Chromium's tree and the driver, then (bounded) remove the profile once
+        nothing writes to it any more. Touches no event loop."""
+        tree = self.snapshot()
+        self.kill(tree)
+        self.kill_driver()
+        if not _processes.wait_gone(tree, timeout_s=timeout_s):
+            _processes.remove_profile(profile_dir)
+
     def kill_driver(self) -> None:
         if self.driver is not None:
             _processes.kill_tree([self.driver], None)

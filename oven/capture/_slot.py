@@ -313,7 +313,9 @@ class Slot:
                 await cdp.send("HeapProfiler.collectGarbage")
                 await cdp.send("Emulation.setScriptExecutionDisabled", {"value": False})
                 await self._take_back_emulation(page, cdp)
-                await self._only_the_tab_left(tab=self.target_id)
+                # The guard stays until every other target of the context is gone.
+                assert self._context_id is not None
+                await self.browser.targets.leave_only(self._context_id, self.target_id)
                 await self._unguard(cdp)
                 for origin in origins:
                     await cdp.send("Storage.clearDataForOrigin",
@@ -333,26 +335,6 @@ class Slot:
             log.debug("reset of slot %d failed (%s); replacing its context", self.index, exc)
             return await self.discard(timeout_s=timeout_s)
         return True
-
-    async def _only_the_tab_left(self, *, tab: str | None = None) -> None:
-        """Close every page of the slot's context but the tab `tab` (none: every page), and
-        return once no page, frame or worker of the context is left but the tab.
-
-        From Chromium's own list of targets, not from the pages Playwright has reported: a
-        popup opened during the wipe (by another popup, or reported late) would be missed
-        (seen beside a CPU hog: a target=_blank popup outlived its job). Workers end with
-        their documents; their requests stay guarded until then. Unbounded: the caller's
-        timeout bounds it, and a wipe that hangs retires the slot.
-        """
-        while True:
-            left = [t for t in await self.browser.targets()
-                    if t.get("browserContextId") == self._context_id
-                    and t["targetId"] != tab and _runs_content(t["type"])]
-            if not left:
-                return
-            await asyncio.gather(*(self.browser.close_target(t["targetId"])
-                                   for t in left if t["type"] == "page"))
-            await asyncio.sleep(0.02)  # Chromium has no event for "all of a context's targets gone"
 
     async def close_egress(self) -> None:
         """Stop the slot's egress proxy (its context is closed, or its browser gone)."""
@@ -388,13 +370,6 @@ class Slot:
         self.guard, self._context_id = None, None
         await self.close_egress()
         return True
-
-
-def _runs_content(target_type: str) -> bool:
-    """A target that runs a job's content: a page, a frame, a worker or a worklet (Chromium's
-    own `browser_ui` targets, e.g. the omnibox popup, are listed under every context)."""
-    return (target_type in ("page", "iframe", "worker", "shared_worker", "service_worker")
-            or target_type.endswith("worklet"))
 
 
 _NO_LOCK = contextlib.nullcontext()

@@ -19,7 +19,7 @@ async def test_a_warm_browser_runs_one_renderer_per_page_slot_and_no_browser_ui_
     marker = new_marker()
     warm = await Browser.launch(make_settings(pages=2), marker=marker)
     try:
-        targets = await warm.targets()
+        targets = await warm.targets.list()
         # Each window pre-loaded WebUI omnibox popups (chrome://omnibox-popup.top-chrome/...),
         # each in a renderer of its own: ~35 MB of PSS a page slot for nothing headless uses.
         assert [t["url"] for t in targets if t["type"] != "page"] == []

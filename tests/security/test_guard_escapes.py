@@ -151,7 +151,7 @@ async def test_nothing_a_raw_url_page_opened_survives_its_job(
     request = CaptureRequest(url=f"http://{PUBLIC}/escape", width=64, height=64,
                              guard="public")
     await capture(browser, request, tmp_path)
-    targets = await browser.targets()
+    targets = await browser.targets.list()
     pages = [t for t in targets if t["type"] == "page"]
     others = [t for t in targets if "worker" in t["type"]]
     assert [p["url"] for p in pages] == ["about:blank"], targets
@@ -173,7 +173,7 @@ async def test_a_failing_raw_url_job_stays_guarded_while_its_pages_are_torn_down
     for _ in range(10):
         with pytest.raises(PieceError, match=error):
             await capture(browser, request, tmp_path)
-        targets = await browser.targets()
+        targets = await browser.targets.list()
         assert [t for t in targets if "worker" in t["type"]] == [], targets
     await asyncio.sleep(1.5)
     assert private_server.paths()[before:] == [], sorted(set(private_server.paths()[before:]))
@@ -188,7 +188,7 @@ async def test_a_chain_of_popups_ends_with_its_job(
     result = await capture(browser, request, tmp_path)
     assert result.ready == "contract", result
     await asyncio.sleep(1.0)  # a popup left behind would have opened ~25 more by now
-    targets = await browser.targets()
+    targets = await browser.targets.list()
     assert [t["url"] for t in targets if t["type"] == "page"] == ["about:blank"], targets
 
 
@@ -206,6 +206,6 @@ async def test_control_an_unguarded_page_reaches_the_private_server_but_its_popu
     # Disabled in oven's Chromium (Playwright detaches from them, so no hook could see them);
     # service workers are blocked by the context.
     assert "/shared-worker" not in reached and "/service-worker" not in reached, reached
-    targets = await browser.targets()
+    targets = await browser.targets.list()
     assert [t["url"] for t in targets if t["type"] == "page"] == ["about:blank"], targets
     assert [t for t in targets if "worker" in t["type"]] == [], targets
