@@ -35,7 +35,7 @@ CONNECT_TIMEOUT_S = 10.0
 CHUNK = 64 * 1024
 LINGER_S = 30.0  # how long an answer may go on after the client has finished sending
 ANSWER_TIMEOUT_S = 300.0  # an origin's answer must start within this (Chromium gives up sooner)
-# Hop-by-hop headers of the client's request: the origin gets `Connection: close` instead.
+# Hop-by-hop headers, dropped both ways: each side gets `Connection: close` instead.
 _HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection",
                          b"proxy-authorization", b"te", b"trailer", b"upgrade"})
 
@@ -162,11 +162,17 @@ def _request_head(method: bytes, target: bytes, lines: list[bytes], *, absolute:
         split = urlsplit(target.decode("latin-1"))
         path = (split.path or "/") + (f"?{split.query}" if split.query else "")
         first = b"%s %s HTTP/1.1" % (method, path.encode("latin-1"))
-    kept = [line for line in lines if line.split(b":", 1)[0].strip().lower() not in _HOP_BY_HOP]
-    return b"\r\n".join([first, *kept, b"Connection: close", b"", b""])
+    return b"\r\n".join([first, *_end_to_end(lines), b"Connection: close", b"", b""])
+
+
+def _end_to_end(header_lines: list[bytes]) -> list[bytes]:
+    """The header lines that are not hop-by-hop (each hop sets its own)."""
+    return [line for line in header_lines
+            if line.split(b":", 1)[0].strip().lower() not in _HOP_BY_HOP]
 
 
 def _loopback(host: str) -> bool:
+    host = host.rstrip(".")  # "localhost." is localhost too
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
@@ -203,10 +209,8 @@ async def _answer(client_reader: asyncio.StreamReader, client: asyncio.StreamWri
     try:
         async with asyncio.timeout(ANSWER_TIMEOUT_S):
             head = await origin_reader.readuntil(b"\r\n\r\n")
-        lines = head[:-4].split(b"\r\n")
-        kept = [line for line in lines[1:]
-                if line.split(b":", 1)[0].strip().lower() not in _HOP_BY_HOP]
-        client.write(b"\r\n".join([lines[0], *kept, b"Connection: close", b"", b""]))
+        status, *lines = head[:-4].split(b"\r\n")
+        client.write(b"\r\n".join([status, *_end_to_end(lines), b"Connection: close", b"", b""]))
         await _pipe(origin_reader, client)
     finally:
         body.cancel()

@@ -314,7 +314,8 @@ class Slot:
                 await cdp.send("Emulation.setScriptExecutionDisabled", {"value": False})
                 await self._take_back_emulation(page, cdp)
                 # The guard stays until every other target of the context is gone.
-                assert self._context_id is not None
+                if self._context_id is None:
+                    raise BrowserGone(f"slot {self.index}: its context has no CDP id")
                 await self.browser.targets.leave_only(self._context_id, self.target_id)
                 await self._unguard(cdp)
                 for origin in origins:

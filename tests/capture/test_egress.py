@@ -6,6 +6,7 @@ through. (Through real Chromium: tests/security/test_guard_escapes.py and test_p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -178,3 +179,17 @@ async def test_an_origin_that_keeps_the_connection_open_gets_no_request_meant_fo
     assert first.text == "sticky" and first.headers["connection"] == "close"
     assert second.text == "origin /second"
     assert seen == [b"GET /first HTTP/1.1"]
+
+
+async def test_a_request_head_over_64_kib_is_cut_off_and_never_forwarded(
+        proxy: tuple[EgressProxy, Holder], origin: RecordingServer) -> None:
+    egress, _ = proxy
+    reader, writer = await asyncio.open_connection("127.0.0.1", egress.port)
+    writer.write(f"GET http://127.0.0.1:{origin.port}/big HTTP/1.1\r\n".encode()
+                 + b"X-Filler: " + b"a" * (70 * 1024) + b"\r\n\r\n")
+    with contextlib.suppress(ConnectionError):
+        await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 20)  # the proxy closes: end of stream
+    writer.close()
+    assert answer == b""
+    assert origin.paths() == []
