@@ -51,6 +51,13 @@ CANVAS_FRAMES = Counter(
     "stopped giving frames); all but canvas took screenshots",
     ["outcome"],
 )
+CANVAS_PIXEL_READS = Counter(
+    "oven_capture_canvas_pixel_reads_total",
+    "Canvas WebP frames whose pixels were read to find the box that changed, by how: "
+    "video_frame (into two buffers kept for the capture) or image_data (a new buffer a frame, "
+    "freed only by a full collection: only where VideoFrame cannot read the canvas)",
+    ["how"],
+)
 RATE_LIMITED = Counter(
     "oven_rate_limited_total", "Requests refused by the per-client rate limit", ["rule"]
 )

@@ -34,19 +34,22 @@ from typing import Any, Literal
 
 from PIL import Image, ImageChops
 
+from oven import metrics
 from oven.capture._slot import Slot
 
 log = logging.getLogger(__name__)
 
 WORLD = "oven-canvas-frames"
-# The most device pixels canvas frames are taken of: each frame holds three more copies of the
-# picture in the renderer (the composite, its pixels and the last frame's), 48 MB at this size,
+# The most device pixels canvas frames are taken of: a capture holds four more copies of the
+# picture in the renderer (the composite, the video frame read from it and two pixel buffers,
+# one of them the last frame's), 67 MB at this size,
 # which must stay well inside a small host's page ceiling; larger captures take screenshots.
 MAX_PIXELS = 4_200_000  # 2560x1600, or 1280x800 at density 2
 # Mean difference of an 8x8 block, per channel (0..255), above which the canvas (as PNG) and
 # the screenshot (JPEG q90) are taken to show different pictures: the JPEG's blocks differ from
 # the exact ones by ~1-4; a box over the canvas moves its blocks by 30-200.
 _BLOCK = 8
+PIXEL_READS = ("video_frame", "image_data")  # how a WebP frame's pixels were read, for its box
 _MAX_BLOCK_DIFFERENCE = 16
 
 _PROBE_JS = r"""
@@ -87,6 +90,33 @@ _PROBE_JS = r"""
   };
   const crop = document.createElement("canvas"), cg = crop.getContext("2d", { alpha: false });
   let last = null;  // the previous delta frame's pixels
+  // The composite's pixels, read into two buffers in turn (one is `last`): getImageData would
+  // leave a new ~0.9 MB buffer a frame in Blink's heap, which only a full collection frees
+  // (~12 MB more of the renderer at the peak of a 16-frame capture). getImageData only where
+  // VideoFrame cannot read the canvas.
+  const buffers = [];
+  let turn = 0, videoFrames = typeof VideoFrame === "function", read = "";
+  const pixels = async () => {
+    if (videoFrames) {
+      let f = null;
+      try {
+        f = new VideoFrame(scratch, { timestamp: 0 });
+        const size = f.allocationSize({ format: "RGBA" });
+        if (size !== pw * ph * 4) throw new Error("unexpected layout");
+        if (buffers.length === 0) buffers.push(new Uint8Array(size), new Uint8Array(size));
+        turn ^= 1;
+        await f.copyTo(buffers[turn], { format: "RGBA" });
+        read = "video_frame";
+        return new Uint32Array(buffers[turn].buffer);
+      } catch (e) {
+        videoFrames = false;
+      } finally {
+        if (f !== null) f.close();
+      }
+    }
+    read = "image_data";
+    return new Uint32Array(g.getImageData(0, 0, pw, ph).data.buffer);
+  };
   // The box of pixels that differ from the last frame, its corner on even pixels (WebP frame
   // offsets are even); null when none differ.
   const changed = (a, b) => {
@@ -107,20 +137,20 @@ _PROBE_JS = r"""
     left &= ~1; top &= ~1;
     return { x: left, y: top, w: right + 1 - left, h: bottom + 1 - top };
   };
-  window.__ovenCanvasFrame = (type, quality, delta) => {
+  window.__ovenCanvasFrame = async (type, quality, delta) => {
     // A page that swaps or covers its canvas midway: screenshots from here on.
     if (!c.isConnected || document.elementFromPoint(W / 2, H / 2) !== c) return null;
     compose();
     if (!delta) return { x: 0, y: 0, url: scratch.toDataURL(type, quality) };
-    const now = new Uint32Array(g.getImageData(0, 0, pw, ph).data.buffer);
+    const now = await pixels();
     const box = last === null ? { x: 0, y: 0, w: pw, h: ph } : changed(last, now);
     last = now;
-    if (box === null) return { same: true };
+    if (box === null) return { same: true, read };
     if (box.w * box.h > 0.8 * pw * ph)
-      return { x: 0, y: 0, url: scratch.toDataURL(type, quality) };
+      return { x: 0, y: 0, url: scratch.toDataURL(type, quality), read };
     crop.width = box.w; crop.height = box.h;
     cg.drawImage(scratch, box.x, box.y, box.w, box.h, 0, 0, box.w, box.h);
-    return { x: box.x, y: box.y, url: crop.toDataURL(type, quality) };
+    return { x: box.x, y: box.y, url: crop.toDataURL(type, quality), read };
   };
   return "";
 })()
@@ -191,6 +221,8 @@ class CanvasFrames:
             return None
         if not isinstance(answer, dict):
             return None
+        if answer.get("read") in PIXEL_READS:
+            metrics.CANVAS_PIXEL_READS.labels(how=answer["read"]).inc()
         if answer.get("same") is True:
             return "same"
         url, x, y = answer.get("url"), answer.get("x"), answer.get("y")
@@ -203,6 +235,7 @@ class CanvasFrames:
     async def _evaluate(self, expression: str) -> Any:
         answer = await self._slot.cdp.send("Runtime.evaluate", {
             "expression": expression, "contextId": self._context_id, "returnByValue": True,
+            "awaitPromise": True,
         })
         if "exceptionDetails" in answer:
             details = answer["exceptionDetails"]

@@ -304,12 +304,13 @@ class Slot:
                     await cdp.send("DOMStorage.clear", {"storageId": {
                         "securityOrigin": origin, "isLocalStorage": False}})
                 await page.goto("about:blank")
-                # What the piece's document left is garbage now, but the pixel buffers of
-                # canvas frames (getImageData, ~0.9 MB a 640x360 frame) live in Blink's heap,
-                # which only a full collection frees, and V8 waits for ~64 MB of them to
-                # start one: a renderer that served canvas-frame jobs held 59-78 MB private
-                # at the peak of bench/side_by_side.py, ~10 MB once collected here. ~10 ms of
-                # the renderer's CPU, off the finished job's path.
+                # What the piece's document left is garbage now, but pixel buffers (a piece's
+                # own getImageData, or canvas frames' where VideoFrame cannot read the canvas:
+                # ~0.9 MB a 640x360 frame) live in Blink's heap, which only a full collection
+                # frees, and V8 waits for ~64 MB of them to start one: a renderer that served
+                # such jobs held 59-78 MB private at the peak of bench/side_by_side.py, ~10 MB
+                # once collected here. ~10 ms of the renderer's CPU, off the finished job's
+                # path.
                 await cdp.send("HeapProfiler.collectGarbage")
                 await cdp.send("Emulation.setScriptExecutionDisabled", {"value": False})
                 await self._take_back_emulation(page, cdp)
