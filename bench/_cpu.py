@@ -15,7 +15,7 @@ ffmpeg).
 
 Memory: the peak of the tree's summed RSS (every sample; shared pages counted in each process,
 so it overstates) and of its summed PSS from smaps_rollup (every `pss_interval`, 0.5 s: shared
-pages split between their users, the figure to quote).
+pages split between their users, the figure to quote), with that peak's split by component.
 
 Components: `python` (the root, when it is Python), `playwright_driver` (node), `chromium_browser`
 and `chromium_<type>` from Chromium's `--type=` switch (gpu, renderer, utility, zygote, ...),
@@ -57,6 +57,7 @@ class Usage:
     wall_s: float
     cpu_s: dict[str, float]
     peak_pss_bytes: int
+    peak_pss_bytes_by_component: dict[str, int]  # the split at the moment of the peak
     peak_rss_bytes: int
     samples: int
     sampler_cpu_s: float  # the sampler's own thread, outside the tree
@@ -125,6 +126,7 @@ class TreeSampler:
         self.outside: set[int] = set()
         self.cpu: dict[str, int] = {}
         self.peak_pss = 0
+        self.peak_pss_split: dict[str, int] = {}
         self.peak_rss = 0
         self.samples = 0
         self.thread_cpu = 0.0
@@ -146,6 +148,7 @@ class TreeSampler:
             wall_s=time.monotonic() - self._t0,
             cpu_s={k: v / TICK for k, v in sorted(self.cpu.items())},
             peak_pss_bytes=self.peak_pss, peak_rss_bytes=self.peak_rss,
+            peak_pss_bytes_by_component=dict(sorted(self.peak_pss_split.items())),
             samples=self.samples, sampler_cpu_s=self.thread_cpu,
         )
 
@@ -213,4 +216,8 @@ class TreeSampler:
         self.peak_rss = max(self.peak_rss, rss)
         if first or time.monotonic() - self._pss_at >= self.pss_interval:
             self._pss_at = time.monotonic()
-            self.peak_pss = max(self.peak_pss, sum(_pss(pid) for pid in list(self.procs)))
+            split: dict[str, int] = {}
+            for pid, p in list(self.procs.items()):
+                split[p.kind] = split.get(p.kind, 0) + _pss(pid)
+            if sum(split.values()) > self.peak_pss:
+                self.peak_pss, self.peak_pss_split = sum(split.values()), split

@@ -2,7 +2,9 @@
 
 Contenders, run in turn each round on the same piece (`anim`, every grab a distinct URL so
 nothing is answered from a cache or by single-flight): 16 frames at 20 fps, 640x360, animated
-WebP, all grabs handed over at once to a warm contender.
+WebP, all grabs handed over at once to a warm contender. Each round starts, warms, measures and
+stops each contender in turn, so none is measured beside another's Chromium (which would share
+library pages with it and lower its PSS).
 
 - `baseline`: the old service's architecture as its report describes it, in a child process of
   this script: one shared Chromium (/usr/bin/chromium, oven's switches), one page, a serial queue
@@ -210,6 +212,8 @@ def figures(usage: Usage, wall: float, grabs: int, errors: list[str]) -> dict[st
         "cpu_s_per_grab": usage.total_cpu_s / grabs,
         "cpu_s_per_grab_by_component": {k: v / grabs for k, v in usage.cpu_s.items()},
         "peak_tree_pss_mb": usage.peak_pss_bytes / 2**20,
+        "peak_tree_pss_mb_by_component": {
+            k: v / 2**20 for k, v in usage.peak_pss_bytes_by_component.items()},
         "peak_tree_rss_mb": usage.peak_rss_bytes / 2**20,
         "sampler_cpu_s": usage.sampler_cpu_s,
         "failed": len(errors),
@@ -278,24 +282,40 @@ def oven_bodies(piece: str, tag: str, grabs: int, **extra: Any) -> list[dict[str
 CONTENDERS = ("baseline", "oven_real", "oven_virtual", "oven_stills")
 
 
-def one_round(baseline: Baseline | None, oven: OvenProcess, pieces_url: str, grabs: int,
+def one_round(shared: Path, config: dict[str, dict[str, Any]], pieces_url: str, grabs: int,
               only: tuple[str, ...] = CONTENDERS) -> dict[str, dict[str, Any]]:
+    """One round: each contender started, warmed and measured alone on the machine, then
+    stopped. Alive beside another, a Chromium shares its libraries' pages (ANGLE, SwiftShader,
+    the C++ runtime) with it, and each tree's PSS reads lower than the tree alone costs."""
     tag = uuid.uuid4().hex[:8]
     anim = {"format": "webp", "frames": FRAMES, "fps": FPS}
     out: dict[str, dict[str, Any]] = {}
-    if baseline is not None:
-        out["baseline"] = baseline_round(baseline, pieces_url, tag, grabs)
-    for clock in ("real", "virtual"):
-        if f"oven_{clock}" in only:
-            bodies = oven_bodies("anim", f"{tag}-{clock}", grabs, clock=clock, **anim)
-            out[f"oven_{clock}"] = asyncio.run(oven_phase(oven, bodies))
-            if "baseline" in out:
-                out[f"oven_{clock}"]["speedup"] = (out["baseline"]["wall_s"]
-                                                   / out[f"oven_{clock}"]["wall_s"])
-    if "oven_stills" in only:
-        stills = asyncio.run(oven_phase(oven, oven_bodies("still", tag, grabs, format="png")))
-        stills["stills_per_s"] = grabs / stills["wall_s"]
-        out["oven_stills"] = stills
+    if "baseline" in only:
+        baseline = Baseline()
+        try:
+            if not all(r["ok"] for r in baseline.run([f"{pieces_url}/anim/?bench=warm"])):
+                raise SystemExit("the baseline's warm-up grab failed")
+            out["baseline"] = baseline_round(baseline, pieces_url, tag, grabs)
+        finally:
+            baseline.stop()
+    oven = OvenProcess(shared, config=config)
+    try:
+        oven.start()
+        warm(oven)
+        for clock in ("real", "virtual"):
+            if f"oven_{clock}" in only:
+                bodies = oven_bodies("anim", f"{tag}-{clock}", grabs, clock=clock, **anim)
+                out[f"oven_{clock}"] = asyncio.run(oven_phase(oven, bodies))
+                if "baseline" in out:
+                    out[f"oven_{clock}"]["speedup"] = (out["baseline"]["wall_s"]
+                                                       / out[f"oven_{clock}"]["wall_s"])
+        if "oven_stills" in only:
+            stills = asyncio.run(oven_phase(oven, oven_bodies("still", tag, grabs,
+                                                              format="png")))
+            stills["stills_per_s"] = grabs / stills["wall_s"]
+            out["oven_stills"] = stills
+    finally:
+        oven.stop()
     return out
 
 
@@ -364,28 +384,17 @@ def main() -> None:
         stack.callback(server.server_close)
         stack.callback(server.shutdown)
         shared = Path(tmp)
-        oven = OvenProcess(shared, config={
+        config: dict[str, dict[str, Any]] = {
             "pieces": {"allowed_origins": [ORIGIN], "allow_private": True,
                        "url_template": f"{ORIGIN}/anim/?bench={{piece}}"},
             "store": {"sqlite_path": str(shared / "oven.db")},
             "storage": {"local_dir": str(shared / "results")},
-        })
+        }
         for setting in args.set:
             name, _, value = setting.partition("=")
             section, _, key = name.partition(".")
-            oven.config.setdefault(section, {})[key] = json.loads(value)
-        stack.callback(oven.stop)
-        oven.start()
-        baseline = None
-        if "baseline" in only:
-            # Not started unless measured: its Chromium, alive beside oven's, shares the
-            # binary's pages with it and so lowers oven's PSS.
-            baseline = Baseline()
-            stack.callback(baseline.stop)
-            if not all(r["ok"] for r in baseline.run([f"{pieces_url}/anim/?bench=warm"])):
-                raise SystemExit("the baseline's warm-up grab failed")
-        warm(oven)
-        rounds = [one_round(baseline, oven, pieces_url, args.grabs, only)
+            config.setdefault(section, {})[key] = json.loads(value)
+        rounds = [one_round(shared, config, pieces_url, args.grabs, only)
                   for _ in range(args.rounds)]
     summary = {
         "bench": "side_by_side", "grabs": args.grabs, "rounds": args.rounds,
