@@ -55,9 +55,12 @@ DEFAULT_ARGS: list[str] = [
 # Playwright's driver holds no more than the protocol messages in flight (a frame is one
 # large string, kept outside the young generation), so its V8 needs no 16 MB semi-spaces.
 # Measured with Playwright 1.65's driver (node 26): its PSS at the peak of 19 grabs 137 ->
-# 116 MB, no CPU cost seen. Adding --jitless takes it to 101 MB but cost the driver ~0.03
-# CPU-s a grab in bench/side_by_side.py (0.073, 0.082 -> 0.117, 0.101), so it is left out.
-DEFAULT_DRIVER_NODE_OPTIONS = "--max-semi-space-size=1"
+# 116 MB, no CPU cost seen. --jitless (V8's interpreter only) cost the driver ~0.03 CPU-s a
+# grab while every frame was a screenshot through it (0.073, 0.082 -> 0.117, 0.101); with canvas
+# frames it carries less, and in bench/side_by_side.py (2 pages, 2 runs each) it takes the
+# driver's peak PSS 116-124 -> 102-110 MB for 0.004-0.008 CPU-s a grab (0.020-0.029 ->
+# 0.026-0.033), stills 0.011 -> 0.012-0.013.
+DEFAULT_DRIVER_NODE_OPTIONS = "--max-semi-space-size=1 --jitless"
 
 DEFAULT_BLOCKED: list[str] = [
     "*google-analytics.com*",
@@ -89,9 +92,9 @@ class BrowserSettings(BaseModel):
         default=DEFAULT_DRIVER_NODE_OPTIONS, max_length=1000,
         description="NODE_OPTIONS for Playwright's node driver, before any the environment "
         "holds (node accepts only some V8 flags there). The default keeps its young generation "
-        "at 1 MB semi-spaces: ~20 MB less PSS at the peak of a capture run, no CPU cost seen "
-        "('--jitless' saves ~15 MB more for ~0.03 CPU-s a grab). Takes effect at the next "
-        "launch.",
+        "at 1 MB semi-spaces (~20 MB less PSS at the peak of a capture run, no CPU cost seen) "
+        "and runs V8's interpreter only (--jitless: ~12 MB less for ~0.005 CPU-s a grab). "
+        "Takes effect at the next launch.",
     )
     pages: int = Field(
         default=2, ge=1, le=16,
