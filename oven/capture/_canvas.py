@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -35,6 +36,7 @@ from typing import Any, Literal
 from PIL import Image, ImageChops
 
 from oven import metrics
+from oven.capture._clock import Step
 from oven.capture._slot import Slot
 
 log = logging.getLogger(__name__)
@@ -176,6 +178,7 @@ class CanvasFrames:
         self._context_id = context_id
         self._type = f"image/{media}"
         self._quality = quality / 100
+        self.stepped = False  # whether the page's clock took the step of the last frame()
 
     @classmethod
     async def open(cls, slot: Slot, media: Literal["webp", "jpeg"], quality: int
@@ -195,30 +198,55 @@ class CanvasFrames:
             return None
         return frames
 
-    async def frame(self) -> CanvasPicture | Literal["same"] | None:
+    async def frame(self, step: Step | None = None) -> CanvasPicture | Literal["same"] | None:
         """As WebP: what changed on the canvas since the last frame, placed at its offset (the
         whole canvas first, and whenever most of it changed), "same" when nothing did. As JPEG:
         the whole canvas (the encoder finds what changed). None if the canvas is no longer the
         picture (swapped, or covered in the middle) or cannot be read (tainted by a
         cross-origin image, a size the encoder refuses: toDataURL then throws or answers
-        PNG)."""
+        PNG). `step` is sent first, in the same call; `stepped` then says whether the page's
+        clock took it (if not, the caller steps the page itself)."""
         return await self._picture(self._type, self._quality,
-                                   delta=self._type == "image/webp")
+                                   delta=self._type == "image/webp", step=step)
 
     async def exact_frame(self) -> bytes | None:
         """The canvas now as PNG, to check it against a screenshot whatever quality is asked."""
         picture = await self._picture("image/png", None, delta=False)
         return picture.data if isinstance(picture, CanvasPicture) else None
 
-    async def _picture(self, media_type: str, quality: float | None, *, delta: bool
-                       ) -> CanvasPicture | Literal["same"] | None:
+    async def _picture(self, media_type: str, quality: float | None, *, delta: bool,
+                       step: Step | None = None) -> CanvasPicture | Literal["same"] | None:
         args = f"{media_type!r}, {quality or 'undefined'}, {'true' if delta else 'false'}"
-        call = f"window.__ovenCanvasFrame({args})"
+        # The step is a cancelable event the clock's listener (main world) runs synchronously
+        # and cancels; dispatchEvent answers false then.
+        stepped = "false" if step is None else (
+            f"!document.dispatchEvent(new CustomEvent({json.dumps(step.event)}, "
+            f"{{detail: {step.detail!r}, cancelable: true}}))")
+        asked = "false" if step is None else "true"
+        call = (f"(async () => {{ const stepped = {stepped}; if ({asked} && !stepped) "
+                f"return {{ stepped }}; try {{ return {{ stepped, frame: await "
+                f"window.__ovenCanvasFrame({args}) }}; }} catch (e) {{ return {{ stepped, "
+                f"error: String(e) }}; }} }})()")
+        self.stepped = False
         try:
-            answer = await self._evaluate(call)
+            outcome = await self._evaluate(call)
         except CanvasError as exc:
             log.debug("screenshots, not canvas frames: %s", exc)
             return None
+        if not isinstance(outcome, dict):
+            return None
+        self.stepped = outcome.get("stepped") is True
+        if step is not None and not self.stepped and "frame" not in outcome:
+            # Nothing listened (the page dropped its listeners): stepped through its world,
+            # then the frame taken.
+            await self._slot.page.evaluate(step.expression)
+            picture = await self._picture(media_type, quality, delta=delta)
+            self.stepped = True
+            return picture
+        if "error" in outcome:
+            log.debug("screenshots, not canvas frames: %s", outcome["error"])
+            return None
+        answer = outcome.get("frame")
         if not isinstance(answer, dict):
             return None
         if answer.get("read") in PIXEL_READS:

@@ -17,6 +17,27 @@ Not covered: CSS animations/transitions, Web Animations, video and audio clocks.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """How the capturer moves a page on to its next frame: `expression` in the page's world, or
+    (canvas frames) the DOM event `event` with `detail`, which the clock's listener runs
+    synchronously and cancels to say it did (one CDP round trip a frame instead of two; a page
+    that drops its listeners, document.open() for one, is stepped by the expression)."""
+
+    expression: str
+    event: str
+    detail: float
+
+
+def virtual_step(ms: float) -> Step:
+    return Step(f"window.__ovenClock.advance({ms!r})", "__oven-advance", ms)
+
+
+PACED_STEP = Step("window.__ovenPace && window.__ovenPace.frame()", "__oven-pace", 0.0)
+
 PACED_FRAMES_JS = r"""
 (() => {
   if (window.__ovenPace) return;
@@ -57,6 +78,8 @@ PACED_FRAMES_JS = r"""
   Object.defineProperty(window, "__ovenPace", {
     value: Object.freeze({ hold, frame }),
   });
+  // The capturer's step sent with the canvas frame it takes next (see STEP_EVENTS).
+  document.addEventListener("__oven-pace", (e) => { e.preventDefault(); frame(); });
 })();
 """
 
@@ -116,6 +139,10 @@ VIRTUAL_CLOCK_JS = r"""
   };
   Object.defineProperty(window, "__ovenClock", {
     value: Object.freeze({ advance, now: () => now }),
+  });
+  // The capturer's step sent with the canvas frame it takes next (see STEP_EVENTS).
+  document.addEventListener("__oven-advance", (e) => {
+    if (typeof e.detail === "number") { e.preventDefault(); advance(e.detail); }
   });
 })();
 """

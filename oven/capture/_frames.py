@@ -25,6 +25,7 @@ from PIL import Image
 
 from oven import metrics
 from oven.capture._canvas import MAX_PIXELS, CanvasFrames, CanvasPicture, same_picture
+from oven.capture._clock import PACED_STEP, Step, virtual_step
 
 if TYPE_CHECKING:
     from oven.capture._browser import Slot
@@ -80,13 +81,12 @@ async def take_frames(
     if clip is not None:
         params["clip"] = clip
     frame_s = 1.0 / request.fps
+    step: Step | None = None
     if request.clock == "virtual":
-        step: str | None = f"window.__ovenClock.advance({1000.0 / request.fps!r})"
+        step = virtual_step(1000.0 / request.fps)
     elif request.frames > 1 and slot.browser.settings.pace_frames:
-        step = "window.__ovenPace && window.__ovenPace.frame()"
+        step = PACED_STEP
         await slot.page.evaluate("window.__ovenPace && window.__ovenPace.hold()")
-    else:
-        step = None
     out_dir.mkdir(parents=True, exist_ok=True)
     taken = Frames([], [], (0, 0), frame_format)
     last_data = b""  # the last canvas frame's bytes, which a frame where nothing changed repeats
@@ -94,9 +94,9 @@ async def take_frames(
     for k in range(request.frames):
         if k and request.clock == "real":
             await asyncio.sleep(max(0.0, t0 + k * frame_s - time.monotonic()))
-        if step is not None:
-            await slot.page.evaluate(step)
-        picture = await canvas.frame() if canvas is not None else None
+        picture = await canvas.frame(step) if canvas is not None else None
+        if step is not None and (canvas is None or not canvas.stepped):
+            await slot.page.evaluate(step.expression)
         if canvas is not None and picture is None and k:
             # The canvas stopped giving frames midway (tainted by a late cross-origin image):
             # the rest are screenshots, and one sequence has one format.

@@ -170,6 +170,11 @@ PAGES.update({
                                     each="if (img.complete) g.drawImage(img, 0, 0, 40, 40);"),
     # Draws its first three frames, then nothing.
     "/canvas-paused": _canvas_page(each="if (n > 3) return;"),
+    # Swallows, before any listener of the document hears it, the event a canvas frame steps
+    # the page's clock with: the capturer must step it another way.
+    "/canvas-step-swallowed": _canvas_page(before="""
+      for (const type of ["__oven-advance", "__oven-pace"])
+        window.addEventListener(type, (e) => e.stopImmediatePropagation(), true);"""),
     # Swaps its canvas for a new, green one at its fifth frame.
     "/canvas-swapped": _canvas_page(each="""if (n === 5) { const d = c.cloneNode();
       c.replaceWith(d); c = d; g = d.getContext("2d"); }"""),

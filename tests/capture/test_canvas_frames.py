@@ -260,3 +260,23 @@ async def test_canvas_webp_frames_read_their_pixels_into_kept_buffers_not_new_im
     assert result.from_canvas and result.frame_format == "webp"
     assert pixel_reads("video_frame") - video == FRAMES
     assert pixel_reads("image_data") == image
+
+
+@pytest.mark.parametrize("clock", ["virtual", "real"])
+async def test_a_page_that_swallows_the_step_sent_with_a_canvas_frame_is_still_stepped(
+        browser: Browser, page_server: PageServer, tmp_path: Path, clock: str) -> None:
+    # A canvas frame carries the clock's step (a DOM event the clock's listener runs): one
+    # round trip a frame. A page that stops the event before the listener hears it is
+    # stepped through its world instead, each frame once: every frame a new picture, and on
+    # the virtual clock the same pictures as the page that lets the event through.
+    def request(path: str) -> CaptureRequest:
+        return CaptureRequest(url=page_server.base + path, width=320, height=180,
+                              frames=FRAMES, fps=20, clock=clock, frame_format="webp")
+    swallowed = await capture(browser, request("/canvas-step-swallowed"), tmp_path / "s")
+    assert swallowed.from_canvas and swallowed.frame_format == "webp"
+    pictures = list(swallowed.pictures(range(FRAMES)).values())
+    assert len({p.tobytes() for p in pictures}) == FRAMES
+    if clock == "virtual":
+        plain = await capture(browser, request("/canvas"), tmp_path / "p")
+        assert [p.tobytes() for p in plain.pictures(range(FRAMES)).values()] == [
+            p.tobytes() for p in pictures]
