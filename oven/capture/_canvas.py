@@ -13,6 +13,12 @@ For an MP4 the frames are the canvas's JPEG, whole (`toDataURL("image/jpeg", q)`
 byte the JPEG screenshots of the same instants on the pieces measured, without the compositor's
 read-back and the browser process's encode (see oven.encode.frame_format_for).
 
+On the virtual clock every frame after the first is encoded with `toBlob` (the same encoder,
+on Chromium's encoder threads, of the canvas as it was at the call) while the page is stepped on
+to the next, at most three at a time; the bytes are handed over with later answers and the
+frames written in order at the end. The first is encoded at once, which shows the encoder takes
+the canvas's whole size.
+
 It is only taken when nothing else could be in the picture. A probe in an isolated world (the
 page's scripts can neither see nor replace it, nor its toDataURL) checks that one canvas covers
 the viewport at the viewport's device pixels, on top at every probed point, with no opacity,
@@ -27,6 +33,7 @@ drawn over the canvas elsewhere after the first frame is not seen.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import logging
@@ -37,6 +44,7 @@ from PIL import Image, ImageChops
 
 from oven import metrics
 from oven.capture._clock import Step
+from oven.capture._errors import BrowserGone
 from oven.capture._slot import Slot
 
 log = logging.getLogger(__name__)
@@ -139,20 +147,57 @@ _PROBE_JS = r"""
     left &= ~1; top &= ~1;
     return { x: left, y: top, w: right + 1 - left, h: bottom + 1 - top };
   };
-  window.__ovenCanvasFrame = async (type, quality, delta) => {
+  // Encodes handed to Chromium's encoder threads (toBlob: the canvas as it is at the call, so
+  // the crop can be drawn again at once): the page's thread takes the next frame meanwhile.
+  const IN_FLIGHT = 3;
+  const encoded = new Map();  // id -> data URL (null: the encode failed), not yet handed over
+  const inFlight = new Set();
+  let encodes = 0;
+  const encodeLater = (canvas, type, quality) => {
+    const id = ++encodes;
+    let blobbed;
+    const blob = new Promise((resolve) => { blobbed = resolve; });
+    canvas.toBlob(blobbed, type, quality);  // throws here when the canvas is tainted
+    const done = blob.then((b) => b === null || b.type !== type ? null : new Promise((resolve) => {
+      const reader = new FileReader();
+      reader.onload = () => resolve(reader.result);
+      reader.onerror = () => resolve(null);
+      reader.readAsDataURL(b);
+    })).then((url) => { encoded.set(id, url); inFlight.delete(done); });
+    inFlight.add(done);
+    return id;
+  };
+  const handOver = () => {
+    const out = Object.fromEntries(encoded);
+    encoded.clear();
+    return out;
+  };
+  window.__ovenCanvasEncoded = async () => {
+    while (inFlight.size) await Promise.all([...inFlight]);
+    return handOver();
+  };
+  // `later`: the picture's encode id instead of its data URL, which a later answer (`done`) or
+  // __ovenCanvasEncoded hands over.
+  const picture = async (canvas, x, y, type, quality, later, more) => {
+    if (!later) return { x, y, url: canvas.toDataURL(type, quality), ...more };
+    // At most IN_FLIGHT at once: each holds a copy of its picture until encoded.
+    while (inFlight.size >= IN_FLIGHT) await Promise.race([...inFlight]);
+    return { x, y, id: encodeLater(canvas, type, quality), done: handOver(), ...more };
+  };
+  window.__ovenCanvasFrame = async (type, quality, delta, later) => {
     // A page that swaps or covers its canvas midway: screenshots from here on.
     if (!c.isConnected || document.elementFromPoint(W / 2, H / 2) !== c) return null;
     compose();
-    if (!delta) return { x: 0, y: 0, url: scratch.toDataURL(type, quality) };
+    if (!delta) return await picture(scratch, 0, 0, type, quality, later, {});
     const now = await pixels();
     const box = last === null ? { x: 0, y: 0, w: pw, h: ph } : changed(last, now);
     last = now;
-    if (box === null) return { same: true, read };
+    if (box === null) return { same: true, read, done: handOver() };
     if (box.w * box.h > 0.8 * pw * ph)
-      return { x: 0, y: 0, url: scratch.toDataURL(type, quality), read };
+      return await picture(scratch, 0, 0, type, quality, later, { read });
     crop.width = box.w; crop.height = box.h;
     cg.drawImage(scratch, box.x, box.y, box.w, box.h, 0, 0, box.w, box.h);
-    return { x: box.x, y: box.y, url: crop.toDataURL(type, quality), read };
+    return await picture(crop, box.x, box.y, type, quality, later, { read });
   };
   return "";
 })()
@@ -161,11 +206,13 @@ _PROBE_JS = r"""
 
 @dataclass(frozen=True, slots=True)
 class CanvasPicture:
-    """WebP (or PNG) bytes of the canvas, or of the box of it that changed, and where it goes."""
+    """WebP (or PNG) bytes of the canvas, or of the box of it that changed, and where it goes;
+    or, while its encode runs, that encode's id (CanvasFrames.encoded() hands the bytes over)."""
 
-    data: bytes
+    data: bytes | None
     x: int
     y: int
+    encode: int = 0
 
 
 class CanvasFrames:
@@ -179,6 +226,7 @@ class CanvasFrames:
         self._type = f"image/{media}"
         self._quality = quality / 100
         self.stepped = False  # whether the page's clock took the step of the last frame()
+        self._encoded: dict[int, bytes | None] = {}  # finished encodes (None: it failed)
 
     @classmethod
     async def open(cls, slot: Slot, media: Literal["webp", "jpeg"], quality: int
@@ -198,16 +246,41 @@ class CanvasFrames:
             return None
         return frames
 
-    async def frame(self, step: Step | None = None) -> CanvasPicture | Literal["same"] | None:
+    async def frame(self, step: Step | None = None, *, later: bool = False
+                    ) -> CanvasPicture | Literal["same"] | None:
         """As WebP: what changed on the canvas since the last frame, placed at its offset (the
         whole canvas first, and whenever most of it changed), "same" when nothing did. As JPEG:
         the whole canvas (the encoder finds what changed). None if the canvas is no longer the
         picture (swapped, or covered in the middle) or cannot be read (tainted by a
         cross-origin image, a size the encoder refuses: toDataURL then throws or answers
         PNG). `step` is sent first, in the same call; `stepped` then says whether the page's
-        clock took it (if not, the caller steps the page itself)."""
+        clock took it (if not, the caller steps the page itself). `later`: the picture is
+        encoded on Chromium's encoder threads while the page goes on, and CanvasPicture holds
+        the encode's id for encoded(); the first frame is encoded at once, which shows the
+        encoder takes the canvas's whole size (every later picture is at most that)."""
         return await self._picture(self._type, self._quality,
-                                   delta=self._type == "image/webp", step=step)
+                                   delta=self._type == "image/webp", step=step, later=later)
+
+    async def encoded(self, encode: int) -> bytes | None:
+        """The bytes of a frame() whose encode was still running (waits for every encode in
+        flight); None if its encode failed."""
+        if encode not in self._encoded:
+            try:
+                done = await self._evaluate("window.__ovenCanvasEncoded()")
+            except CanvasError as exc:
+                raise BrowserGone(f"the canvas frames' encodes were lost: {exc}") from exc
+            self._take(done)
+        return self._encoded.pop(encode, None)
+
+    def _take(self, done: Any) -> None:
+        if not isinstance(done, dict):
+            return
+        for key, url in done.items():
+            data = None
+            if isinstance(url, str) and url.startswith(f"data:{self._type};base64,"):
+                data = base64.b64decode(url.split(",", 1)[1])
+            with contextlib.suppress(ValueError):
+                self._encoded[int(key)] = data
 
     async def exact_frame(self) -> bytes | None:
         """The canvas now as PNG, to check it against a screenshot whatever quality is asked."""
@@ -215,8 +288,10 @@ class CanvasFrames:
         return picture.data if isinstance(picture, CanvasPicture) else None
 
     async def _picture(self, media_type: str, quality: float | None, *, delta: bool,
-                       step: Step | None = None) -> CanvasPicture | Literal["same"] | None:
-        args = f"{media_type!r}, {quality or 'undefined'}, {'true' if delta else 'false'}"
+                       step: Step | None = None, later: bool = False
+                       ) -> CanvasPicture | Literal["same"] | None:
+        args = (f"{media_type!r}, {quality or 'undefined'}, {'true' if delta else 'false'}, "
+                f"{'true' if later else 'false'}")
         # The step is a cancelable event the clock's listener (main world) runs synchronously
         # and cancels; dispatchEvent answers false then.
         stepped = "false" if step is None else (
@@ -240,7 +315,7 @@ class CanvasFrames:
             # Nothing listened (the page dropped its listeners): stepped through its world,
             # then the frame taken.
             await self._slot.page.evaluate(step.expression)
-            picture = await self._picture(media_type, quality, delta=delta)
+            picture = await self._picture(media_type, quality, delta=delta, later=later)
             self.stepped = True
             return picture
         if "error" in outcome:
@@ -251,9 +326,15 @@ class CanvasFrames:
             return None
         if answer.get("read") in PIXEL_READS:
             metrics.CANVAS_PIXEL_READS.labels(how=answer["read"]).inc()
+        self._take(answer.get("done"))
         if answer.get("same") is True:
             return "same"
         url, x, y = answer.get("url"), answer.get("x"), answer.get("y")
+        if later:
+            encode = answer.get("id")
+            if not isinstance(encode, int) or not isinstance(x, int) or not isinstance(y, int):
+                return None
+            return CanvasPicture(None, x, y, encode)
         prefix = f"data:{media_type};base64,"
         if (not isinstance(url, str) or not url.startswith(prefix) or not isinstance(x, int)
                 or not isinstance(y, int)):
