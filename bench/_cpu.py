@@ -113,6 +113,15 @@ def _pss(pid: int) -> int:
     return 0
 
 
+def _vforked(stats: dict[int, tuple[str, list[str]]], pid: int, ppid: int) -> bool:
+    """Whether `pid` is a vfork child that has not exec'd yet (Python's subprocess starts
+    ffmpeg and webpmux so): it runs in its parent's memory, whose PSS its own smaps would count
+    a second time. Its comm, virtual size and RSS are its parent's."""
+    child, parent = stats.get(pid), stats.get(ppid)
+    return (child is not None and parent is not None and child[0] == parent[0]
+            and child[1][20:22] == parent[1][20:22])
+
+
 class TreeSampler:
     """Samples the tree under `root` on a thread of its own until stop()."""
 
@@ -218,6 +227,8 @@ class TreeSampler:
             self._pss_at = time.monotonic()
             split: dict[str, int] = {}
             for pid, p in list(self.procs.items()):
+                if _vforked(stats, pid, p.ppid):
+                    continue
                 split[p.kind] = split.get(p.kind, 0) + _pss(pid)
             if sum(split.values()) > self.peak_pss:
                 self.peak_pss, self.peak_pss_split = sum(split.values()), split
