@@ -301,7 +301,7 @@ def one_round(shared: Path, config: dict[str, dict[str, Any]], pieces_url: str, 
     oven = OvenProcess(shared, config=config)
     try:
         oven.start()
-        warm(oven)
+        warm(oven, tag)
         for clock in ("real", "virtual"):
             if f"oven_{clock}" in only:
                 bodies = oven_bodies("anim", f"{tag}-{clock}", grabs, clock=clock, **anim)
@@ -319,11 +319,12 @@ def one_round(shared: Path, config: dict[str, dict[str, Any]], pieces_url: str, 
     return out
 
 
-def warm(oven: OvenProcess) -> None:
-    bodies = [*oven_bodies("anim", "warm-real", 1, format="webp", frames=FRAMES, fps=FPS),
-              *oven_bodies("anim", "warm-virtual", 1, format="webp", frames=FRAMES, fps=FPS,
+def warm(oven: OvenProcess, tag: str) -> None:
+    """One grab of each kind, each new to this oven (a cached answer would warm nothing)."""
+    bodies = [*oven_bodies("anim", f"w{tag}-real", 1, format="webp", frames=FRAMES, fps=FPS),
+              *oven_bodies("anim", f"w{tag}-virtual", 1, format="webp", frames=FRAMES, fps=FPS,
                            clock="virtual"),
-              *oven_bodies("still", "warm", 1, format="png")]
+              *oven_bodies("still", f"w{tag}", 1, format="png")]
     result = asyncio.run(oven_phase(oven, bodies))
     if result["failed"]:
         raise SystemExit(f"oven warm-up failed: {result['errors']}\n{oven.log[-2000:]}")
