@@ -15,9 +15,9 @@ read-back and the browser process's encode (see oven.encode.frame_format_for).
 
 On the virtual clock every frame after the first is encoded with `toBlob` (the same encoder,
 on Chromium's encoder threads, of the canvas as it was at the call) while the page is stepped on
-to the next, at most three at a time; the bytes are handed over with later answers and the
-frames written in order at the end. The first is encoded at once, which shows the encoder takes
-the canvas's whole size.
+to the next, at most three at a time (one from ~1 MP up); the bytes are handed over with later
+answers and the frames written in order at the end. The first is encoded at once, which shows
+the encoder takes the canvas's whole size.
 
 It is only taken when nothing else could be in the picture. A probe in an isolated world (the
 page's scripts can neither see nor replace it, nor its toDataURL) checks that one canvas covers
@@ -52,7 +52,8 @@ log = logging.getLogger(__name__)
 WORLD = "oven-canvas-frames"
 # The most device pixels canvas frames are taken of: a capture holds four more copies of the
 # picture in the renderer (the composite, the video frame read from it and two pixel buffers,
-# one of them the last frame's), 67 MB at this size,
+# one of them the last frame's), five on the virtual clock (an encode in flight), 84 MB at this
+# size,
 # which must stay well inside a small host's page ceiling; larger captures take screenshots.
 MAX_PIXELS = 4_200_000  # 2560x1600, or 1280x800 at density 2
 # Mean difference of an 8x8 block, per channel (0..255), above which the canvas (as PNG) and
@@ -149,7 +150,9 @@ _PROBE_JS = r"""
   };
   // Encodes handed to Chromium's encoder threads (toBlob: the canvas as it is at the call, so
   // the crop can be drawn again at once): the page's thread takes the next frame meanwhile.
-  const IN_FLIGHT = 3;
+  // At most three at once, fewer for large canvases: each holds a copy of its picture until
+  // encoded (one from ~1 MP up, so a capture's peak grows by at most one picture).
+  const IN_FLIGHT = Math.max(1, Math.min(3, Math.floor(1000000 / (pw * ph))));
   const encoded = new Map();  // id -> data URL (null: the encode failed), not yet handed over
   const inFlight = new Set();
   let encodes = 0;
@@ -180,7 +183,6 @@ _PROBE_JS = r"""
   // __ovenCanvasEncoded hands over.
   const picture = async (canvas, x, y, type, quality, later, more) => {
     if (!later) return { x, y, url: canvas.toDataURL(type, quality), ...more };
-    // At most IN_FLIGHT at once: each holds a copy of its picture until encoded.
     while (inFlight.size >= IN_FLIGHT) await Promise.race([...inFlight]);
     return { x, y, id: encodeLater(canvas, type, quality), done: handOver(), ...more };
   };
