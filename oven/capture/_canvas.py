@@ -274,6 +274,10 @@ class CanvasFrames:
             self._take(done)
         return self._encoded.pop(encode, None)
 
+    def has_encoded(self, encode: int) -> bool:
+        """Whether that encode's bytes (or its failure) were handed over already."""
+        return encode in self._encoded
+
     def _take(self, done: Any) -> None:
         if not isinstance(done, dict):
             return

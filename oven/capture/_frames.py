@@ -91,8 +91,7 @@ async def take_frames(
         await slot.page.evaluate("window.__ovenPace && window.__ovenPace.hold()")
     out_dir.mkdir(parents=True, exist_ok=True)
     taken = Frames([], [], (0, 0), frame_format)
-    # Canvas frames taken, written once their encodes are done (in order, at the end).
-    held: list[tuple[int, Held]] = []
+    held = _Held(canvas, taken, out_dir, canvas_webp) if canvas is not None else None
     t0 = time.monotonic()
     for k in range(request.frames):
         if k and request.clock == "real":
@@ -107,7 +106,8 @@ async def take_frames(
         if canvas is not None and picture is None and k:
             # The canvas stopped giving frames midway (tainted by a late cross-origin image):
             # the rest are screenshots, and one sequence has one format.
-            await _write_held(canvas, held, taken, out_dir, canvas_webp)
+            assert held is not None
+            await held.write(wait=True)
             if canvas_webp:
                 await asyncio.to_thread(_as_jpeg, taken, jpeg_quality)
             outcome = "midway"
@@ -132,9 +132,10 @@ async def take_frames(
             suffix = "png" if frame_format == "png" else "jpg"
             await _write(taken, out_dir, k, await _screenshot(slot, params), suffix)
         else:
-            held.append((k, picture))
-    if canvas is not None:
-        await _write_held(canvas, held, taken, out_dir, canvas_webp)
+            assert held is not None
+            await held.add(k, picture)
+    if canvas is not None and held is not None:
+        await held.write(wait=True)
     taken.from_canvas = canvas is not None
     if canvas is not None and canvas_webp:
         taken.taken = "webp"
@@ -143,27 +144,44 @@ async def take_frames(
     return taken
 
 
-async def _write_held(canvas: CanvasFrames, held: list[tuple[int, Held]], frames: Frames,
-                      out_dir: Path, webp: bool) -> None:
-    """Write the canvas frames taken so far, in order, each once its encode is done: as WebP
-    the box that changed at its offset (a frame where nothing changed repeats the one before,
-    the same bytes at the same place), as JPEG whole, as a screenshot is."""
-    last: tuple[bytes, tuple[int, int]] = (b"", (0, 0))
-    for k, picture in held:
-        if picture == "same":
-            data, offset = last
-        else:
-            got = (picture.data if picture.data is not None
-                   else await canvas.encoded(picture.encode))
-            if got is None:
-                raise BrowserGone(f"the canvas's encoder failed frame {k}")
-            data, offset = got, (picture.x, picture.y)
-        if webp:
-            await _write(frames, out_dir, k, data, "webp", offset)
-            last = (data, offset)
-        else:
-            await _write(frames, out_dir, k, data, "jpg")
-    held.clear()
+class _Held:
+    """Canvas frames taken and not yet written: each is written, in order, as soon as its bytes
+    are there (at once when encoded at once, with a later answer when its encode ran on), so a
+    long capture never holds more than the encodes in flight."""
+
+    def __init__(self, canvas: CanvasFrames, frames: Frames, out_dir: Path, webp: bool) -> None:
+        self.canvas, self.frames, self.out_dir, self.webp = canvas, frames, out_dir, webp
+        self.entries: list[tuple[int, Held]] = []
+        # The last frame written, which a frame where nothing changed repeats (the same bytes
+        # at the same place).
+        self.last: tuple[bytes, tuple[int, int]] = (b"", (0, 0))
+
+    async def add(self, k: int, picture: Held) -> None:
+        self.entries.append((k, picture))
+        await self.write(wait=False)
+
+    async def write(self, *, wait: bool) -> None:
+        """Write the frames whose bytes are there; with `wait`, every frame (waiting for the
+        encodes in flight)."""
+        while self.entries:
+            k, picture = self.entries[0]
+            if picture == "same":
+                data, offset = self.last
+            elif picture.data is not None:
+                data, offset = picture.data, (picture.x, picture.y)
+            elif wait or self.canvas.has_encoded(picture.encode):
+                got = await self.canvas.encoded(picture.encode)
+                if got is None:
+                    raise BrowserGone(f"the canvas's encoder failed frame {k}")
+                data, offset = got, (picture.x, picture.y)
+            else:
+                return
+            self.entries.pop(0)
+            if self.webp:
+                await _write(self.frames, self.out_dir, k, data, "webp", offset)
+                self.last = (data, offset)
+            else:
+                await _write(self.frames, self.out_dir, k, data, "jpg")
 
 
 async def _write(frames: Frames, out_dir: Path, k: int, data: bytes, suffix: str,

@@ -3,6 +3,7 @@ the canvas is the whole picture, and then the same picture a screenshot shows.""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from pathlib import Path
 
@@ -280,3 +281,23 @@ async def test_a_page_that_swallows_the_step_sent_with_a_canvas_frame_is_still_s
         plain = await capture(browser, request("/canvas"), tmp_path / "p")
         assert [p.tobytes() for p in plain.pictures(range(FRAMES)).values()] == [
             p.tobytes() for p in pictures]
+
+
+@pytest.mark.parametrize(("clock", "frames"), [("real", 40), ("virtual", 160)])
+async def test_canvas_frames_are_written_while_the_capture_goes_on(
+        browser: Browser, page_server: PageServer, tmp_path: Path, clock: str,
+        frames: int) -> None:
+    # Each canvas frame is written as soon as its bytes are there (on the virtual clock, with
+    # the answer after its encode ran on): a long capture holds no more than the encodes in
+    # flight, never every frame until its end.
+    task = asyncio.create_task(capture(browser, CaptureRequest(
+        url=page_server.base + "/canvas", width=640, height=360, frames=frames, fps=20,
+        clock=clock, frame_format="webp"), tmp_path))
+    seen: set[int] = set()  # how many frame files there were, polled as the capture goes on
+    while not task.done():
+        seen.add(len(list(tmp_path.glob("frame-*.webp"))))
+        await asyncio.sleep(0.01)
+    result = await task
+    assert result.from_canvas and len(result.frames) == frames
+    # Written all at once at the end, the count would jump from none to all.
+    assert any(0 < n <= frames // 2 for n in seen), sorted(seen)
