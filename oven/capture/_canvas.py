@@ -16,8 +16,8 @@ read-back and the browser process's encode (see oven.encode.frame_format_for).
 On the virtual clock every frame after the first is encoded with `toBlob` (the same encoder,
 on Chromium's encoder threads, of the canvas as it was at the call) while the page is stepped on
 to the next, at most three at a time (one from ~1 MP up); the bytes are handed over with later
-answers and the frames written in order at the end. The first is encoded at once, which shows
-the encoder takes the canvas's whole size.
+answers, and each frame is written, in order, once they are there. The first is encoded at
+once, which shows the encoder takes the canvas's whole size.
 
 It is only taken when nothing else could be in the picture. A probe in an isolated world (the
 page's scripts can neither see nor replace it, nor its toDataURL) checks that one canvas covers
