@@ -54,9 +54,11 @@ def test_sigterm_stops_everything_and_leaves_no_child_process(oven: OvenProcess)
     busy = [httpx.post(f"{oven.url}/grabs", timeout=10, json={
         **body, "format": "mp4", "frames": 40, "width": 320 + 16 * i}).json()["id"]
         for i in range(3)]
+    # Polled often: an encode of 40 small frames is a fraction of a second, and a poll of the
+    # three grabs at 0.1 s intervals once missed all three (fresh-clone run on e0afff6).
     wait_until("a grab to reach its encode",
                lambda: any(httpx.get(f"{oven.url}/grabs/{b}").json()["stage"] == "encode"
-                           for b in busy), timeout=30)
+                           for b in busy), timeout=30, interval=0.01)
     oven.remember_children()
     assert any("chromium" in " ".join(_cmd(p)) for p in oven.descendants)
     assert oven.stop() == 0  # stop() also asserts every descendant is gone
