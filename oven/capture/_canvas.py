@@ -60,8 +60,8 @@ MAX_PIXELS = 4_200_000  # 2560x1600, or 1280x800 at density 2
 # the screenshot (JPEG q90) are taken to show different pictures: the JPEG's blocks differ from
 # the exact ones by ~1-4; a box over the canvas moves its blocks by 30-200.
 _BLOCK = 8
-PIXEL_READS = ("video_frame", "image_data")  # how a WebP frame's pixels were read, for its box
 _MAX_BLOCK_DIFFERENCE = 16
+PIXEL_READS = ("video_frame", "image_data")  # how a WebP frame's pixels were read, for its box
 
 _PROBE_JS = r"""
 (() => {

@@ -78,7 +78,7 @@ PACED_FRAMES_JS = r"""
   Object.defineProperty(window, "__ovenPace", {
     value: Object.freeze({ hold, frame }),
   });
-  // The capturer's step sent with the canvas frame it takes next (see STEP_EVENTS).
+  // The capturer's step sent with the canvas frame it takes next (see Step).
   document.addEventListener("__oven-pace", (e) => { e.preventDefault(); frame(); });
 })();
 """
@@ -140,7 +140,7 @@ VIRTUAL_CLOCK_JS = r"""
   Object.defineProperty(window, "__ovenClock", {
     value: Object.freeze({ advance, now: () => now }),
   });
-  // The capturer's step sent with the canvas frame it takes next (see STEP_EVENTS).
+  // The capturer's step sent with the canvas frame it takes next (see Step).
   document.addEventListener("__oven-advance", (e) => {
     if (typeof e.detail === "number") { e.preventDefault(); advance(e.detail); }
   });
